@@ -1,0 +1,35 @@
+# DynMultiDep developer commands. `make test` works on a fresh machine: it
+# creates .venv, installs torch (TORCH_VERSION) and the project, then runs pytest.
+
+VENV ?= .venv
+PYTHON ?= python3
+TORCH_VERSION ?= 2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test test-slow lint format clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: install
+	$(PY) -m pytest -m slow -q
+
+lint: install
+	$(PY) -m ruff check src scripts tests
+	$(PY) -m ruff format --check src scripts tests
+
+format: install
+	$(PY) -m ruff format src scripts tests
+	$(PY) -m ruff check --fix src scripts tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info

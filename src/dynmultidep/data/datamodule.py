@@ -1,0 +1,266 @@
+"""One LightningDataModule for every corpus: D-Vlog, LMVD and their synthetic twins.
+
+Which vlogs go where:
+
+* ``train`` and ``valid`` folds: vlogs of ``train_gender``;
+* ``test`` fold: vlogs of ``test_gender`` (cross-gender grids train on one
+  gender and test on the other).
+
+Everything is read from disk once and kept in memory. Training batches come
+from :class:`LengthBucketSampler`; validation and test batches hold vlogs in
+ascending length. In distributed training the sampler shards batches across
+ranks itself, so the trainer needs ``use_distributed_sampler=False``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader
+
+from dynmultidep.data.corpora import get_corpus
+from dynmultidep.data.dataset import PadCollate, VlogDataset, random_crops
+from dynmultidep.data.normalization import FeatureStandardizer
+from dynmultidep.data.records import Record, normalize_gender, select_records
+from dynmultidep.data.sampler import LengthBucketSampler, padding_fraction
+from dynmultidep.data.synthetic import SyntheticSpec, generate_corpus, read_manifest
+from dynmultidep.data.vlogs import Vlog, load_vlogs
+from dynmultidep.errors import DataError
+
+log = logging.getLogger(__name__)
+
+_STAGE_FOLDS = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",)}
+
+
+class DepressionDataModule(L.LightningDataModule):
+    """Batches of vlogs for training and evaluation.
+
+    Args:
+        corpus: ``"dvlog"`` or ``"lmvd"``: the file layout under ``root``.
+        root: corpus folder.
+        train_gender: ``both``, ``m``/``male`` or ``f``/``female`` for the
+            train and valid folds; must be ``both`` for LMVD (no gender).
+        test_gender: the same, for the test fold.
+        batch_size: most vlogs in a training batch.
+        eval_batch_size: vlogs per validation/test batch (default ``batch_size``).
+        max_tokens: most ``vlogs x longest length`` in a training batch; bounds
+            memory and padding on long-tailed lengths (``None``: no bound).
+        bucket_ratio: longest/shortest length within a sampler bucket.
+        num_workers, pin_memory: passed to every DataLoader.
+        standardize: standardise each feature with train-fold statistics.
+        crop_attempts: random crops tried per training vlog (0 = off; the
+            published recipe uses 5).
+        crop_min_length: shortest crop kept (published: 500 D-Vlog, 400 LMVD).
+        synthetic: if given (``preset``, ``n``, ``length_scale``, ``seed``), a
+            synthetic corpus in ``corpus``'s layout is generated at ``root``
+            when that folder holds none.
+        seed: seeds the crops and the batch shuffling.
+        audio_dim, video_dim: optional; checked against the corpus's widths
+            (the configs state them so that model configs can read them).
+    """
+
+    def __init__(
+        self,
+        corpus: str = "dvlog",
+        root: str | Path = "data/synthetic_dvlog",
+        train_gender: str = "both",
+        test_gender: str = "both",
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        max_tokens: int | None = None,
+        bucket_ratio: float = 1.05,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        standardize: bool = True,
+        crop_attempts: int = 0,
+        crop_min_length: int = 500,
+        synthetic: dict | None = None,
+        seed: int = 0,
+        audio_dim: int | None = None,
+        video_dim: int | None = None,
+    ):
+        super().__init__()
+        self.spec = get_corpus(corpus)
+        for name, given, actual in (
+            ("audio_dim", audio_dim, self.spec.audio_dim),
+            ("video_dim", video_dim, self.spec.video_dim),
+        ):
+            if given is not None and given != actual:
+                raise ValueError(f"{name}={given} does not match corpus {corpus!r} ({actual})")
+        self.root = Path(root)
+        self.index_path = self.root / "labels.csv"
+        self.genders = {}
+        for key, value in (("train_gender", train_gender), ("test_gender", test_gender)):
+            gender = normalize_gender(value)
+            if gender is not None and not self.spec.has_gender:
+                raise DataError(
+                    self.index_path,
+                    f"{corpus} has no gender labels, so {key}={value!r} cannot be honoured; "
+                    "use 'both'",
+                )
+            self.genders[key] = gender
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.max_tokens = max_tokens
+        self.bucket_ratio = bucket_ratio
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.crop_attempts = crop_attempts
+        self.crop_min_length = crop_min_length
+        self.synthetic = None
+        if synthetic is not None:
+            layout = "dvlog" if corpus == "dvlog" else "lmvd"
+            self.synthetic = SyntheticSpec(layout=layout, **dict(synthetic))
+        self.seed = seed
+        self.standardizer = FeatureStandardizer() if standardize else None
+        self._records: list[Record] | None = None
+        self._folds: dict[str, list[Vlog]] = {}
+
+    # ------------------------------------------------------------------ data
+    @property
+    def audio_dim(self) -> int:
+        return self.spec.audio_dim
+
+    @property
+    def video_dim(self) -> int:
+        return self.spec.video_dim
+
+    def prepare_data(self) -> None:
+        """Generate the synthetic corpus if it is configured and absent."""
+        if self.synthetic is None:
+            return
+        if not self.index_path.is_file():
+            log.info("generating synthetic %s corpus at %s", self.spec.name, self.root)
+            try:
+                generate_corpus(self.synthetic, self.root)
+            except OSError:
+                if not self.index_path.is_file():  # not a concurrent generator finishing first
+                    raise
+        self._check_manifest()
+
+    def _check_manifest(self) -> None:
+        found = read_manifest(self.root)
+        wanted = self.synthetic.resolved()
+        if found is not None and any(found.get(k) != v for k, v in wanted.items()):
+            differing = ", ".join(
+                f"{k}={found.get(k)!r} (config: {v!r})" for k, v in wanted.items() if found.get(k) != v
+            )
+            raise DataError(
+                self.root / "synthetic.json",
+                f"this synthetic corpus was generated with {differing}; "
+                "delete the folder or point dataset.root elsewhere",
+            )
+
+    def records(self) -> list[Record]:
+        if self._records is None:
+            if not self.index_path.is_file():
+                hint = (
+                    "generate it with scripts/make_synthetic.py or set dataset.synthetic"
+                    if self.synthetic
+                    else f"set dataset.root to the {self.spec.name} corpus folder (see README)"
+                )
+                raise DataError(self.index_path, f"file not found; {hint}")
+            self._records = self.spec.read_index(self.root)
+        return self._records
+
+    def fold(self, name: str) -> list[Vlog]:
+        """The vlogs of fold ``name`` for its gender, loaded once."""
+        if name not in self._folds:
+            gender = self.genders["test_gender" if name == "test" else "train_gender"]
+            chosen = select_records(self.records(), name, gender, self.index_path)
+            self._folds[name] = load_vlogs(
+                chosen, self.spec.audio_dim, self.spec.video_dim, str(self.index_path)
+            )
+            labels = np.array([v.label for v in self._folds[name]])
+            log.info(
+                "%s %s: %d vlogs (%d depression, %d normal), gender %s",
+                self.spec.name, name, len(labels), labels.sum(), len(labels) - labels.sum(),
+                gender or "both",
+            )  # fmt: skip
+        return self._folds[name]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.synthetic is not None and not self.index_path.is_file():
+            self.prepare_data()  # setup without a Trainer (scripts, notebooks)
+        for name in _STAGE_FOLDS.get(stage or "", ("train", "valid", "test")):
+            self.fold(name)
+
+    def _collate(self) -> PadCollate:
+        if self.standardizer is not None and not self.standardizer.fitted:
+            self.standardizer.fit(self.fold("train"))
+        return PadCollate(self.standardizer)
+
+    # ----------------------------------------------------------- dataloaders
+    def train_dataset(self) -> VlogDataset:
+        vlogs = self.fold("train")
+        crops = []
+        if self.crop_attempts > 0:
+            rng = np.random.default_rng([self.seed, 7])
+            lengths = np.array([v.length for v in vlogs])
+            crops = random_crops(lengths, self.crop_attempts, self.crop_min_length, rng)
+        return VlogDataset(vlogs, crops)
+
+    def train_sampler(self, dataset: VlogDataset) -> LengthBucketSampler:
+        replicas, rank = 1, 0
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1:
+            replicas, rank = trainer.world_size, trainer.global_rank
+        return LengthBucketSampler(
+            dataset.lengths,
+            batch_size=self.batch_size,
+            max_tokens=self.max_tokens,
+            bucket_ratio=self.bucket_ratio,
+            shuffle=True,
+            seed=self.seed,
+            num_replicas=replicas,
+            rank=rank,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.train_dataset()
+        sampler = self.train_sampler(dataset)
+        random_order = np.random.default_rng(self.seed).permutation(len(dataset))
+        random_batches = [random_order[i : i + self.batch_size] for i in range(0, len(dataset), self.batch_size)]
+        log.info(
+            "train: %d items (%d vlogs + %d crops) in %d batches per epoch; padding is %.1f%% "
+            "of the padded tensor (random batches of %d: %.1f%%)",
+            len(dataset), len(dataset.vlogs), len(dataset) - len(dataset.vlogs), len(sampler),
+            100 * padding_fraction(sampler.batches(0), dataset.lengths), self.batch_size,
+            100 * padding_fraction(random_batches, dataset.lengths),
+        )  # fmt: skip
+        return self._loader(dataset, batch_sampler=sampler)
+
+    def fold_dataloader(self, name: str) -> DataLoader:
+        """Batches of fold ``name`` in ascending length, as for evaluation."""
+        vlogs = sorted(self.fold(name), key=lambda v: v.length)
+        return self._loader(VlogDataset(vlogs), batch_size=self.eval_batch_size, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.fold_dataloader("valid")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.fold_dataloader("test")
+
+    def _loader(self, dataset: VlogDataset, **kwargs) -> DataLoader:
+        return DataLoader(
+            dataset,
+            collate_fn=self._collate(),
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------ checkpoint
+    def state_dict(self) -> dict:
+        """Saved in every checkpoint: the training-fold feature statistics."""
+        if self.standardizer is None or not self.standardizer.fitted:
+            return {}
+        return {"standardizer": self.standardizer.state_dict()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "standardizer" in state_dict and self.standardizer is not None:
+            self.standardizer.load_state_dict(state_dict["standardizer"])

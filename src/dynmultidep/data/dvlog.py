@@ -1,0 +1,65 @@
+"""D-Vlog as released: ``labels.csv`` plus one folder of two arrays per vlog.
+
+Layout (``root/``)::
+
+    labels.csv             index,label,duration,gender,fold
+    {id}/{id}_acoustic.npy (T, 25)  eGeMAPS low-level descriptors, 1 row/s
+    {id}/{id}_visual.npy   (T, 136) 68 landmarks as x0..x67, y0..y67, 1 row/s
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dynmultidep.data.records import (
+    FOLDS,
+    GENDERS,
+    Record,
+    check_unique,
+    parse_choice,
+    read_table,
+)
+from dynmultidep.errors import DataError
+
+AUDIO_DIM = 25
+VIDEO_DIM = 136
+COLUMNS = ("index", "label", "duration", "gender", "fold")
+LABELS = {"depression": 1, "normal": 0}
+
+
+def audio_path(root: Path, vlog_id: str) -> Path:
+    return root / vlog_id / f"{vlog_id}_acoustic.npy"
+
+
+def video_path(root: Path, vlog_id: str) -> Path:
+    return root / vlog_id / f"{vlog_id}_visual.npy"
+
+
+def read_dvlog_index(root: str | Path) -> list[Record]:
+    """Parse ``root/labels.csv`` into records (arrays are not opened)."""
+    root = Path(root)
+    path = root / "labels.csv"
+    records = []
+    for line, row in read_table(path, COLUMNS):
+        vlog_id = row["index"]
+        if not vlog_id:
+            raise DataError(path, f"line {line}: empty index")
+        label = parse_choice(row["label"], tuple(LABELS), "label", path, line)
+        try:
+            float(row["duration"])
+        except ValueError:
+            raise DataError(
+                path, f"line {line}: duration {row['duration']!r} is not a number"
+            ) from None
+        records.append(
+            Record(
+                id=vlog_id,
+                label=LABELS[label],
+                fold=parse_choice(row["fold"], FOLDS, "fold", path, line),
+                gender=parse_choice(row["gender"], GENDERS, "gender", path, line),
+                audio_path=audio_path(root, vlog_id),
+                video_path=video_path(root, vlog_id),
+            )
+        )
+    check_unique(records, path)
+    return records

@@ -1,0 +1,101 @@
+"""Synthetic twins of D-Vlog and LMVD, in the corpora's own file layouts.
+
+The real corpora are licensed; these twins let the project train, test and
+benchmark out of the box. They match the published counts and length
+distribution, and their labels follow a planted temporal pattern (see
+:mod:`.signals`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from dynmultidep.data.synthetic.plan import PlannedVlog, plan_corpus
+from dynmultidep.data.synthetic.writers import LAYOUTS, WRITERS
+
+MANIFEST = "synthetic.json"
+GENERATOR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Preset:
+    n: int | None  # vlogs; None = the real corpus size
+    length_scale: float  # multiplies the real length distribution
+
+
+PRESETS = {
+    "full": Preset(n=None, length_scale=1.0),  # D-Vlog: 961 vlogs, real lengths
+    "small": Preset(n=160, length_scale=0.25),  # demos: trains in minutes on a CPU
+    "tiny": Preset(n=24, length_scale=0.05),  # unit tests
+}
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """Everything a synthetic corpus is a deterministic function of."""
+
+    layout: str = "dvlog"
+    preset: str = "small"
+    n: int | None = None  # overrides the preset's
+    length_scale: float | None = None  # overrides the preset's
+    seed: int = 0
+
+    def resolved(self) -> dict:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {self.layout!r}; use one of {', '.join(LAYOUTS)}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; use one of {', '.join(PRESETS)}")
+        preset = PRESETS[self.preset]
+        return {
+            "layout": self.layout,
+            "n": preset.n if self.n is None else int(self.n),
+            "length_scale": preset.length_scale if self.length_scale is None else float(self.length_scale),
+            "seed": int(self.seed),
+            "version": GENERATOR_VERSION,
+        }
+
+    def plan(self) -> list[PlannedVlog]:
+        spec = self.resolved()
+        corpus = "dvlog" if spec["layout"] == "dvlog" else "lmvd"
+        return plan_corpus(corpus, spec["n"], spec["seed"], spec["length_scale"])
+
+
+def generate_corpus(spec: SyntheticSpec, out: str | Path, force: bool = False) -> list[PlannedVlog]:
+    """Write the corpus described by ``spec`` to ``out``.
+
+    The files are written to a hidden sibling folder and moved into place at
+    the end, so ``out`` is either complete or absent, never half-written.
+
+    Raises:
+        FileExistsError: ``out`` is a non-empty folder and ``force`` is False.
+    """
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise FileExistsError(f"{out}: folder exists and is not empty (use --force to replace it)")
+    plan = spec.plan()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        WRITERS[spec.layout](partial, plan, spec.seed)
+        manifest = {**spec.resolved(), "preset": spec.preset}
+        (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return plan
+
+
+def read_manifest(root: str | Path) -> dict | None:
+    path = Path(root) / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+__all__ = ["PRESETS", "LAYOUTS", "Preset", "SyntheticSpec", "generate_corpus", "read_manifest", "asdict"]

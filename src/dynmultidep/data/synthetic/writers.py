@@ -1,0 +1,143 @@
+"""Writing a planned synthetic corpus in the corpora's own file layouts.
+
+* ``dvlog``: D-Vlog as released (float64 arrays, ``labels.csv`` with
+  ``index,label,duration,gender,fold``).
+* ``lmvd``: LMVD prepared (what ``scripts/prepare_lmvd.py`` writes).
+* ``lmvd-release``: LMVD as released (VGGish ``.npy``, OpenFace CSVs at
+  30 fps, one label file per vlog), plus ``split.csv`` in the format of the
+  common 8:1:1 split file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from dynmultidep.data import dvlog, lmvd
+from dynmultidep.data.arrays import save_array_atomic, write_text_atomic
+from dynmultidep.data.lmvd_prepare import LABEL_SUFFIX
+from dynmultidep.data.openface import FRAMES_PER_STEP, standardize_rows
+from dynmultidep.data.synthetic.plan import PlannedVlog
+from dynmultidep.data.synthetic.signals import VlogStreams, draw_streams, landmark_rows
+
+LAYOUTS = ("dvlog", "lmvd", "lmvd-release")
+DVLOG_LABELS = {1: "depression", 0: "normal"}
+# D-Vlog: 14 of 961 vlogs have modalities of different length, 12 by one row
+# and 2 by about 25 rows.
+MISMATCH_SHARE = 14 / 961
+
+
+def _modality_steps(plan: Sequence[PlannedVlog], layout: str, rng: np.random.Generator):
+    """``(audio_steps, video_steps)`` per vlog; the shorter equals the plan's length."""
+    steps = []
+    if layout == "dvlog":
+        n_mismatch = max(1, round(MISMATCH_SHARE * len(plan)))
+        chosen = set(rng.choice(len(plan), n_mismatch, replace=False).tolist())
+        big = set(sorted(chosen)[: max(1, round(n_mismatch / 7))])
+        for i, vlog in enumerate(plan):
+            extra = 0
+            if i in chosen:
+                extra = int(rng.integers(20, 31)) if i in big else 1
+            audio_longer = rng.random() < 0.5
+            steps.append((vlog.length + extra * audio_longer, vlog.length + extra * (not audio_longer)))
+    else:
+        # VGGish windows of 0.96 s against 1 s frames: audio has ~4% more rows.
+        for vlog in plan:
+            steps.append((vlog.length + int(np.ceil(vlog.length / 24)), vlog.length))
+    return steps
+
+
+def _draw(plan, layout, seed, audio_dim):
+    rng = np.random.default_rng([seed, 1])
+    for i, (vlog, (audio_steps, video_steps)) in enumerate(
+        zip(plan, _modality_steps(plan, layout, rng), strict=True)
+    ):
+        vlog_rng = np.random.default_rng([seed, 2, i])
+        yield vlog, draw_streams(vlog_rng, vlog.label, audio_steps, video_steps, audio_dim), vlog_rng
+
+
+def _duration(vlog_rng: np.random.Generator, length: int) -> str:
+    """A duration as D-Vlog writes it: two decimals, a few with float noise."""
+    cents = int(vlog_rng.integers(0, 100))
+    if vlog_rng.random() < 0.02:
+        return repr(length + (cents - 2) / 100 + 0.02)  # e.g. 154.92000000000002
+    return f"{length + cents / 100:.2f}"
+
+
+def write_dvlog(root: Path, plan: Sequence[PlannedVlog], seed: int) -> None:
+    lines = [",".join(dvlog.COLUMNS)]
+    for vlog, streams, vlog_rng in _draw(plan, "dvlog", seed, dvlog.AUDIO_DIM):
+        save_array_atomic(dvlog.audio_path(root, vlog.id), streams.audio.astype(np.float64))
+        save_array_atomic(dvlog.video_path(root, vlog.id), landmark_rows(streams.landmarks))
+        duration = _duration(vlog_rng, vlog.length)
+        lines.append(f"{vlog.id},{DVLOG_LABELS[vlog.label]},{duration},{vlog.gender},{vlog.fold}")
+    write_text_atomic(root / "labels.csv", "\n".join(lines) + "\n")
+
+
+def _split_lines(plan: Sequence[PlannedVlog]) -> str:
+    lines = [",".join(lmvd.COLUMNS)] + [f"{v.id},{v.label},{v.fold}" for v in plan]
+    return "\n".join(lines) + "\n"
+
+
+def write_lmvd(root: Path, plan: Sequence[PlannedVlog], seed: int) -> None:
+    for vlog, streams, _ in _draw(plan, "lmvd", seed, lmvd.AUDIO_DIM):
+        visual = standardize_rows(landmark_rows(streams.landmarks)).astype(np.float32)
+        save_array_atomic(lmvd.audio_path(root, vlog.id), streams.audio.astype(np.float32))
+        save_array_atomic(lmvd.video_path(root, vlog.id), visual)
+    write_text_atomic(root / "labels.csv", _split_lines(plan))
+
+
+# OpenFace columns written around the landmarks; look-alike names (eye_lmk_x_0,
+# X_0) are there on purpose: a reader must pick x_i/y_i by exact name.
+_OPENFACE_BEFORE = (
+    "frame", "face_id", "timestamp", "confidence", "success",
+    "gaze_0_x", "gaze_0_y", "gaze_0_z", "eye_lmk_x_0", "eye_lmk_x_1", "eye_lmk_y_0",
+    "eye_lmk_y_1", "pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx",
+)  # fmt: skip
+_OPENFACE_AFTER = ("X_0", "X_1", "Y_0", "Y_1", "Z_0", "Z_1", "AU01_r", "AU02_r", "AU01_c")
+
+
+def openface_table(streams: VlogStreams, rng: np.random.Generator) -> tuple[str, np.ndarray]:
+    """Header and ``(frames, columns)`` values of an OpenFace CSV at 30 fps.
+
+    Frame ``30 k + 1`` holds exactly the landmarks of step ``k``; frames in
+    between add a little jitter.
+    """
+    steps = len(streams.landmarks)
+    frames = steps * FRAMES_PER_STEP
+    step_of_frame = np.arange(frames) // FRAMES_PER_STEP
+    rows = landmark_rows(streams.landmarks)[step_of_frame]
+    found = streams.face_found[step_of_frame]
+    in_between = (np.arange(frames) % FRAMES_PER_STEP != 0) & found
+    rows[in_between] += 0.3 * rng.standard_normal((int(in_between.sum()), rows.shape[1]))
+    before = np.column_stack([
+        np.arange(1, frames + 1),  # frame
+        np.zeros(frames),  # face_id
+        np.arange(frames) / FRAMES_PER_STEP,  # timestamp
+        np.where(found, rng.uniform(0.85, 0.98, frames), 0.0),  # confidence
+        found.astype(float),  # success
+        rng.standard_normal((frames, len(_OPENFACE_BEFORE) - 5)) * found[:, None],
+    ])  # fmt: skip
+    after = rng.standard_normal((frames, len(_OPENFACE_AFTER))) * found[:, None]
+    header = ", ".join((*_OPENFACE_BEFORE, *(f"x_{i}" for i in range(68)),
+                        *(f"y_{i}" for i in range(68)), *_OPENFACE_AFTER))  # fmt: skip
+    return header, np.hstack([before, rows, after])
+
+
+def write_lmvd_release(root: Path, plan: Sequence[PlannedVlog], seed: int) -> None:
+    for i, (vlog, streams, vlog_rng) in enumerate(_draw(plan, "lmvd", seed, lmvd.AUDIO_DIM)):
+        save_array_atomic(root / "Audio_feature" / f"{vlog.id}.npy", streams.audio.astype(np.float32))
+        header, table = openface_table(streams, vlog_rng)
+        sub = "Video_feature/part2" if i % 2 else "Video_feature"  # the release nests some
+        fmt = ["%d", "%d", "%.3f", "%.2f", "%d"] + ["%.3f"] * (table.shape[1] - 5)
+        path = root / sub / f"{vlog.id}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w") as handle:
+            np.savetxt(handle, table, fmt=fmt, delimiter=", ", header=header, comments="")
+        write_text_atomic(root / "label" / f"{vlog.id}{LABEL_SUFFIX}", f"{vlog.label}\r\n")
+    write_text_atomic(root / "split.csv", _split_lines(plan))
+
+
+WRITERS = {"dvlog": write_dvlog, "lmvd": write_lmvd, "lmvd-release": write_lmvd_release}

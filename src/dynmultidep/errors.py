@@ -1,0 +1,25 @@
+"""Error types of the project.
+
+Every problem with input files is a :class:`DataError` whose one-line message
+starts with the offending file, so a user can find and fix it without a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DynMultiDepError(Exception):
+    """Base class of the errors this project raises on purpose."""
+
+
+class DataError(DynMultiDepError, ValueError):
+    """A corpus file is missing, malformed or inconsistent.
+
+    ``str(err)`` is ``"<path>: <problem>"`` on a single line.
+    """
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = Path(path)
+        self.problem = " ".join(str(problem).split())  # always one line
+        super().__init__(f"{self.path}: {self.problem}")
