@@ -29,17 +29,29 @@ from dynmultidep.data.synthetic.plan import (
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--layout", required=True, choices=LAYOUTS)
     parser.add_argument("--out", required=True, help="folder to create")
-    parser.add_argument("--preset", default="small", choices=list(PRESETS),
-                        help="full: real corpus size and lengths; small: demos; tiny: tests")
-    parser.add_argument("--n", type=int, default=None, help="number of vlogs (overrides the preset)")
-    parser.add_argument("--length-scale", type=float, default=None,
-                        help="multiplies the real length distribution (overrides the preset)")
+    parser.add_argument(
+        "--preset",
+        default="small",
+        choices=list(PRESETS),
+        help="full: real corpus size and lengths; small: demos; tiny: tests",
+    )
+    parser.add_argument(
+        "--n", type=int, default=None, help="number of vlogs (overrides the preset)"
+    )
+    parser.add_argument(
+        "--length-scale",
+        type=float,
+        default=None,
+        help="multiplies the real length distribution (overrides the preset)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="replace a non-empty --out")
-    return parser.parse_args(argv)  # fmt: skip
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,8 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column(column, justify="right" if column in ("count", "real corpus") else "left")
     for key, real in reference.items():
         fold, label, gender = key
-        table.add_row(fold, "depression" if label else "normal", gender or "-",
-                      str(counts.get(key, 0)), str(real))  # fmt: skip
+        table.add_row(
+            fold,
+            "depression" if label else "normal",
+            gender or "-",
+            str(counts.get(key, 0)),
+            str(real),
+        )
     console.print(table)
 
     stats = length_stats(np.array([v.length for v in plan]))

@@ -20,29 +20,44 @@ from dynmultidep.data.lmvd_prepare import prepare_lmvd
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--release", required=True, help="folder with Audio_feature/, Video_feature/, label/")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--release", required=True, help="folder with Audio_feature/, Video_feature/, label/"
+    )
     parser.add_argument("--out", required=True, help="prepared corpus folder")
     parser.add_argument("--split-file", default=None, help="CSV with header index,label,fold")
     parser.add_argument("--seed", type=int, default=0, help="seed of the stratified split")
-    parser.add_argument("--ratios", type=float, nargs=3, default=(0.8, 0.1, 0.1),
-                        metavar=("TRAIN", "VALID", "TEST"))
+    parser.add_argument(
+        "--ratios", type=float, nargs=3, default=(0.8, 0.1, 0.1), metavar=("TRAIN", "VALID", "TEST")
+    )
     parser.add_argument("--workers", type=int, default=1, help="processes parsing CSVs")
     parser.add_argument("--force", action="store_true", help="rewrite existing outputs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser.parse_args(argv)  # fmt: skip
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    columns = (
+        *Progress.get_default_columns()[:1],
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, disable=args.quiet) as progress:
         task = progress.add_task("preparing LMVD", total=None)
         counts = prepare_lmvd(
-            args.release, args.out, split_file=args.split_file, seed=args.seed,
-            ratios=args.ratios, force=args.force, workers=args.workers,
+            args.release,
+            args.out,
+            split_file=args.split_file,
+            seed=args.seed,
+            ratios=args.ratios,
+            force=args.force,
+            workers=args.workers,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
-        )  # fmt: skip
+        )
     print(
         f"{args.out}: {counts['written']} vlogs written, {counts['skipped']} already done; "
         f"train {counts['train']}, valid {counts['valid']}, test {counts['test']}"

@@ -55,7 +55,9 @@ def write_lmvd(root: Path, vlogs: list[HandVlog], seed: int = 0) -> Path:
     (root / "visual").mkdir(parents=True, exist_ok=True)
     lines = ["index,label,fold"]
     for v in vlogs:
-        np.save(root / "audio" / f"{v.id}.npy", rng.normal(size=(v.audio_steps, 128)).astype(np.float32))
+        np.save(
+            root / "audio" / f"{v.id}.npy", rng.normal(size=(v.audio_steps, 128)).astype(np.float32)
+        )
         visual = rng.normal(size=(v.video_steps, 136)).astype(np.float32)
         np.save(root / "visual" / f"{v.id}_visual.npy", visual)
         lines.append(f"{v.id},{int(v.label == 'depression')},{v.fold}")

@@ -7,8 +7,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import HandVlog, write_dvlog, write_lmvd
 
+from conftest import HandVlog, write_dvlog, write_lmvd
 from dynmultidep.data import DepressionDataModule
 from dynmultidep.data.dvlog import read_dvlog_index
 from dynmultidep.data.lmvd import read_lmvd_index
@@ -32,7 +32,15 @@ def test_dvlog_counts_per_fold_and_gender_match_the_index(synthetic_corpus):
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("both", None), ("all", None), (None, None), ("m", "m"), ("Male", "m"), ("f", "f"), ("female", "f")],
+    [
+        ("both", None),
+        ("all", None),
+        (None, None),
+        ("m", "m"),
+        ("Male", "m"),
+        ("f", "f"),
+        ("female", "f"),
+    ],
 )
 def test_gender_selection_accepts_aliases(given, expected):
     assert normalize_gender(given) == expected
@@ -94,8 +102,10 @@ def test_modalities_are_truncated_to_the_shorter_with_one_warning(tmp_path, capl
 
 
 def test_all_zero_rows_are_data_not_padding(tmp_path):
-    root = write_dvlog(tmp_path, [HandVlog("0", audio_steps=6, video_steps=6),
-                                  HandVlog("1", audio_steps=9, video_steps=9)])  # fmt: skip
+    root = write_dvlog(
+        tmp_path,
+        [HandVlog("0", audio_steps=6, video_steps=6), HandVlog("1", audio_steps=9, video_steps=9)],
+    )
     visual = np.load(root / "0" / "0_visual.npy")
     visual[2:4] = 0.0  # no face found in two frames
     visual[-1] = 0.0  # ... including the last one

@@ -50,7 +50,8 @@ def check_features(array: np.ndarray, width: int, path: str | Path) -> np.ndarra
         raise DataError(path, "has no rows (T = 0)")
     if array.dtype.kind not in "fiub":
         raise DataError(path, f"has dtype {array.dtype}, expected real numbers")
-    array = np.ascontiguousarray(array, dtype=np.float32)
+    with np.errstate(over="ignore"):  # overflow to Inf is reported just below
+        array = np.ascontiguousarray(array, dtype=np.float32)
     finite = np.isfinite(array)
     if not finite.all():
         bad_rows = np.flatnonzero(~finite.all(axis=1))

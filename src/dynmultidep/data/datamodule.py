@@ -146,7 +146,9 @@ class DepressionDataModule(L.LightningDataModule):
         wanted = self.synthetic.resolved()
         if found is not None and any(found.get(k) != v for k, v in wanted.items()):
             differing = ", ".join(
-                f"{k}={found.get(k)!r} (config: {v!r})" for k, v in wanted.items() if found.get(k) != v
+                f"{k}={found.get(k)!r} (config: {v!r})"
+                for k, v in wanted.items()
+                if found.get(k) != v
             )
             raise DataError(
                 self.root / "synthetic.json",
@@ -177,9 +179,13 @@ class DepressionDataModule(L.LightningDataModule):
             labels = np.array([v.label for v in self._folds[name]])
             log.info(
                 "%s %s: %d vlogs (%d depression, %d normal), gender %s",
-                self.spec.name, name, len(labels), labels.sum(), len(labels) - labels.sum(),
+                self.spec.name,
+                name,
+                len(labels),
+                labels.sum(),
+                len(labels) - labels.sum(),
                 gender or "both",
-            )  # fmt: skip
+            )
         return self._folds[name]
 
     def setup(self, stage: str | None = None) -> None:
@@ -223,14 +229,20 @@ class DepressionDataModule(L.LightningDataModule):
         dataset = self.train_dataset()
         sampler = self.train_sampler(dataset)
         random_order = np.random.default_rng(self.seed).permutation(len(dataset))
-        random_batches = [random_order[i : i + self.batch_size] for i in range(0, len(dataset), self.batch_size)]
+        random_batches = [
+            random_order[i : i + self.batch_size] for i in range(0, len(dataset), self.batch_size)
+        ]
         log.info(
             "train: %d items (%d vlogs + %d crops) in %d batches per epoch; padding is %.1f%% "
             "of the padded tensor (random batches of %d: %.1f%%)",
-            len(dataset), len(dataset.vlogs), len(dataset) - len(dataset.vlogs), len(sampler),
-            100 * padding_fraction(sampler.batches(0), dataset.lengths), self.batch_size,
+            len(dataset),
+            len(dataset.vlogs),
+            len(dataset) - len(dataset.vlogs),
+            len(sampler),
+            100 * padding_fraction(sampler.batches(0), dataset.lengths),
+            self.batch_size,
             100 * padding_fraction(random_batches, dataset.lengths),
-        )  # fmt: skip
+        )
         return self._loader(dataset, batch_sampler=sampler)
 
     def fold_dataloader(self, name: str) -> DataLoader:

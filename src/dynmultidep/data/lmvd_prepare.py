@@ -70,14 +70,18 @@ def scan_release(release: str | Path) -> list[ReleaseItem]:
     videos: dict[str, Path] = {}
     for path in sorted(dirs["Video_feature"].rglob("*.csv")):
         if path.stem in videos:
-            raise DataError(path, f"second OpenFace CSV for id {path.stem!r} (first: {videos[path.stem]})")
+            raise DataError(
+                path, f"second OpenFace CSV for id {path.stem!r} (first: {videos[path.stem]})"
+            )
         videos[path.stem] = path
     items = []
     for path in sorted(dirs["label"].glob(f"*{LABEL_SUFFIX}")):
         vlog_id = path.name[: -len(LABEL_SUFFIX)]
         audio = dirs["Audio_feature"] / f"{vlog_id}.npy"
         if not audio.is_file():
-            raise DataError(audio, f"missing: id {vlog_id!r} has a label file but no audio features")
+            raise DataError(
+                audio, f"missing: id {vlog_id!r} has a label file but no audio features"
+            )
         if vlog_id not in videos:
             raise DataError(
                 dirs["Video_feature"] / f"{vlog_id}.csv",
@@ -112,7 +116,9 @@ def read_split_file(path: str | Path, items: Sequence[ReleaseItem]) -> dict[str,
         folds[vlog_id] = parse_choice(row["fold"], FOLDS, "fold", path, line)
     left_out = len(labels) - len(folds)
     if left_out:
-        log.warning("%s: %d release vlogs are not in the split file and are skipped", path, left_out)
+        log.warning(
+            "%s: %d release vlogs are not in the split file and are skipped", path, left_out
+        )
     return folds
 
 
@@ -122,7 +128,9 @@ def stratified_split(
     """``id -> fold``, each label split by ``ratios`` (train, valid, test)."""
     ratios = np.asarray(ratios, dtype=float)
     if ratios.shape != (3,) or (ratios < 0).any() or abs(ratios.sum() - 1.0) > 1e-6:
-        raise ValueError(f"ratios must be three non-negative numbers summing to 1, got {list(ratios)}")
+        raise ValueError(
+            f"ratios must be three non-negative numbers summing to 1, got {list(ratios)}"
+        )
     rng = np.random.default_rng(seed)
     folds = {}
     for label in (0, 1):
@@ -131,7 +139,9 @@ def stratified_split(
         n_train = round(ratios[0] * len(ids))
         n_valid = round(ratios[1] * len(ids))
         for i, vlog_id in enumerate(ids):
-            folds[vlog_id] = "train" if i < n_train else "valid" if i < n_train + n_valid else "test"
+            folds[vlog_id] = (
+                "train" if i < n_train else "valid" if i < n_train + n_valid else "test"
+            )
     return folds
 
 
@@ -165,7 +175,9 @@ def prepare_lmvd(
     """
     out = Path(out)
     items = scan_release(release)
-    folds = read_split_file(split_file, items) if split_file else stratified_split(items, ratios, seed)
+    folds = (
+        read_split_file(split_file, items) if split_file else stratified_split(items, ratios, seed)
+    )
     items = [item for item in items if item.id in folds]
     written = 0
     if workers > 1:

@@ -75,9 +75,7 @@ def read_table(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, dict[s
                     continue  # blank line
                 line = reader.line_num
                 if len(row) < len(header):
-                    raise DataError(
-                        path, f"line {line}: {len(row)} fields, expected {len(header)}"
-                    )
+                    raise DataError(path, f"line {line}: {len(row)} fields, expected {len(header)}")
                 yield line, {name: row[i].strip() for name, i in where.items()}
     except UnicodeDecodeError as err:
         raise DataError(path, f"not UTF-8 text ({err.reason})") from None

@@ -48,7 +48,8 @@ def load_vlogs(
         for path in (record.audio_path, record.video_path):
             if not path.is_file():
                 raise DataError(
-                    path, f"missing: vlog {record.id!r} is listed in {index_name} but has no such file"
+                    path,
+                    f"missing: vlog {record.id!r} is listed in {index_name} but has no such file",
                 )
         audio = load_features(record.audio_path, audio_dim)
         video = load_features(record.video_path, video_dim)

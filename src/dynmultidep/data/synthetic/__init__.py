@@ -54,7 +54,9 @@ class SyntheticSpec:
         return {
             "layout": self.layout,
             "n": preset.n if self.n is None else int(self.n),
-            "length_scale": preset.length_scale if self.length_scale is None else float(self.length_scale),
+            "length_scale": preset.length_scale
+            if self.length_scale is None
+            else float(self.length_scale),
             "seed": int(self.seed),
             "version": GENERATOR_VERSION,
         }
@@ -98,4 +100,12 @@ def read_manifest(root: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-__all__ = ["PRESETS", "LAYOUTS", "Preset", "SyntheticSpec", "generate_corpus", "read_manifest", "asdict"]
+__all__ = [
+    "PRESETS",
+    "LAYOUTS",
+    "Preset",
+    "SyntheticSpec",
+    "generate_corpus",
+    "read_manifest",
+    "asdict",
+]

@@ -23,8 +23,8 @@ import numpy as np
 
 EPISODES = {0: 0.8, 1: 4.0}  # mean episode count per vlog, by label
 EPISODE_STEPS = (8, 20)  # shortest and longest episode
-AUDIO_AMPLITUDE = 1.5  # in units of each descriptor's noise scale
-MOUTH_AMPLITUDE = 0.25  # lip opening, in units of half the face width
+AUDIO_AMPLITUDE = 2.5  # in units of each descriptor's noise scale
+MOUTH_AMPLITUDE = 0.35  # lip opening, in units of half the face width
 PATTERN_FEATURES = 6  # acoustic descriptors an episode moves
 NO_FACE_PROBABILITY = 0.3  # share of vlogs with runs of no-face frames
 N_LANDMARKS = 68
@@ -48,6 +48,7 @@ def _feature_table(dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _face_template() -> np.ndarray:
     """``(68, 2)`` landmarks of a frontal face in units of half its width
     (x to the right, y down), in the usual 68-point order."""
+
     def arc(cx, cy, rx, ry, start, stop, count):
         t = np.linspace(start, stop, count)
         return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], axis=1)
@@ -119,8 +120,8 @@ def draw_streams(
         if channel < 0.2 or channel >= 0.4:
             audio[start : start + length] += AUDIO_AMPLITUDE * np.outer(wave, direction * scales)
         if channel >= 0.2:
-            offsets[start : start + length, MOUTH, 1] += (
-                MOUTH_AMPLITUDE * np.outer(wave, MOUTH_OPENING)
+            offsets[start : start + length, MOUTH, 1] += MOUTH_AMPLITUDE * np.outer(
+                wave, MOUTH_OPENING
             )
 
     landmarks = centre + half_width * zoom[:, :, None] * offsets + head[:, None, :]
@@ -144,4 +145,3 @@ def draw_streams(
 def landmark_rows(landmarks: np.ndarray) -> np.ndarray:
     """``(T, 68, 2)`` -> ``(T, 136)`` in block order ``x0..x67, y0..y67``."""
     return np.concatenate([landmarks[..., 0], landmarks[..., 1]], axis=1)
-

@@ -41,7 +41,9 @@ def _modality_steps(plan: Sequence[PlannedVlog], layout: str, rng: np.random.Gen
             if i in chosen:
                 extra = int(rng.integers(20, 31)) if i in big else 1
             audio_longer = rng.random() < 0.5
-            steps.append((vlog.length + extra * audio_longer, vlog.length + extra * (not audio_longer)))
+            steps.append(
+                (vlog.length + extra * audio_longer, vlog.length + extra * (not audio_longer))
+            )
     else:
         # VGGish windows of 0.96 s against 1 s frames: audio has ~4% more rows.
         for vlog in plan:
@@ -55,7 +57,11 @@ def _draw(plan, layout, seed, audio_dim):
         zip(plan, _modality_steps(plan, layout, rng), strict=True)
     ):
         vlog_rng = np.random.default_rng([seed, 2, i])
-        yield vlog, draw_streams(vlog_rng, vlog.label, audio_steps, video_steps, audio_dim), vlog_rng
+        yield (
+            vlog,
+            draw_streams(vlog_rng, vlog.label, audio_steps, video_steps, audio_dim),
+            vlog_rng,
+        )
 
 
 def _duration(vlog_rng: np.random.Generator, length: int) -> str:
@@ -92,10 +98,23 @@ def write_lmvd(root: Path, plan: Sequence[PlannedVlog], seed: int) -> None:
 # OpenFace columns written around the landmarks; look-alike names (eye_lmk_x_0,
 # X_0) are there on purpose: a reader must pick x_i/y_i by exact name.
 _OPENFACE_BEFORE = (
-    "frame", "face_id", "timestamp", "confidence", "success",
-    "gaze_0_x", "gaze_0_y", "gaze_0_z", "eye_lmk_x_0", "eye_lmk_x_1", "eye_lmk_y_0",
-    "eye_lmk_y_1", "pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx",
-)  # fmt: skip
+    "frame",
+    "face_id",
+    "timestamp",
+    "confidence",
+    "success",
+    "gaze_0_x",
+    "gaze_0_y",
+    "gaze_0_z",
+    "eye_lmk_x_0",
+    "eye_lmk_x_1",
+    "eye_lmk_y_0",
+    "eye_lmk_y_1",
+    "pose_Tx",
+    "pose_Ty",
+    "pose_Tz",
+    "pose_Rx",
+)
 _OPENFACE_AFTER = ("X_0", "X_1", "Y_0", "Y_1", "Z_0", "Z_1", "AU01_r", "AU02_r", "AU01_c")
 
 
@@ -112,23 +131,33 @@ def openface_table(streams: VlogStreams, rng: np.random.Generator) -> tuple[str,
     found = streams.face_found[step_of_frame]
     in_between = (np.arange(frames) % FRAMES_PER_STEP != 0) & found
     rows[in_between] += 0.3 * rng.standard_normal((int(in_between.sum()), rows.shape[1]))
-    before = np.column_stack([
-        np.arange(1, frames + 1),  # frame
-        np.zeros(frames),  # face_id
-        np.arange(frames) / FRAMES_PER_STEP,  # timestamp
-        np.where(found, rng.uniform(0.85, 0.98, frames), 0.0),  # confidence
-        found.astype(float),  # success
-        rng.standard_normal((frames, len(_OPENFACE_BEFORE) - 5)) * found[:, None],
-    ])  # fmt: skip
+    before = np.column_stack(
+        [
+            np.arange(1, frames + 1),  # frame
+            np.zeros(frames),  # face_id
+            np.arange(frames) / FRAMES_PER_STEP,  # timestamp
+            np.where(found, rng.uniform(0.85, 0.98, frames), 0.0),  # confidence
+            found.astype(float),  # success
+            rng.standard_normal((frames, len(_OPENFACE_BEFORE) - 5)) * found[:, None],
+        ]
+    )
     after = rng.standard_normal((frames, len(_OPENFACE_AFTER))) * found[:, None]
-    header = ", ".join((*_OPENFACE_BEFORE, *(f"x_{i}" for i in range(68)),
-                        *(f"y_{i}" for i in range(68)), *_OPENFACE_AFTER))  # fmt: skip
+    header = ", ".join(
+        (
+            *_OPENFACE_BEFORE,
+            *(f"x_{i}" for i in range(68)),
+            *(f"y_{i}" for i in range(68)),
+            *_OPENFACE_AFTER,
+        )
+    )
     return header, np.hstack([before, rows, after])
 
 
 def write_lmvd_release(root: Path, plan: Sequence[PlannedVlog], seed: int) -> None:
     for i, (vlog, streams, vlog_rng) in enumerate(_draw(plan, "lmvd", seed, lmvd.AUDIO_DIM)):
-        save_array_atomic(root / "Audio_feature" / f"{vlog.id}.npy", streams.audio.astype(np.float32))
+        save_array_atomic(
+            root / "Audio_feature" / f"{vlog.id}.npy", streams.audio.astype(np.float32)
+        )
         header, table = openface_table(streams, vlog_rng)
         sub = "Video_feature/part2" if i % 2 else "Video_feature"  # the release nests some
         fmt = ["%d", "%d", "%.3f", "%.2f", "%d"] + ["%.3f"] * (table.shape[1] - 5)
