@@ -1,0 +1,142 @@
+"""The selective scan of Mamba, exact and fast, with selectable backends.
+
+Backends (``backend=``):
+
+* ``reference``: :func:`selective_scan_reference`, a plain sequential loop.
+* ``fused``: numba-compiled CPU kernels (:mod:`.cpu_kernel`), forward and
+  backward, fp32, agreeing with the reference to fp32 rounding.
+* ``cuda``: ``mamba_ssm``'s CUDA kernels, when that optional package is installed.
+* ``auto`` (default): ``fused`` on CPU, ``cuda`` on a GPU when ``mamba_ssm``
+  imports, else ``reference``.
+
+Arithmetic is fp32 whatever the input dtype (autocast is switched off
+inside), and the output takes the dtype of ``u``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+
+import torch
+from torch import Tensor
+
+from dynmultidep.models.ssm.reference import selective_scan_reference
+
+BACKENDS = ("auto", "reference", "fused", "cuda")
+
+
+@functools.cache
+def fused_available() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+@functools.cache
+def _mamba_ssm_scan():
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+    except Exception:  # not installed, or built for another CUDA/torch
+        return None
+    return selective_scan_fn
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """The concrete backend ``backend`` means for tensors on ``device``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown scan backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    on_gpu = device.type == "cuda"
+    if backend == "auto":
+        if on_gpu:
+            return "cuda" if _mamba_ssm_scan() is not None else "reference"
+        return "fused" if fused_available() else "reference"
+    if backend == "fused" and (on_gpu or not fused_available()):
+        raise ValueError("scan backend 'fused' needs CPU tensors and the numba package")
+    if backend == "cuda" and (not on_gpu or _mamba_ssm_scan() is None):
+        raise ValueError("scan backend 'cuda' needs CUDA tensors and the mamba-ssm package")
+    return backend
+
+
+def selective_scan(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    backend: str = "auto",
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Selective scan in ``mamba_ssm``'s layout and semantics (real ``A``).
+
+    Args:
+        u, delta, z: ``(batch, d_inner, L)``.
+        A: ``(d_inner, N)``.
+        B, C: ``(batch, N, L)``.
+        D, delta_bias: ``(d_inner,)``.
+
+    Returns:
+        ``y: (batch, d_inner, L)`` in ``u``'s dtype; with ``return_last_state``
+        also the final state ``(batch, d_inner, N)`` in fp32.
+    """
+    return _scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
+                 backend, channels_last=False)  # fmt: skip
+
+
+def selective_scan_channels_last(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    backend: str = "auto",
+) -> Tensor | tuple[Tensor, Tensor]:
+    """:func:`selective_scan` with sequences as ``u, delta, z: (batch, L, d_inner)``
+    and ``B, C: (batch, L, N)``, the layout Mamba blocks compute in."""
+    return _scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
+                 backend, channels_last=True)  # fmt: skip
+
+
+def _scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, backend,
+          channels_last):  # fmt: skip
+    backend = resolve_backend(backend, u.device)
+    dtype = u.dtype
+    with torch.autocast(device_type=u.device.type, enabled=False):
+        if backend == "fused":
+            from dynmultidep.models.ssm.fused import fused_scan
+
+            y, last = fused_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, channels_last)
+        else:
+            if channels_last:  # the other backends work in mamba_ssm's layout
+                u, delta, B, C = (x.transpose(1, 2) for x in (u, delta, B, C))
+                z = None if z is None else z.transpose(1, 2)
+            if backend == "cuda":
+                u, delta, B, C = (x.contiguous() for x in (u, delta, B, C))
+                z = None if z is None else z.contiguous()
+                scan = _mamba_ssm_scan()
+                A, D = A.float(), None if D is None else D.float()
+                delta_bias = None if delta_bias is None else delta_bias.float()
+            else:
+                scan = selective_scan_reference
+            y, last = scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, True)
+            if channels_last:
+                y = y.transpose(1, 2)
+    y = y.to(dtype)
+    return (y, last.float()) if return_last_state else y
+
+
+__all__ = [
+    "BACKENDS",
+    "fused_available",
+    "resolve_backend",
+    "selective_scan",
+    "selective_scan_channels_last",
+    "selective_scan_reference",
+]

@@ -1,0 +1,118 @@
+"""Autograd wrapper of the fused CPU kernels."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+CHUNK = 64  # steps per tile; the backward pass recomputes one chunk's states at a time
+
+
+def _array(x: Tensor):
+    return x.detach().numpy()
+
+
+class FusedScan(torch.autograd.Function):
+    """``out, last = FusedScan.apply(u, delta, A, B, C, D, z, delta_bias,
+    delta_softplus, channels_last)`` on fp32 contiguous CPU tensors.
+
+    With ``channels_last``: ``u, delta, z: (batch, L, d_inner)`` and
+    ``B, C: (batch, L, N)``; otherwise mamba_ssm's ``(batch, d_inner, L)`` and
+    ``(batch, N, L)``. ``A: (d_inner, N)``, ``D, delta_bias: (d_inner,)``;
+    ``D``, ``z`` and ``delta_bias`` may be None. ``last`` is the final state
+    ``(batch, d_inner, N)``. The bias and softplus of ``delta`` are applied
+    inside the kernels, on the fly.
+    """
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, channels_last):
+        from dynmultidep.models.ssm.cpu_kernel import scan_forward
+
+        batch = u.shape[0]
+        channels, n_state = A.shape
+        length = u.shape[1] if channels_last else u.shape[2]
+        AT = A.t().contiguous()
+        bias = delta_bias.contiguous() if delta_bias is not None else u.new_zeros(channels)
+        D_ = D.contiguous() if D is not None else u.new_zeros(1)
+        z_ = z if z is not None else u.new_zeros(1, 1, 1)
+        out = torch.empty_like(u)
+        chunk_states = u.new_empty(batch, -(-length // CHUNK), n_state, channels)
+        last = u.new_empty(batch, n_state, channels)
+        scan_forward(
+            _array(u), _array(delta), _array(AT), _array(B), _array(C), _array(D_), _array(z_),
+            _array(bias), D is not None, z is not None, delta_softplus, channels_last, CHUNK,
+            out.numpy(), chunk_states.numpy(), last.numpy(),
+        )  # fmt: skip
+        ctx.save_for_backward(u, delta, AT, B, C, D_, z_, bias, chunk_states)
+        ctx.flags = (D is not None, z is not None, delta_bias is not None, delta_softplus)
+        ctx.channels_last = channels_last
+        ctx.set_materialize_grads(False)
+        return out, last.transpose(1, 2)
+
+    @staticmethod
+    def backward(ctx, dout, dlast):
+        from dynmultidep.models.ssm.cpu_kernel import LANES, scan_backward
+
+        u, delta, AT, B, C, D_, z_, bias, chunk_states = ctx.saved_tensors
+        has_D, has_z, has_bias, softplus = ctx.flags
+        channels_last = ctx.channels_last
+        batch = u.shape[0]
+        n_state, channels = AT.shape
+        length = u.shape[1] if channels_last else u.shape[2]
+        blocks = -(-channels // LANES)
+        dout = torch.zeros_like(u) if dout is None else dout.float().contiguous()
+        has_dlast = dlast is not None
+        dlast_ = dlast.float().transpose(1, 2).contiguous() if has_dlast else u.new_zeros(1, 1, 1)
+        du, ddelta = torch.empty_like(u), torch.empty_like(u)
+        dz = torch.empty_like(u) if has_z else u.new_zeros(1, 1, 1)
+        dA_part = u.new_empty(batch, n_state, channels)
+        dB_part = u.new_empty(batch, blocks, length, n_state)
+        dC_part = u.new_empty(batch, blocks, length, n_state)
+        dD_part = u.new_empty(batch, channels)
+        dbias_part = u.new_empty(batch, channels)
+        scan_backward(
+            _array(u), _array(delta), _array(AT), _array(B), _array(C), _array(D_), _array(z_),
+            _array(bias), has_D, has_z, softplus, channels_last, CHUNK, _array(chunk_states),
+            _array(dout),
+            _array(dlast_), has_dlast, du.numpy(), ddelta.numpy(), dz.numpy(),
+            dA_part.numpy(), dB_part.numpy(), dC_part.numpy(), dD_part.numpy(),
+            dbias_part.numpy(),
+        )  # fmt: skip
+        dB, dC = dB_part.sum(1), dC_part.sum(1)  # (batch, L, N)
+        if not channels_last:
+            dB, dC = dB.transpose(1, 2), dC.transpose(1, 2)
+        return (
+            du,
+            ddelta,
+            dA_part.sum(0).t(),
+            dB,
+            dC,
+            dD_part.sum(0) if has_D else None,
+            dz if has_z else None,
+            dbias_part.sum(0) if has_bias else None,
+            None,
+            None,
+        )
+
+
+def fused_scan(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    channels_last: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Fused CPU scan; returns ``out`` (fp32, ``u``'s layout) and the last
+    state ``(batch, d_inner, N)``. Inputs are cast to fp32 and made contiguous."""
+    u, delta, B, C = (x.float().contiguous() for x in (u, delta, B, C))
+    z = None if z is None else z.float().contiguous()
+    D = None if D is None else D.float()
+    delta_bias = None if delta_bias is None else delta_bias.float()
+    return FusedScan.apply(
+        u, delta, A.float(), B, C, D, z, delta_bias, delta_softplus, channels_last
+    )
