@@ -60,7 +60,8 @@ def selective_scan_reference(
     A, B, C = A.float(), B.float(), C.float()
     h = u32.new_zeros(u.shape[0], u.shape[1], A.shape[1])
     ys = []
-    for u_t, delta_t, B_t, C_t in zip(u32.unbind(2), delta.unbind(2), B.unbind(2), C.unbind(2)):
+    steps = zip(u32.unbind(2), delta.unbind(2), B.unbind(2), C.unbind(2), strict=True)
+    for u_t, delta_t, B_t, C_t in steps:
         h = torch.exp(delta_t[..., None] * A) * h + (delta_t * u_t)[..., None] * B_t[:, None, :]
         ys.append(torch.einsum("bdn,bn->bd", h, C_t))
     y = torch.stack(ys, dim=2)

@@ -1,0 +1,146 @@
+"""MT experts: per-modality encoders of pre-norm residual blocks.
+
+An expert projects its modality's features to ``d_model`` (Linear +
+LayerNorm), then applies ``num_layers`` blocks, each a token mixer (a
+bidirectional Mamba by default, or local attention) followed by a
+feed-forward sublayer, both as ``x + sublayer(norm(x))``. Padded steps are
+zeroed after every block, so nothing computed there can leak anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from dynmultidep.models.attention import LocalAttention
+from dynmultidep.models.mamba import Mamba, tie_state_transition
+
+ACTIVATIONS = {"gelu": nn.GELU, "swish": nn.SiLU, "silu": nn.SiLU, "relu": nn.ReLU}
+MIXERS = ("mamba", "attention")
+
+
+@dataclass
+class EncoderConfig:
+    """Options of an MT expert; every model built on experts takes these as keyword arguments."""
+
+    d_model: int = 256  # width of the residual stream
+    num_layers: int = 1  # residual blocks
+    mixers: Sequence[str] | None = None  # per block, "mamba" or "attention"; None: all mamba
+    d_state: int = 12  # Mamba state size N
+    d_conv: int = 4  # Mamba causal convolution width
+    expand: int = 4  # Mamba inner width = expand * d_model
+    bidirectional: bool = True  # add Mamba's backward branch (ignored when causal)
+    causal: bool = False  # only look back in time: forward Mamba, causal attention
+    d_ffn: int = 1024  # hidden width of the feed-forward sublayer
+    dropout: float = 0.1
+    activation: str = "gelu"  # gelu | swish
+    attention_heads: int = 4
+    attention_window: int = 128  # steps each side an attention mixer sees
+    scan_backend: str = "auto"  # selective-scan implementation (models.ssm)
+    layer_mixers: list[str] = field(init=False)
+
+    def __post_init__(self):
+        mixers = list(self.mixers) if self.mixers is not None else ["mamba"] * self.num_layers
+        if len(mixers) != self.num_layers:
+            raise ValueError(f"mixers lists {len(mixers)} blocks but num_layers={self.num_layers}")
+        unknown = sorted(set(mixers) - set(MIXERS))
+        if unknown:
+            raise ValueError(f"unknown mixer(s) {unknown}; use {' or '.join(MIXERS)}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; use gelu or swish")
+        self.layer_mixers = mixers
+
+
+def masked_mean(x: Tensor, lengths: Tensor) -> Tensor:
+    """Mean over the valid steps: ``x: (B, L, D)``, ``lengths: (B,)`` -> ``(B, D)``."""
+    mask = torch.arange(x.shape[1], device=x.device) < lengths[:, None].to(x.device)
+    return (x * mask[..., None]).sum(1) / lengths[:, None].to(x.dtype).clamp_min(1)
+
+
+def zero_padding(x: Tensor, lengths: Tensor | None) -> Tensor:
+    if lengths is None:
+        return x
+    mask = torch.arange(x.shape[1], device=x.device) < lengths[:, None].to(x.device)
+    return x * mask[..., None]
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, d_ffn: int, activation: str, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(d_model, d_ffn),
+            ACTIVATIONS[activation](),
+            nn.Dropout(dropout),
+            nn.Linear(d_ffn, d_model),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class ResidualBlock(nn.Module):
+    """``x + mixer(norm(x))`` then ``x + ffn(norm(x))``; ``(B, L, d_model)`` in and out."""
+
+    def __init__(self, mixer: nn.Module, config: EncoderConfig):
+        super().__init__()
+        self.norm_mixer = nn.LayerNorm(config.d_model)
+        self.mixer = mixer
+        self.drop = nn.Dropout(config.dropout)
+        self.norm_ffn = nn.LayerNorm(config.d_model)
+        self.ffn = FeedForward(config.d_model, config.d_ffn, config.activation, config.dropout)
+
+    def forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        x = x + self.drop(self.mixer(self.norm_mixer(x), lengths))
+        return zero_padding(x + self.ffn(self.norm_ffn(x)), lengths)
+
+
+def make_mixer(kind: str, config: EncoderConfig) -> nn.Module:
+    if kind == "mamba":
+        return Mamba(
+            config.d_model,
+            d_state=config.d_state,
+            d_conv=config.d_conv,
+            expand=config.expand,
+            bidirectional=config.bidirectional and not config.causal,
+            scan_backend=config.scan_backend,
+        )
+    return LocalAttention(
+        config.d_model,
+        num_heads=config.attention_heads,
+        window=config.attention_window,
+        causal=config.causal,
+        dropout=config.dropout,
+    )
+
+
+class MTExpert(nn.Module):
+    """Encoder of one modality: ``(B, L, in_dim), lengths (B,) -> (B, L, d_model)``."""
+
+    def __init__(self, in_dim: int, config: EncoderConfig):
+        super().__init__()
+        self.input = nn.Sequential(nn.Linear(in_dim, config.d_model), nn.LayerNorm(config.d_model))
+        self.blocks = nn.ModuleList(
+            ResidualBlock(make_mixer(kind, config), config) for kind in config.layer_mixers
+        )
+        self.norm = nn.LayerNorm(config.d_model)
+
+    def forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        x = zero_padding(self.input(x), lengths)
+        for block in self.blocks:
+            x = block(x, lengths)
+        return zero_padding(self.norm(x), lengths)
+
+
+def share_state_transitions(source: MTExpert, target: MTExpert) -> int:
+    """Tie ``target``'s Mamba ``A`` to ``source``'s, block by block (where both
+    blocks are Mamba). Returns the number of blocks tied."""
+    tied = 0
+    for a, b in zip(source.blocks, target.blocks, strict=True):
+        if isinstance(a.mixer, Mamba) and isinstance(b.mixer, Mamba):
+            tie_state_transition(a.mixer, b.mixer)
+            tied += 1
+    return tied

@@ -1,0 +1,63 @@
+"""The DynMM-style modality gate, and the cheap raw-input statistics it can read.
+
+``weights = softmax(logits / temp)`` over experts. With ``hard``, the forward
+pass uses the one-hot of the largest weight while gradients flow through the
+soft weights (straight-through estimator). Optional Gumbel noise in training
+makes the choice stochastic, as in DynMM.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dynmultidep.models.encoder import masked_mean
+
+
+def raw_statistics(audio: Tensor, video: Tensor, lengths: Tensor) -> Tensor:
+    """Masked mean and std per feature, before any encoder.
+
+    ``audio: (B, L, Da)``, ``video: (B, L, Dv)`` -> ``(B, 2 * (Da + Dv))``.
+    """
+    parts = []
+    for x in (audio, video):
+        mean = masked_mean(x, lengths)
+        var = masked_mean((x - mean[:, None]) ** 2, lengths)  # padding adds 0 after masking
+        parts += [mean, torch.sqrt(var + 1e-6)]
+    return torch.cat(parts, dim=-1)
+
+
+class ModalityGate(nn.Module):
+    """``features (B, in_dim) -> weights (B, num_experts)``.
+
+    ``temp`` is a plain attribute so a callback can anneal it.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        num_experts: int,
+        hidden: int = 128,
+        temp: float = 1.0,
+        hard: bool = True,
+        gumbel: bool = False,
+    ):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, num_experts)
+        )
+        self.temp = float(temp)
+        self.hard = hard
+        self.gumbel = gumbel
+
+    def forward(self, features: Tensor) -> Tensor:
+        logits = self.net(features)
+        if self.gumbel and self.training:
+            uniform = torch.rand_like(logits).clamp(1e-9, 1 - 1e-9)
+            logits = logits - torch.log(-torch.log(uniform))
+        soft = F.softmax(logits / self.temp, dim=-1)
+        if not self.hard:
+            return soft
+        hard = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
+        return hard - soft.detach() + soft  # one-hot forward, soft gradient

@@ -1,0 +1,145 @@
+"""Every selective-scan path against the sequential reference: values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dynmultidep.models.ssm import (
+    resolve_backend,
+    selective_scan,
+    selective_scan_channels_last,
+    selective_scan_reference,
+)
+
+
+def make_inputs(batch, channels, length, n_state, delta_scale=1.0, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g) * scale).to(dtype).requires_grad_()
+
+    return {
+        "u": randn(batch, channels, length),
+        "delta": randn(batch, channels, length, scale=delta_scale),
+        "A": (-torch.rand(channels, n_state, generator=g) * 4 - 0.1).requires_grad_(),
+        "B": randn(batch, n_state, length),
+        "C": randn(batch, n_state, length),
+        "D": randn(channels),
+        "z": randn(batch, channels, length),
+        "delta_bias": randn(channels, scale=0.5),
+    }
+
+
+def run(inputs, backend, use, softplus, weights=None):
+    """Output, last state and the gradients of a weighted sum of both."""
+    args = {k: v for k, v in inputs.items() if k in ("u", "delta", "A", "B", "C") or k in use}
+    y, last = selective_scan(
+        **args, delta_softplus=softplus, return_last_state=True, backend=backend
+    )
+    weights = weights or (torch.randn_like(y.float()), torch.randn_like(last))
+    loss = (y.float() * weights[0]).sum() + (last * weights[1]).sum()
+    grads = torch.autograd.grad(loss, list(args.values()))
+    return y, last, dict(zip(args, grads, strict=True)), weights
+
+
+def assert_close(actual, expected, rtol, name):
+    scale = expected.abs().max().clamp_min(1e-6)
+    error = (actual.double() - expected.double()).abs().max() / scale
+    assert error <= rtol, f"{name}: relative error {error:.2e} > {rtol:.0e}"
+
+
+SHAPES = [(1, 1, 1, 1), (2, 5, 7, 3), (2, 70, 130, 16), (1, 33, 300, 12), (3, 129, 65, 16)]
+OPTIONS = [
+    ((), False),
+    (("D",), False),
+    (("z",), True),
+    (("D", "z", "delta_bias"), True),
+    (("delta_bias",), True),
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(("use", "softplus"), OPTIONS)
+def test_fused_matches_reference(shape, use, softplus):
+    delta_scale = 1.0 if softplus else 0.3  # a raw delta must stay positive-ish to be a step size
+    inputs = make_inputs(*shape, delta_scale=delta_scale)
+    if not softplus:
+        inputs["delta"] = inputs["delta"].detach().abs().requires_grad_()
+    y0, last0, grads0, weights = run(inputs, "reference", use, softplus)
+    y1, last1, grads1, _ = run(inputs, "fused", use, softplus, weights)
+    assert_close(y1, y0, 2e-5, "y")
+    assert_close(last1, last0, 2e-5, "last state")
+    for name, grad in grads0.items():
+        assert_close(grads1[name], grad, 5e-5, f"d{name}")
+
+
+@pytest.mark.parametrize("delta_scale", [1e-3, 30.0])
+def test_fused_matches_reference_for_tiny_and_huge_steps(delta_scale):
+    inputs = make_inputs(2, 40, 50, 16, delta_scale=delta_scale)
+    inputs["delta"] = inputs["delta"].detach().abs().requires_grad_()
+    use = ("D", "z")
+    y0, last0, grads0, weights = run(inputs, "reference", use, False)
+    y1, last1, grads1, _ = run(inputs, "fused", use, False, weights)
+    assert_close(y1, y0, 2e-5, "y")
+    for name, grad in grads0.items():
+        assert_close(grads1[name], grad, 1e-4, f"d{name}")
+
+
+def test_fused_matches_reference_at_length_4096():
+    inputs = make_inputs(1, 6, 4096, 4, seed=3)
+    use = ("D", "z", "delta_bias")
+    y0, last0, grads0, weights = run(inputs, "reference", use, True)
+    y1, last1, grads1, _ = run(inputs, "fused", use, True, weights)
+    assert_close(y1, y0, 2e-5, "y")
+    for name, grad in grads0.items():
+        assert_close(grads1[name], grad, 1e-4, f"d{name}")
+
+
+def test_bf16_inputs_compute_in_fp32_and_return_bf16():
+    inputs = make_inputs(2, 16, 40, 8, dtype=torch.bfloat16)
+    use = ("D", "z", "delta_bias")
+    y0, _, grads0, weights = run(inputs, "reference", use, True)
+    y1, _, grads1, _ = run(inputs, "fused", use, True, weights)
+    assert y0.dtype == y1.dtype == torch.bfloat16
+    assert_close(y1, y0, 1e-2, "y")
+    for name, grad in grads0.items():
+        assert grads1[name].dtype == inputs[name].dtype
+        assert_close(grads1[name].float(), grad.float(), 2e-2, f"d{name}")
+
+
+def test_autocast_does_not_lower_the_scan_precision():
+    inputs = make_inputs(2, 16, 40, 8)
+    args = {k: inputs[k].detach() for k in ("u", "delta", "A", "B", "C")}
+    expected = selective_scan_reference(**args, delta_softplus=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = selective_scan(**args, delta_softplus=True, backend="reference")
+    torch.testing.assert_close(got, expected)
+
+
+def test_channels_last_layout_gives_the_same_result():
+    inputs = {k: v.detach() for k, v in make_inputs(2, 40, 33, 8).items()}
+    expected = selective_scan(**inputs, delta_softplus=True, backend="fused")
+    t = {k: inputs[k].transpose(1, 2) for k in ("u", "delta", "B", "C", "z")}
+    for backend in ("fused", "reference"):
+        got = selective_scan_channels_last(
+            **t, A=inputs["A"], D=inputs["D"], delta_bias=inputs["delta_bias"],
+            delta_softplus=True, backend=backend,
+        )  # fmt: skip
+        torch.testing.assert_close(got.transpose(1, 2), expected, rtol=2e-5, atol=2e-5)
+
+
+def test_zero_inputs_and_single_steps_stay_finite():
+    inputs = {k: torch.zeros_like(v.detach()) for k, v in make_inputs(2, 8, 1, 4).items()}
+    y = selective_scan(**inputs, delta_softplus=True, backend="fused")
+    assert torch.isfinite(y).all() and (y == 0).all()
+
+
+def test_backend_resolution():
+    cpu = torch.device("cpu")
+    assert resolve_backend("auto", cpu) == "fused"
+    assert resolve_backend("reference", cpu) == "reference"
+    with pytest.raises(ValueError, match="needs CUDA tensors"):
+        resolve_backend("cuda", cpu)
+    with pytest.raises(ValueError, match="unknown scan backend 'fast'"):
+        resolve_backend("fast", cpu)
