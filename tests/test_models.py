@@ -113,16 +113,22 @@ def test_modality_dropout_blanks_one_modality_in_training_only():
 
 MODELS = {
     "dynmultidep": lambda: DynMultiDep(DA, DV, **SMALL),
-    "dynmultidep_raw_fused": lambda: DynMultiDep(DA, DV, gate_input="raw", experts=("audio", "video", "fused"), gumbel=True, **SMALL),
-    "dynmultidep_attention": lambda: DynMultiDep(DA, DV, num_layers=2, mixers=["mamba", "attention"], attention_window=8, **SMALL),
+    "dynmultidep_raw_fused": lambda: DynMultiDep(
+        DA, DV, gate_input="raw", experts=("audio", "video", "fused"), gumbel=True, **SMALL
+    ),
+    "dynmultidep_attention": lambda: DynMultiDep(
+        DA, DV, num_layers=2, mixers=["mamba", "attention"], attention_window=8, **SMALL
+    ),
     "dynmultidep_causal": lambda: DynMultiDep(DA, DV, causal=True, activation="swish", **SMALL),
-    "dynmultidep_no_sharing": lambda: DynMultiDep(DA, DV, share_ssm=False, hard_gate=False, **SMALL),
+    "dynmultidep_no_sharing": lambda: DynMultiDep(
+        DA, DV, share_ssm=False, hard_gate=False, **SMALL
+    ),
     "temporal_mean": lambda: TemporalMean(DA, DV, d_model=16),
     "audio_only": lambda: Unimodal(DA, DV, modality="audio", **SMALL),
     "video_only": lambda: Unimodal(DA, DV, modality="video", **SMALL),
     "concat": lambda: ConcatFusion(DA, DV, **SMALL),
     "late": lambda: LateFusion(DA, DV, share_ssm=True, **SMALL),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", MODELS)
