@@ -7,7 +7,7 @@ TORCH_VERSION ?= 2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow lint format clean
+.PHONY: install test test-slow lint format clean bench bench-quick
 
 install: $(STAMP)
 
@@ -33,3 +33,9 @@ format: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info
+
+bench: install
+	mkdir -p logs && $(PY) scripts/bench.py --json logs/bench.json
+
+bench-quick: install
+	$(PY) scripts/bench.py --quick

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 
 from dynmultidep.models.attention import LocalAttention
 from dynmultidep.models.baselines import ConcatFusion, LateFusion, TemporalMean, Unimodal
@@ -191,3 +195,23 @@ def test_encoder_config_refuses_inconsistent_layers():
         EncoderConfig(num_layers=2, mixers=["mamba"])
     with pytest.raises(ValueError, match="unknown mixer"):
         EncoderConfig(mixers=["lstm"])
+
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+MODEL_CONFIGS = sorted(
+    p.stem for p in (CONF / "model").glob("*.yaml") if not p.stem.startswith("_")
+)
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "synthetic_lmvd"])
+@pytest.mark.parametrize("name", MODEL_CONFIGS)
+def test_model_configs_instantiate_with_the_dataset_widths(name, dataset):
+    overrides = [f"+dataset={dataset}", "+paths=default", f"+model={name}", "model.d_model=16"]
+    if name != "temporal_mean":
+        overrides += ["model.d_ffn=32", "model.expand=2", "model.d_state=4"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(overrides=overrides)
+    model = instantiate(cfg.model)
+    audio = torch.randn(2, 5, cfg.dataset.audio_dim)
+    video = torch.randn(2, 5, cfg.dataset.video_dim)
+    assert model(audio, video, torch.tensor([5, 3])).logits.shape == (2,)
