@@ -11,14 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dynmultidep.data.records import (
-    FOLDS,
-    GENDERS,
-    Record,
-    check_unique,
-    parse_choice,
-    read_table,
-)
+from dynmultidep.data.records import GENDERS, Record, check_unique, index_rows, parse_choice
 from dynmultidep.errors import DataError
 
 AUDIO_DIM = 25
@@ -40,25 +33,17 @@ def read_dvlog_index(root: str | Path) -> list[Record]:
     root = Path(root)
     path = root / "labels.csv"
     records = []
-    for line, row in read_table(path, COLUMNS):
-        vlog_id = row["index"]
-        if not vlog_id:
-            raise DataError(path, f"line {line}: empty index")
-        label = parse_choice(row["label"], tuple(LABELS), "label", path, line)
+    for line, row, vlog_id, label, fold in index_rows(path, COLUMNS, LABELS):
         try:
             float(row["duration"])
         except ValueError:
             raise DataError(
                 path, f"line {line}: duration {row['duration']!r} is not a number"
             ) from None
+        gender = parse_choice(row["gender"], GENDERS, "gender", path, line)
         records.append(
             Record(
-                id=vlog_id,
-                label=LABELS[label],
-                fold=parse_choice(row["fold"], FOLDS, "fold", path, line),
-                gender=parse_choice(row["gender"], GENDERS, "gender", path, line),
-                audio_path=audio_path(root, vlog_id),
-                video_path=video_path(root, vlog_id),
+                vlog_id, label, fold, gender, audio_path(root, vlog_id), video_path(root, vlog_id)
             )
         )
     check_unique(records, path)

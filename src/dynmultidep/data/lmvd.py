@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dynmultidep.data.records import FOLDS, Record, check_unique, parse_choice, read_table
-from dynmultidep.errors import DataError
+from dynmultidep.data.records import Record, check_unique, index_rows
 
 AUDIO_DIM = 128
 VIDEO_DIM = 136
@@ -35,21 +34,9 @@ def read_lmvd_index(root: str | Path) -> list[Record]:
     """Parse the prepared ``root/labels.csv`` into records."""
     root = Path(root)
     path = root / "labels.csv"
-    records = []
-    for line, row in read_table(path, COLUMNS):
-        vlog_id = row["index"]
-        if not vlog_id:
-            raise DataError(path, f"line {line}: empty index")
-        label = parse_choice(row["label"], tuple(LABELS), "label", path, line)
-        records.append(
-            Record(
-                id=vlog_id,
-                label=LABELS[label],
-                fold=parse_choice(row["fold"], FOLDS, "fold", path, line),
-                gender=None,
-                audio_path=audio_path(root, vlog_id),
-                video_path=video_path(root, vlog_id),
-            )
-        )
+    records = [
+        Record(vlog_id, label, fold, None, audio_path(root, vlog_id), video_path(root, vlog_id))
+        for _, _, vlog_id, label, fold in index_rows(path, COLUMNS, LABELS)
+    ]
     check_unique(records, path)
     return records

@@ -81,6 +81,20 @@ def read_table(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, dict[s
         raise DataError(path, f"not UTF-8 text ({err.reason})") from None
 
 
+def index_rows(
+    path: Path, columns: Sequence[str], labels: dict[str, int]
+) -> Iterator[tuple[int, dict[str, str], str, int, str]]:
+    """``(line, row, id, label, fold)`` for each row of a corpus index, with
+    the id, label and fold checked; corpus-specific columns stay in ``row``."""
+    for line, row in read_table(path, columns):
+        vlog_id = row["index"]
+        if not vlog_id:
+            raise DataError(path, f"line {line}: empty index")
+        label = parse_choice(row["label"], tuple(labels), "label", path, line)
+        fold = parse_choice(row["fold"], FOLDS, "fold", path, line)
+        yield line, row, vlog_id, labels[label], fold
+
+
 def parse_choice(value: str, allowed: Sequence[str], what: str, path: Path, line: int) -> str:
     """Return ``value`` if it is one of ``allowed``, else raise a DataError."""
     if value not in allowed:

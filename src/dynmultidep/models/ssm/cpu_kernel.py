@@ -135,6 +135,20 @@ def _store(tile, x, b, t0, c0, steps, width, channels_last):
             x[b, c0 + j, t0 : t0 + steps] = tile[:steps, j]
 
 
+@numba.njit(inline="always")
+def _block_parameters(AT, D, bias, has_D, d0, w):
+    """``A (N, LANES)``, ``D (LANES,)`` and ``bias (LANES,)`` of one channel
+    block, zero-padded past ``w`` channels."""
+    a_blk = np.zeros((AT.shape[0], LANES), np.float32)
+    a_blk[:, :w] = AT[:, d0 : d0 + w]
+    d_blk = np.zeros(LANES, np.float32)
+    if has_D:
+        d_blk[:w] = D[d0 : d0 + w]
+    bias_blk = np.zeros(LANES, np.float32)
+    bias_blk[:w] = bias[d0 : d0 + w]
+    return a_blk, d_blk, bias_blk
+
+
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def scan_forward(
     u, delta, AT, B, C, D, z, bias, has_D, has_z, softplus, channels_last, chunk,
@@ -154,13 +168,7 @@ def scan_forward(
         b = job // blocks
         d0 = (job % blocks) * LANES
         w = min(LANES, channels - d0)
-        a_blk = np.zeros((n_state, LANES), np.float32)
-        a_blk[:, :w] = AT[:, d0 : d0 + w]
-        d_blk = np.zeros(LANES, np.float32)
-        if has_D:
-            d_blk[:w] = D[d0 : d0 + w]
-        bias_blk = np.zeros(LANES, np.float32)
-        bias_blk[:w] = bias[d0 : d0 + w]
+        a_blk, d_blk, bias_blk = _block_parameters(AT, D, bias, has_D, d0, w)
         h = np.zeros((n_state, LANES), np.float32)
         u_t = np.empty((chunk, LANES), np.float32)
         dt_t = np.empty((chunk, LANES), np.float32)
@@ -227,13 +235,7 @@ def scan_backward(
         blk = job % blocks
         d0 = blk * LANES
         w = min(LANES, channels - d0)
-        a_blk = np.zeros((n_state, LANES), np.float32)
-        a_blk[:, :w] = AT[:, d0 : d0 + w]
-        d_blk = np.zeros(LANES, np.float32)
-        if has_D:
-            d_blk[:w] = D[d0 : d0 + w]
-        bias_blk = np.zeros(LANES, np.float32)
-        bias_blk[:w] = bias[d0 : d0 + w]
+        a_blk, d_blk, bias_blk = _block_parameters(AT, D, bias, has_D, d0, w)
         u_t = np.empty((chunk, LANES), np.float32)
         dt_t = np.empty((chunk, LANES), np.float32)
         z_t = np.empty((chunk, LANES), np.float32)
