@@ -102,7 +102,7 @@ def test_random_crops_are_extra_items_of_the_same_vlogs(synthetic_corpus):
 
 
 def test_files_are_read_once(synthetic_corpus, monkeypatch):
-    root, _ = synthetic_corpus("dvlog", "small")
+    root, plan = synthetic_corpus("dvlog", "small")
     dm = DepressionDataModule(root=root, batch_size=16)
     calls = []
     real_load = np.load
@@ -115,7 +115,7 @@ def test_files_are_read_once(synthetic_corpus, monkeypatch):
             pass
         for _ in dm.val_dataloader():
             pass
-    assert after_setup == 2 * 160 and len(calls) == after_setup
+    assert after_setup == 2 * len(plan) and len(calls) == after_setup
 
 
 def test_synthetic_corpus_is_generated_on_first_use(tmp_path):
