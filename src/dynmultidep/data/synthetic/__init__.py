@@ -19,7 +19,7 @@ from dynmultidep.data.synthetic.plan import PlannedVlog, plan_corpus
 from dynmultidep.data.synthetic.writers import LAYOUTS, WRITERS
 
 MANIFEST = "synthetic.json"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # bump whenever the files a seed produces change
 
 
 @dataclass(frozen=True)
