@@ -68,8 +68,3 @@ def load_vlogs(
             max(differences),
         )
     return vlogs
-
-
-def lengths_of(vlogs: Sequence[Vlog]) -> np.ndarray:
-    """``(N,)`` int64 valid lengths."""
-    return np.fromiter((v.length for v in vlogs), dtype=np.int64, count=len(vlogs))

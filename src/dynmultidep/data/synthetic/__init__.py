@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from dynmultidep.data.synthetic.plan import PlannedVlog, plan_corpus
@@ -107,5 +107,4 @@ __all__ = [
     "SyntheticSpec",
     "generate_corpus",
     "read_manifest",
-    "asdict",
 ]
