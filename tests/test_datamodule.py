@@ -253,3 +253,12 @@ def test_lightning_runs_whole_epochs_and_checkpoints_the_statistics(tmp_path):
     assert not torch.allclose(
         own_fit.standardizer.stats["audio"][1], dm.standardizer.stats["audio"][1]
     )
+
+
+def test_worker_processes_give_the_same_batches(synthetic_corpus):
+    root, _ = synthetic_corpus("dvlog", "small")
+    in_process = DepressionDataModule(root=root, batch_size=16, seed=5)
+    with_workers = DepressionDataModule(root=root, batch_size=16, seed=5, num_workers=2)
+    for a, b in zip(in_process.train_dataloader(), with_workers.train_dataloader(), strict=True):
+        assert a["id"] == b["id"]
+        torch.testing.assert_close(a["video"], b["video"])

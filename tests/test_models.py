@@ -215,3 +215,14 @@ def test_model_configs_instantiate_with_the_dataset_widths(name, dataset):
     audio = torch.randn(2, 5, cfg.dataset.audio_dim)
     video = torch.randn(2, 5, cfg.dataset.video_dim)
     assert model(audio, video, torch.tensor([5, 3])).logits.shape == (2,)
+
+
+def test_model_trains_under_bf16_autocast():
+    torch.manual_seed(8)
+    model = DynMultiDep(DA, DV, **SMALL)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(*batch())
+    assert out.logits.dtype == torch.bfloat16 and torch.isfinite(out.logits.float()).all()
+    F.binary_cross_entropy_with_logits(out.logits.float(), torch.ones(4)).backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
