@@ -116,16 +116,21 @@ def test_autocast_does_not_lower_the_scan_precision():
     torch.testing.assert_close(got, expected)
 
 
-def test_channels_last_layout_gives_the_same_result():
-    inputs = {k: v.detach() for k, v in make_inputs(2, 40, 33, 8).items()}
-    expected = selective_scan(**inputs, delta_softplus=True, backend="fused")
-    t = {k: inputs[k].transpose(1, 2) for k in ("u", "delta", "B", "C", "z")}
-    for backend in ("fused", "reference"):
-        got = selective_scan_channels_last(
-            **t, A=inputs["A"], D=inputs["D"], delta_bias=inputs["delta_bias"],
-            delta_softplus=True, backend=backend,
-        )  # fmt: skip
-        torch.testing.assert_close(got.transpose(1, 2), expected, rtol=2e-5, atol=2e-5)
+def test_channels_last_layout_gives_the_same_values_and_gradients():
+    inputs = make_inputs(2, 70, 33, 8)
+    expected = selective_scan(**inputs, delta_softplus=True, backend="reference")
+    upstream = torch.randn_like(expected)
+    grads = torch.autograd.grad((expected * upstream).sum(), list(inputs.values()))
+    moved = {
+        k: (v.detach().transpose(1, 2) if v.dim() == 3 else v.detach()) for k, v in inputs.items()
+    }
+    moved = {k: v.requires_grad_() for k, v in moved.items()}
+    got = selective_scan_channels_last(**moved, delta_softplus=True, backend="fused")
+    assert_close(got.transpose(1, 2), expected, 2e-5, "y")
+    got_grads = torch.autograd.grad((got * upstream.transpose(1, 2)).sum(), list(moved.values()))
+    for name, a, b in zip(inputs, got_grads, grads, strict=True):
+        a = a.transpose(1, 2) if a.dim() == 3 else a
+        assert_close(a, b, 5e-5, f"d{name}")
 
 
 def test_zero_inputs_and_single_steps_stay_finite():
