@@ -100,6 +100,7 @@ class DynMultiDep(nn.Module):
             attention_window=attention_window, scan_backend=scan_backend,
         )  # fmt: skip
         self.expert_names = experts
+        self.d_model = d_model
         self.gate_input = gate_input
         self.cost_weight = cost_weight
         self.modality_dropout = modality_dropout
@@ -150,7 +151,7 @@ class DynMultiDep(nn.Module):
     def _chosen_experts_only(self, audio, video, lengths, weights) -> Tensor:
         """Run, for each group of samples with the same choice, only what it needs."""
         choice = weights.argmax(-1)
-        mixed = audio.new_zeros(audio.shape[0], self.classifier[0].in_features)
+        mixed = audio.new_zeros(audio.shape[0], self.d_model)
         for e, expert in enumerate(self.expert_names):
             rows = torch.nonzero(choice == e).flatten()
             if rows.numel() == 0:
