@@ -84,3 +84,32 @@ def synthetic_corpus(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+REPO = CONF_DIR.parent
+
+# A model small enough that a test run takes seconds.
+TINY_MODEL = [
+    "model.d_model=16",
+    "model.d_ffn=32",
+    "model.expand=1",
+    "model.d_state=4",
+    "model.gate_hidden=8",
+]
+# Quiet and quick training for tests.
+QUIET = [
+    "callbacks.rich_progress_bar=null",
+    "callbacks.model_summary=null",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+    "trainer.accelerator=cpu",
+]
+
+
+def compose_config(name: str, overrides=()):
+    """The config ``conf/<name>.yaml`` composed with ``overrides``, as the entry points do."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose(name, overrides=list(overrides))

@@ -13,8 +13,8 @@ class DynMultiDepError(Exception):
     """Base class of the errors this project raises on purpose."""
 
 
-class DataError(DynMultiDepError, ValueError):
-    """A corpus file is missing, malformed or inconsistent.
+class FileError(DynMultiDepError, ValueError):
+    """An input file is missing, malformed or inconsistent.
 
     ``str(err)`` is ``"<path>: <problem>"`` on a single line.
     """
@@ -23,3 +23,11 @@ class DataError(DynMultiDepError, ValueError):
         self.path = Path(path)
         self.problem = " ".join(str(problem).split())  # always one line
         super().__init__(f"{self.path}: {self.problem}")
+
+
+class DataError(FileError):
+    """A corpus file is missing, malformed or inconsistent."""
+
+
+class CheckpointError(FileError):
+    """A checkpoint is missing, unreadable, or not one this project wrote."""

@@ -1,4 +1,4 @@
-"""Reading and writing feature arrays safely.
+"""Reading feature arrays safely.
 
 ``.npy`` files are always opened with ``allow_pickle=False``: a corpus file can
 never execute code. Every problem becomes a one-line :class:`DataError` naming
@@ -7,8 +7,6 @@ the file.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -61,31 +59,3 @@ def check_features(array: np.ndarray, width: int, path: str | Path) -> np.ndarra
             f"(first at row {int(bad_rows[0])})",
         )
     return array
-
-
-def save_array_atomic(path: str | Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` so that a crash never leaves a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dynmultidep.data import dvlog, lmvd
 from dynmultidep.data.records import Record
+from dynmultidep.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -17,11 +18,45 @@ class CorpusSpec:
     video_dim: int  # Dv, features per video step
     has_gender: bool
     read_index: Callable[[str | Path], list[Record]]
+    find_vlogs: Callable[[Path], tuple[Path, list[str]]]  # path -> (root, ids), no index needed
+    audio_path: Callable[[Path, str], Path]
+    video_path: Callable[[Path, str], Path]
+
+    def unlabelled_records(self, path: str | Path) -> list[Record]:
+        """Records (``label=-1``, no fold) of the vlogs at ``path`` in this corpus's
+        layout: a corpus folder or, for prediction, one vlog."""
+        if not Path(path).exists():
+            raise DataError(path, "not found")
+        root, ids = self.find_vlogs(Path(path))
+        if not ids:
+            raise DataError(path, f"no vlog features in the {self.name} layout found here")
+        return [
+            Record(i, -1, "predict", None, self.audio_path(root, i), self.video_path(root, i))
+            for i in ids
+        ]
 
 
 CORPORA = {
-    "dvlog": CorpusSpec("dvlog", dvlog.AUDIO_DIM, dvlog.VIDEO_DIM, True, dvlog.read_dvlog_index),
-    "lmvd": CorpusSpec("lmvd", lmvd.AUDIO_DIM, lmvd.VIDEO_DIM, False, lmvd.read_lmvd_index),
+    "dvlog": CorpusSpec(
+        "dvlog",
+        dvlog.AUDIO_DIM,
+        dvlog.VIDEO_DIM,
+        True,
+        dvlog.read_dvlog_index,
+        dvlog.find_dvlog_vlogs,
+        dvlog.audio_path,
+        dvlog.video_path,
+    ),
+    "lmvd": CorpusSpec(
+        "lmvd",
+        lmvd.AUDIO_DIM,
+        lmvd.VIDEO_DIM,
+        False,
+        lmvd.read_lmvd_index,
+        lmvd.find_lmvd_vlogs,
+        lmvd.audio_path,
+        lmvd.video_path,
+    ),
 }
 
 

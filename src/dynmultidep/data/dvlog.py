@@ -28,6 +28,21 @@ def video_path(root: Path, vlog_id: str) -> Path:
     return root / vlog_id / f"{vlog_id}_visual.npy"
 
 
+def find_dvlog_vlogs(path: Path) -> tuple[Path, list[str]]:
+    """``(root, ids)`` of the vlogs at ``path``: a corpus folder, one vlog's
+    folder ``{id}/``, or one of its two feature files."""
+    for suffix in ("_acoustic.npy", "_visual.npy"):
+        if path.is_file() and path.name.endswith(suffix):
+            return path.parent.parent, [path.name[: -len(suffix)]]
+    if path.is_dir() and audio_path(path.parent, path.name).is_file():
+        return path.parent, [path.name]
+    if not path.is_dir():
+        return path, []
+    ids = [d.name for d in path.iterdir()
+           if audio_path(path, d.name).is_file() or video_path(path, d.name).is_file()]  # fmt: skip
+    return path, sorted(ids)
+
+
 def read_dvlog_index(root: str | Path) -> list[Record]:
     """Parse ``root/labels.csv`` into records (arrays are not opened)."""
     root = Path(root)

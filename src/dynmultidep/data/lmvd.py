@@ -30,6 +30,21 @@ def video_path(root: Path, vlog_id: str) -> Path:
     return root / "visual" / f"{vlog_id}_visual.npy"
 
 
+def find_lmvd_vlogs(path: Path) -> tuple[Path, list[str]]:
+    """``(root, ids)`` of the vlogs at ``path``: a corpus folder (ids from
+    ``audio/`` and ``visual/``) or one feature file of a vlog."""
+    if path.is_file() and path.suffix == ".npy":
+        if path.parent.name == "audio":
+            return path.parent.parent, [path.stem]
+        if path.parent.name == "visual" and path.stem.endswith("_visual"):
+            return path.parent.parent, [path.stem[: -len("_visual")]]
+    if not path.is_dir():
+        return path, []
+    ids = {p.stem for p in (path / "audio").glob("*.npy")}
+    ids |= {p.stem[: -len("_visual")] for p in (path / "visual").glob("*_visual.npy")}
+    return path, sorted(ids)
+
+
 def read_lmvd_index(root: str | Path) -> list[Record]:
     """Parse the prepared ``root/labels.csv`` into records."""
     root = Path(root)

@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dynmultidep.atomic import save_array_atomic, write_text_atomic
 from dynmultidep.data import lmvd
-from dynmultidep.data.arrays import load_features, save_array_atomic, write_text_atomic
+from dynmultidep.data.arrays import load_features
 from dynmultidep.data.openface import read_landmarks, standardize_rows
 from dynmultidep.data.records import FOLDS, parse_choice, read_table
 from dynmultidep.errors import DataError

@@ -31,7 +31,8 @@ def raw_statistics(audio: Tensor, video: Tensor, lengths: Tensor) -> Tensor:
 class ModalityGate(nn.Module):
     """``features (B, in_dim) -> weights (B, num_experts)``.
 
-    ``temp`` is a plain attribute so a callback can anneal it.
+    ``temp`` can be set (a callback anneals it); it lives in the ``temperature``
+    buffer so checkpoints carry the value training ended with.
     """
 
     def __init__(
@@ -47,16 +48,24 @@ class ModalityGate(nn.Module):
         self.net = nn.Sequential(
             nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, num_experts)
         )
-        self.temp = float(temp)
+        self.register_buffer("temperature", torch.tensor(float(temp)))
         self.hard = hard
         self.gumbel = gumbel
+
+    @property
+    def temp(self) -> float:
+        return float(self.temperature)
+
+    @temp.setter
+    def temp(self, value: float) -> None:
+        self.temperature.fill_(float(value))
 
     def forward(self, features: Tensor) -> Tensor:
         logits = self.net(features)
         if self.gumbel and self.training:
             uniform = torch.rand_like(logits).clamp(1e-9, 1 - 1e-9)
             logits = logits - torch.log(-torch.log(uniform))
-        soft = F.softmax(logits / self.temp, dim=-1)
+        soft = F.softmax(logits / self.temperature, dim=-1)
         if not self.hard:
             return soft
         hard = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)

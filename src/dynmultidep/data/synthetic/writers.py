@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dynmultidep.atomic import save_array_atomic, write_text_atomic
 from dynmultidep.data import dvlog, lmvd
-from dynmultidep.data.arrays import save_array_atomic, write_text_atomic
 from dynmultidep.data.lmvd_prepare import LABEL_SUFFIX
 from dynmultidep.data.openface import FRAMES_PER_STEP, standardize_rows
 from dynmultidep.data.synthetic.plan import PlannedVlog

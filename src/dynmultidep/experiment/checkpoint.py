@@ -1,0 +1,106 @@
+"""Rebuilding a trained classifier and its feature normalisation from a checkpoint alone.
+
+A checkpoint written by ``src/train.py`` holds, besides Lightning's usual
+state, the classifier's hyper-parameters (model, optimiser and scheduler
+configs), the training-fold feature statistics (the DataModule's state) and
+the whole run's resolved config (``run_config``). Checkpoints are read with
+``torch.load(weights_only=True)``: loading one never runs code from the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+
+from dynmultidep.data import DepressionDataModule, FeatureStandardizer
+from dynmultidep.errors import CheckpointError
+from dynmultidep.experiment.classifier import DepressionClassifier
+
+DATAMODULE_KEY = DepressionDataModule.__qualname__  # where Lightning saves its state
+_REQUIRED = ("state_dict", "hyper_parameters")
+
+
+def read_checkpoint(path: str | Path | None) -> dict:
+    """The checkpoint's contents on the CPU; :class:`CheckpointError` if it is unusable."""
+    if path is None or str(path) in ("", "None", "???"):
+        raise CheckpointError("ckpt_path", "not given; pass ckpt_path=PATH/TO/FILE.ckpt")
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "checkpoint file not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for truncated or foreign files
+        first_line = (str(err).splitlines() or [""])[0]
+        problem = f"cannot be read as a checkpoint ({type(err).__name__}: {first_line})"
+        raise CheckpointError(path, problem) from None
+    missing = [k for k in _REQUIRED if not isinstance(checkpoint, dict) or k not in checkpoint]
+    if missing or "model" not in checkpoint["hyper_parameters"]:
+        raise CheckpointError(
+            path, f"not a DynMultiDep checkpoint (missing {', '.join(missing) or 'model config'})"
+        )
+    return checkpoint
+
+
+def classifier_from_checkpoint(checkpoint: dict, path: str | Path) -> DepressionClassifier:
+    """The trained classifier, in eval mode."""
+    hparams = checkpoint["hyper_parameters"]
+    try:
+        module = DepressionClassifier(**hparams, run_config=checkpoint.get("run_config"))
+        module.load_state_dict(checkpoint["state_dict"], strict=True)
+    except (RuntimeError, TypeError, ValueError) as err:
+        problem = str(err).splitlines()[0]
+        raise CheckpointError(path, f"does not rebuild its model: {problem}") from None
+    return module.eval()
+
+
+def standardizer_state(checkpoint: dict) -> dict | None:
+    """The training-fold feature statistics, or ``None`` if the run did not standardise."""
+    return checkpoint.get(DATAMODULE_KEY, {}).get("standardizer")
+
+
+def load_standardizer(checkpoint: dict) -> FeatureStandardizer | None:
+    state = standardizer_state(checkpoint)
+    if state is None:
+        return None
+    standardizer = FeatureStandardizer()
+    standardizer.load_state_dict(state)
+    return standardizer
+
+
+def training_dataset_config(checkpoint: dict, path: str | Path) -> Mapping:
+    """The dataset config the checkpoint's run trained on."""
+    config = (checkpoint.get("run_config") or {}).get("dataset")
+    if config is None:
+        raise CheckpointError(path, "holds no run config; pass dataset=... to say what to evaluate")
+    return config
+
+
+def datamodule_for(
+    checkpoint: dict, path: str | Path, dataset: Mapping | None = None
+) -> DepressionDataModule:
+    """A DataModule for ``dataset`` (default: the training run's), normalising
+    features with the checkpoint's training-fold statistics."""
+    config = dataset if dataset is not None else training_dataset_config(checkpoint, path)
+    datamodule = instantiate(config, _convert_="all")
+    state = standardizer_state(checkpoint)
+    if state is None:
+        datamodule.standardizer = None  # the model was trained on raw features
+    else:
+        datamodule.standardizer = FeatureStandardizer()
+        datamodule.load_state_dict({"standardizer": state})
+    return datamodule
+
+
+def check_widths(module: DepressionClassifier, datamodule: DepressionDataModule, path) -> None:
+    """The model's input widths must match the corpus's."""
+    model = module.hparams.model
+    for name in ("audio_dim", "video_dim"):
+        want, have = model.get(name), getattr(datamodule, name)
+        if want is not None and want != have:
+            raise CheckpointError(
+                path,
+                f"the model takes {name}={want} but corpus {datamodule.spec.name!r} has {have}",
+            )

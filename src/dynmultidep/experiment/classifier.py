@@ -1,0 +1,202 @@
+"""The LightningModule: trains and evaluates any model of ``dynmultidep.models``.
+
+A model maps a batch ``audio (B, T, Da)``, ``video (B, T, Dv)``,
+``lengths (B,)`` to :class:`~dynmultidep.models.output.ModelOutput`. The loss
+is ``BCEWithLogits(logits, label) + aux_loss``. Metrics are logged per split
+as ``{train,val,test}/{acc,precision,recall,f1,macro_f1,auroc,avg4}``; gate
+statistics as ``{train,val}/gate_weight_<expert>`` (mean weight) and
+``{train,val}/gate_routed_<expert>`` (share of vlogs whose largest weight it
+has).
+
+Everything needed to rebuild the module is in its hyper-parameters, saved as
+plain containers so that checkpoints load with ``torch.load(weights_only=True)``;
+see :mod:`dynmultidep.experiment.checkpoint`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from torch import Tensor, nn
+
+from dynmultidep.experiment.metrics import classification_metrics, with_avg4
+from dynmultidep.experiment.predictions import Predictions
+from dynmultidep.models.output import ModelOutput
+
+
+def plain(value: Any) -> Any:
+    """Resolved plain containers for a config node (checkpoints hold no OmegaConf objects)."""
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def parameter_groups(net: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay for weight matrices only; never for biases, norms, or the SSM's
+    ``A_log``/``D`` (tagged ``_no_weight_decay``)."""
+    decay, no_decay = [], []
+    for param in net.parameters():
+        if not param.requires_grad:
+            continue
+        skip = getattr(param, "_no_weight_decay", False) or param.dim() < 2
+        (no_decay if skip else decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+class DepressionClassifier(L.LightningModule):
+    """Binary depression classifier around a model built from config.
+
+    Args:
+        model: model config (``_target_`` and keyword arguments).
+        optimizer: ``_partial_`` optimizer config; ``weight_decay`` in it
+            applies to weight matrices only.
+        scheduler: ``_partial_`` scheduler config taking the optimizer, stepped
+            per epoch; ``None`` for a constant learning rate.
+        pos_weight: weight positive vlogs by ``negatives / positives`` of the
+            training fold in the loss.
+        threshold: probability from which a vlog is predicted depressed.
+        run_config: the whole run's resolved config, written into checkpoints
+            (not a hyper-parameter: loggers do not need it twice).
+    """
+
+    def __init__(
+        self,
+        model: Mapping,
+        optimizer: Mapping,
+        scheduler: Mapping | None = None,
+        pos_weight: bool = False,
+        threshold: float = 0.5,
+        run_config: Mapping | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(
+            {
+                "model": plain(model),
+                "optimizer": plain(optimizer),
+                "scheduler": plain(scheduler),
+                "pos_weight": bool(pos_weight),
+                "threshold": float(threshold),
+            }
+        )
+        self.run_config = plain(run_config)
+        self.net = instantiate(self.hparams.model, _convert_="all")
+        self.expert_names: tuple[str, ...] = tuple(getattr(self.net, "expert_names", ()))
+        self.loss_fn = nn.BCEWithLogitsLoss()
+        self.train_metrics = classification_metrics(threshold)
+        self.val_metrics = classification_metrics(threshold)
+        self.test_metrics = classification_metrics(threshold)
+        self._test_parts: list[Predictions] = []
+        self.test_predictions: Predictions | None = None
+
+    # --------------------------------------------------------------- forward
+    def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
+        return self.net(batch["audio"], batch["video"], batch["lengths"])
+
+    def predictions(self, batch: Mapping, out: ModelOutput, labelled: bool = True) -> Predictions:
+        """One batch's predictions, on the CPU."""
+        labels = batch.get("label") if labelled else None
+        return Predictions(
+            ids=list(batch["id"]),
+            genders=list(batch["gender"]),
+            probs=torch.sigmoid(out.logits.detach().float()).cpu(),
+            labels=None if labels is None else labels.detach().cpu(),
+            gate=None if out.gate is None else out.gate.detach().float().cpu(),
+            expert_names=self.expert_names,
+            threshold=self.hparams.threshold,
+        )
+
+    # ----------------------------------------------------------------- steps
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.hparams.pos_weight:
+            labels = torch.tensor([v.label for v in self.trainer.datamodule.fold("train")])
+            positives = int(labels.sum())
+            if positives == 0 or positives == len(labels):
+                raise ValueError("pos_weight needs both classes in the training fold")
+            weight = torch.tensor((len(labels) - positives) / positives)
+            self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=weight)
+
+    def _step(self, batch: Mapping, split: str) -> tuple[Tensor, ModelOutput]:
+        out = self(batch)
+        labels = batch["label"]
+        loss = self.loss_fn(out.logits.float(), labels.float()) + out.aux_loss
+        size = len(labels)
+        on_step = split == "train"
+        self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=True, batch_size=size,
+                 prog_bar=split != "test", sync_dist=not on_step)  # fmt: skip
+        self._metrics(split).update(torch.sigmoid(out.logits.detach().float()), labels)
+        if out.gate is not None and split != "test":
+            self._log_gate(out.gate.detach(), split, size)
+        return loss, out
+
+    def _log_gate(self, gate: Tensor, split: str, size: int) -> None:
+        routed = torch.nn.functional.one_hot(gate.argmax(-1), gate.shape[-1]).float()
+        for e, name in enumerate(self.expert_names):
+            for stat, values in (("weight", gate[:, e]), ("routed", routed[:, e])):
+                self.log(f"{split}/gate_{stat}_{name}", values.float().mean(), on_step=False,
+                         on_epoch=True, batch_size=size, sync_dist=True)  # fmt: skip
+
+    def training_step(self, batch: Mapping, batch_idx: int) -> Tensor:
+        return self._step(batch, "train")[0]
+
+    def validation_step(self, batch: Mapping, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Mapping, batch_idx: int) -> None:
+        _, out = self._step(batch, "test")
+        self._test_parts.append(self.predictions(batch, out))
+
+    def predict_step(self, batch: Mapping, batch_idx: int) -> Predictions:
+        return self.predictions(batch, self(batch), labelled=False)
+
+    def _metrics(self, split: str):
+        return getattr(self, f"{split}_metrics")
+
+    def _log_metrics(self, split: str) -> None:
+        collection = self._metrics(split)
+        values = with_avg4({f"{split}/{k}": v for k, v in collection.compute().items()})
+        self.log_dict(values, prog_bar=split == "val")
+        collection.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._test_parts = []
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test")
+        self.test_predictions = Predictions.concatenate(self._test_parts)
+        self._test_parts = []
+
+    # ------------------------------------------------------------ optimiser
+    def configure_optimizers(self) -> dict:
+        config = dict(self.hparams.optimizer)
+        weight_decay = config.pop("weight_decay", 0.0)
+        optimizer = instantiate(config)(parameter_groups(self.net, weight_decay))
+        if self.hparams.scheduler is None:
+            return {"optimizer": optimizer}
+        scheduler = instantiate(self.hparams.scheduler)(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
+
+    # ----------------------------------------------------------- checkpoint
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.run_config is not None:
+            checkpoint["run_config"] = self.run_config

@@ -1,0 +1,57 @@
+"""Evaluation task: a checkpoint on one fold, with the same report files as training.
+
+Only ``ckpt_path`` is needed: the model, the feature statistics and (unless
+``dataset=...`` is given) the dataset config come from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig
+
+from dynmultidep.data.records import FOLDS
+from dynmultidep.experiment.builders import build_trainer, close_loggers
+from dynmultidep.experiment.checkpoint import (
+    check_widths,
+    classifier_from_checkpoint,
+    datamodule_for,
+    read_checkpoint,
+)
+from dynmultidep.experiment.classifier import plain
+from dynmultidep.experiment.outputs import write_fold_outputs
+from dynmultidep.experiment.session import show_config
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Evaluate ``cfg.ckpt_path`` on fold ``cfg.fold``; return the ``metrics.json`` payload."""
+    if cfg.fold not in FOLDS:
+        raise ValueError(f"fold must be one of {', '.join(FOLDS)}, got {cfg.fold!r}")
+    out_dir = Path(cfg.paths.output_dir)
+    checkpoint = read_checkpoint(cfg.ckpt_path)
+    show_config(cfg, save_to=out_dir / "config_tree.log")
+    L.seed_everything(cfg.seed, workers=True)
+    module = classifier_from_checkpoint(checkpoint, cfg.ckpt_path)
+    dataset = cfg.get("dataset")
+    datamodule = datamodule_for(checkpoint, cfg.ckpt_path, dataset)
+    check_widths(module, datamodule, cfg.ckpt_path)
+    datamodule.prepare_data()
+    trainer, _, loggers = build_trainer(cfg)
+    try:
+        trainer.test(module, dataloaders=datamodule.fold_dataloader(cfg.fold))
+        used = plain(dataset) if dataset is not None else checkpoint["run_config"]["dataset"]
+        payload = {}
+        if trainer.is_global_zero:
+            payload = write_fold_outputs(
+                module.test_predictions, out_dir, cfg.fold, seed=cfg.seed, dataset=used,
+                model=module.hparams.model, loggers=loggers,
+                extra={"task": "eval", "checkpoint": str(cfg.ckpt_path),
+                       "checkpoint_epoch": checkpoint.get("epoch")},
+            )  # fmt: skip
+    finally:
+        close_loggers()
+    return payload

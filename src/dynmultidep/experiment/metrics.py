@@ -1,0 +1,97 @@
+"""Classification metrics (torchmetrics only), the trivial baseline and bootstrap intervals.
+
+Depression is the positive class. Every metric reads probabilities
+``p (N,)`` in [0, 1] and integer labels ``y (N,)``; a vlog is predicted
+depressed when ``p >= threshold``.
+
+``avg4`` is the mean of accuracy, precision, recall and F1, the seed model's
+selection criterion.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    BinaryAccuracy,
+    BinaryAUROC,
+    BinaryF1Score,
+    BinaryPrecision,
+    BinaryRecall,
+    MulticlassF1Score,
+)
+from torchmetrics.functional.classification import binary_accuracy, binary_f1_score
+
+AVG4 = ("acc", "precision", "recall", "f1")
+METRICS = (*AVG4, "macro_f1", "auroc", "avg4")
+
+
+class BinaryMacroF1(MulticlassF1Score):
+    """Mean of the F1 of both classes, from probabilities of the positive one."""
+
+    def __init__(self, threshold: float = 0.5, **kwargs):
+        super().__init__(num_classes=2, average="macro", **kwargs)
+        self.threshold = threshold
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        super().update((preds >= self.threshold).long(), target)
+
+
+def classification_metrics(threshold: float = 0.5) -> MetricCollection:
+    """A fresh collection; ``compute()`` gives every name of :data:`METRICS` but ``avg4``
+    (see :func:`with_avg4`)."""
+    return MetricCollection(
+        {
+            "acc": BinaryAccuracy(threshold=threshold),
+            "precision": BinaryPrecision(threshold=threshold),
+            "recall": BinaryRecall(threshold=threshold),
+            "f1": BinaryF1Score(threshold=threshold),
+            "macro_f1": BinaryMacroF1(threshold=threshold),
+            "auroc": BinaryAUROC(),
+        }
+    )
+
+
+def with_avg4(values: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``values`` plus ``avg4``; keys may carry a prefix such as ``val/``."""
+    out = dict(values)
+    prefix = next(k[: -len("acc")] for k in values if k.endswith("acc"))
+    out[f"{prefix}avg4"] = torch.stack([values[prefix + k] for k in AVG4]).mean()
+    return out
+
+
+def evaluate(probs: Tensor, labels: Tensor, threshold: float = 0.5) -> dict[str, float]:
+    """All of :data:`METRICS` for one set of predictions."""
+    collection = classification_metrics(threshold)
+    collection.update(probs, labels)
+    return {k: float(v) for k, v in with_avg4(collection.compute()).items()}
+
+
+def all_positive_baseline(labels: Tensor) -> dict[str, float]:
+    """The metrics of calling every vlog depressed (the trivial baseline)."""
+    return evaluate(torch.ones(len(labels)), labels)
+
+
+def bootstrap_interval(
+    probs: Tensor,
+    labels: Tensor,
+    seed: int,
+    resamples: int = 1000,
+    level: float = 0.95,
+    threshold: float = 0.5,
+) -> dict[str, list[float]]:
+    """Percentile bootstrap interval of accuracy and F1, resampling vlogs.
+
+    Returns ``{"acc": [low, high], "f1": [low, high]}``.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    draws = torch.randint(len(labels), (resamples, len(labels)), generator=generator)
+    scores = {"acc": [], "f1": []}
+    for rows in draws:
+        p, y = probs[rows], labels[rows]
+        scores["acc"].append(binary_accuracy(p, y, threshold=threshold))
+        scores["f1"].append(binary_f1_score(p, y, threshold=threshold))
+    tail = (1 - level) / 2
+    quantiles = torch.tensor([tail, 1 - tail])
+    return {k: torch.stack(v).quantile(quantiles).tolist() for k, v in scores.items()}

@@ -1,0 +1,59 @@
+"""Prediction task: probabilities for unlabelled vlogs in a corpus layout.
+
+This is a research tool, not a diagnostic device: its outputs say how a model
+trained on one vlog corpus scores other recordings, nothing about a person.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader
+
+from dynmultidep.data import PadCollate, VlogDataset, get_corpus, load_vlogs
+from dynmultidep.experiment.builders import build_trainer
+from dynmultidep.experiment.checkpoint import (
+    classifier_from_checkpoint,
+    load_standardizer,
+    read_checkpoint,
+    training_dataset_config,
+)
+from dynmultidep.experiment.predictions import Predictions
+from dynmultidep.experiment.session import show_config
+
+log = logging.getLogger(__name__)
+
+DISCLAIMER = (
+    "DynMultiDep is a research tool, not a diagnostic device: these scores are not "
+    "a clinical assessment of anyone."
+)
+
+
+def predict(cfg: DictConfig) -> Predictions:
+    """Score every vlog found at ``cfg.input``; write ``cfg.output`` (a CSV)."""
+    checkpoint = read_checkpoint(cfg.ckpt_path)
+    show_config(cfg)
+    print(DISCLAIMER)
+    module = classifier_from_checkpoint(checkpoint, cfg.ckpt_path)
+    corpus = cfg.get("corpus") or training_dataset_config(checkpoint, cfg.ckpt_path)["corpus"]
+    spec = get_corpus(corpus)
+    records = spec.unlabelled_records(cfg.input)
+    vlogs = sorted(
+        load_vlogs(records, spec.audio_dim, spec.video_dim, index_name=str(cfg.input)),
+        key=lambda v: v.length,
+    )
+    loader = DataLoader(
+        VlogDataset(vlogs),
+        batch_size=cfg.batch_size,
+        collate_fn=PadCollate(load_standardizer(checkpoint)),
+    )
+    trainer, _, _ = build_trainer(cfg)
+    parts = trainer.predict(module, dataloaders=loader)
+    predictions = Predictions.concatenate(parts)
+    output = Path(cfg.output)
+    predictions.to_csv(output)
+    log.info("%d vlogs scored; predictions in %s", len(vlogs), output)
+    print(DISCLAIMER)
+    return predictions

@@ -1,0 +1,88 @@
+"""Training task: fit, pick the best checkpoint on validation, test it, write the results.
+
+Run directory (``paths.output_dir``) after a run::
+
+    config_tree.log          the composed config, as printed at start
+    checkpoints/             best (by ``callbacks.model_checkpoint.monitor``) and last.ckpt
+    metrics.json             test report + best epoch, checkpoint, seed, provenance
+    predictions.csv          one row per test vlog
+    test_*.png               confusion matrix, ROC curve, gate weights by label
+    csv/ tensorboard/ wandb/ the selected loggers' files
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
+
+from dynmultidep.experiment.builders import build_trainer, close_loggers
+from dynmultidep.experiment.checkpoint import read_checkpoint
+from dynmultidep.experiment.classifier import plain
+from dynmultidep.experiment.outputs import write_fold_outputs
+from dynmultidep.experiment.session import show_config
+
+log = logging.getLogger(__name__)
+
+
+def best_checkpoint(trainer: L.Trainer) -> tuple[str | None, float | None]:
+    """``(path, score)`` of the best checkpoint by the monitored metric; the last
+    one when nothing was monitored; ``(None, None)`` without checkpointing."""
+    callback = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+    if callback is None:
+        return None, None
+    if callback.best_model_path:
+        score = callback.best_model_score
+        return callback.best_model_path, None if score is None else float(score)
+    return (callback.last_model_path or None), None
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Fit and test as configured; return ``cfg.optimized_metric`` (for sweepers)."""
+    out_dir = Path(cfg.paths.output_dir)
+    show_config(cfg, save_to=out_dir / "config_tree.log")
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.dataset, _convert_="all")
+    module = instantiate(cfg.module, model=cfg.model, run_config=plain(cfg), _recursive_=False)
+    trainer, _, loggers = build_trainer(cfg)
+    for logger in loggers:
+        logger.log_hyperparams({"dataset": plain(cfg.dataset), "seed": cfg.seed})
+    try:
+        trainer.fit(
+            module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True
+        )
+        ckpt_path, best_score = best_checkpoint(trainer)
+        if ckpt_path is None:
+            log.warning("no checkpoint callback: testing the weights of the last epoch")
+        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        extra = {
+            "task": "train",
+            "checkpoint": ckpt_path,
+            "best_epoch": read_checkpoint(ckpt_path)["epoch"] if ckpt_path else None,
+            "monitor": cfg.get("optimized_metric"),
+            "best_score": best_score,
+        }
+        if trainer.is_global_zero:
+            write_fold_outputs(
+                module.test_predictions, out_dir, "test", seed=cfg.seed,
+                dataset=plain(cfg.dataset), model=plain(cfg.model), extra=extra, loggers=loggers,
+            )  # fmt: skip
+    finally:
+        close_loggers()
+    return optimized_value(trainer, cfg.get("optimized_metric"), best_score)
+
+
+def optimized_value(trainer: L.Trainer, metric: str | None, best: float | None) -> float | None:
+    """The value a sweeper optimises: the best checkpoint's score, else the metric's
+    last logged value."""
+    if metric is None:
+        return None
+    if best is not None:
+        return best
+    value = trainer.callback_metrics.get(metric)
+    return None if value is None or math.isnan(float(value)) else float(value)
