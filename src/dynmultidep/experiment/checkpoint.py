@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 
 from dynmultidep.data import DepressionDataModule, FeatureStandardizer
 from dynmultidep.errors import CheckpointError
@@ -23,10 +24,15 @@ DATAMODULE_KEY = DepressionDataModule.__qualname__  # where Lightning saves its 
 _REQUIRED = ("state_dict", "hyper_parameters")
 
 
-def read_checkpoint(path: str | Path | None) -> dict:
-    """The checkpoint's contents on the CPU; :class:`CheckpointError` if it is unusable."""
-    if path is None or str(path) in ("", "None", "???"):
+def ckpt_path_of(cfg: DictConfig) -> str:
+    """``cfg.ckpt_path``, or a :class:`CheckpointError` saying how to give it."""
+    if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.get("ckpt_path") in (None, ""):
         raise CheckpointError("ckpt_path", "not given; pass ckpt_path=PATH/TO/FILE.ckpt")
+    return str(cfg.ckpt_path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint's contents on the CPU; :class:`CheckpointError` if it is unusable."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "checkpoint file not found")

@@ -16,6 +16,7 @@ from dynmultidep.data.records import FOLDS
 from dynmultidep.experiment.builders import build_trainer, close_loggers
 from dynmultidep.experiment.checkpoint import (
     check_widths,
+    ckpt_path_of,
     classifier_from_checkpoint,
     datamodule_for,
     read_checkpoint,
@@ -32,13 +33,14 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.fold not in FOLDS:
         raise ValueError(f"fold must be one of {', '.join(FOLDS)}, got {cfg.fold!r}")
     out_dir = Path(cfg.paths.output_dir)
-    checkpoint = read_checkpoint(cfg.ckpt_path)
+    ckpt_path = ckpt_path_of(cfg)
+    checkpoint = read_checkpoint(ckpt_path)
     show_config(cfg, save_to=out_dir / "config_tree.log")
     L.seed_everything(cfg.seed, workers=True)
-    module = classifier_from_checkpoint(checkpoint, cfg.ckpt_path)
+    module = classifier_from_checkpoint(checkpoint, ckpt_path)
     dataset = cfg.get("dataset")
-    datamodule = datamodule_for(checkpoint, cfg.ckpt_path, dataset)
-    check_widths(module, datamodule, cfg.ckpt_path)
+    datamodule = datamodule_for(checkpoint, ckpt_path, dataset)
+    check_widths(module, datamodule, ckpt_path)
     datamodule.prepare_data()
     trainer, _, loggers = build_trainer(cfg)
     try:
@@ -49,7 +51,7 @@ def evaluate(cfg: DictConfig) -> dict:
             payload = write_fold_outputs(
                 module.test_predictions, out_dir, cfg.fold, seed=cfg.seed, dataset=used,
                 model=module.hparams.model, loggers=loggers,
-                extra={"task": "eval", "checkpoint": str(cfg.ckpt_path),
+                extra={"task": "eval", "checkpoint": str(ckpt_path),
                        "checkpoint_epoch": checkpoint.get("epoch")},
             )  # fmt: skip
     finally:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from dynmultidep.data import PadCollate, VlogDataset, get_corpus, load_vlogs
+from dynmultidep.errors import DataError
 from dynmultidep.experiment.builders import build_trainer
 from dynmultidep.experiment.checkpoint import (
+    ckpt_path_of,
     classifier_from_checkpoint,
     load_standardizer,
     read_checkpoint,
@@ -33,11 +35,14 @@ DISCLAIMER = (
 
 def predict(cfg: DictConfig) -> Predictions:
     """Score every vlog found at ``cfg.input``; write ``cfg.output`` (a CSV)."""
-    checkpoint = read_checkpoint(cfg.ckpt_path)
+    ckpt_path = ckpt_path_of(cfg)
+    if OmegaConf.is_missing(cfg, "input"):
+        raise DataError("input", "not given; pass input=DIR_OR_FILE (vlogs in a corpus layout)")
+    checkpoint = read_checkpoint(ckpt_path)
     show_config(cfg)
     print(DISCLAIMER)
-    module = classifier_from_checkpoint(checkpoint, cfg.ckpt_path)
-    corpus = cfg.get("corpus") or training_dataset_config(checkpoint, cfg.ckpt_path)["corpus"]
+    module = classifier_from_checkpoint(checkpoint, ckpt_path)
+    corpus = cfg.get("corpus") or training_dataset_config(checkpoint, ckpt_path)["corpus"]
     spec = get_corpus(corpus)
     records = spec.unlabelled_records(cfg.input)
     vlogs = sorted(

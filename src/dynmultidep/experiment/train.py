@@ -21,6 +21,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
+from dynmultidep.errors import CheckpointError
 from dynmultidep.experiment.builders import build_trainer, close_loggers
 from dynmultidep.experiment.checkpoint import read_checkpoint
 from dynmultidep.experiment.classifier import plain
@@ -44,6 +45,9 @@ def best_checkpoint(trainer: L.Trainer) -> tuple[str | None, float | None]:
 
 def train(cfg: DictConfig) -> float | None:
     """Fit and test as configured; return ``cfg.optimized_metric`` (for sweepers)."""
+    resume = cfg.get("ckpt_path")
+    if resume not in (None, "last", "best") and not Path(resume).is_file():
+        raise CheckpointError(resume, "checkpoint file not found (ckpt_path resumes training)")
     out_dir = Path(cfg.paths.output_dir)
     show_config(cfg, save_to=out_dir / "config_tree.log")
     L.seed_everything(cfg.seed, workers=True)
@@ -53,9 +57,7 @@ def train(cfg: DictConfig) -> float | None:
     for logger in loggers:
         logger.log_hyperparams({"dataset": plain(cfg.dataset), "seed": cfg.seed})
     try:
-        trainer.fit(
-            module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True
-        )
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         ckpt_path, best_score = best_checkpoint(trainer)
         if ckpt_path is None:
             log.warning("no checkpoint callback: testing the weights of the last epoch")

@@ -1,0 +1,150 @@
+"""Every config group option composes, and what it builds is what it says."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import lightning as L
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from conftest import CONF_DIR, REPO, compose_config
+from dynmultidep.data import DepressionDataModule
+from dynmultidep.experiment.builders import instantiate_all
+from dynmultidep.experiment.classifier import DepressionClassifier
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def compose_train(*overrides: str, tmp="/tmp/dynmultidep-test-run"):
+    return compose_config("train", [f"paths.output_dir={tmp}", *overrides])
+
+
+def test_every_group_has_its_documented_options():
+    assert set(options("dataset")) >= {"synthetic", "synthetic_lmvd", "dvlog", "lmvd"}
+    assert set(options("trainer")) >= {"default", "cpu", "gpu", "ddp", "ddp_cpu", "bf16"}
+    assert set(options("logger")) >= {"csv", "tensorboard", "wandb", "many"}
+    assert set(options("experiment")) >= {"dvlog_dynmultidep", "lmvd_dynmultidep"}
+    assert "fast" in options("debug")
+    assert set(options("model")) >= {
+        "dynmultidep", "dynmultidep_no_sharing", "temporal_mean", "audio_only", "video_only",
+        "concat_fusion", "late_fusion",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("dataset", options("dataset"))
+def test_dataset_configs_build_datamodules_with_matching_model_widths(dataset):
+    cfg = compose_train(f"dataset={dataset}")
+    datamodule = instantiate(cfg.dataset)
+    assert isinstance(datamodule, DepressionDataModule)
+    assert (cfg.model.audio_dim, cfg.model.video_dim) == (
+        datamodule.audio_dim,
+        datamodule.video_dim,
+    )
+    assert cfg.dataset.root.startswith("./data/")
+
+
+@pytest.mark.parametrize("model", options("model"))
+def test_model_configs_build_classifiers(model):
+    cfg = compose_train(f"model={model}", "dataset=lmvd")
+    module = instantiate(cfg.module, model=cfg.model, _recursive_=False)
+    assert isinstance(module, DepressionClassifier)
+    assert module.hparams.model["audio_dim"] == 128 or "audio_dim" not in cfg.model
+    optimizers = module.configure_optimizers()
+    assert optimizers["optimizer"].param_groups[0]["lr"] == cfg.module.optimizer.lr
+
+
+@pytest.mark.parametrize("trainer", ["default", "cpu", "bf16", "ddp_cpu"])
+def test_trainer_configs_build_on_this_machine(trainer, tmp_path):
+    cfg = compose_train(f"trainer={trainer}", tmp=str(tmp_path))
+    built = instantiate(cfg.trainer)
+    assert isinstance(built, L.Trainer)
+    assert built.max_epochs == cfg.trainer.max_epochs
+
+
+@pytest.mark.parametrize("trainer", ["gpu", "ddp"])
+def test_gpu_trainer_configs_compose(trainer):
+    cfg = compose_train(f"trainer={trainer}")
+    assert cfg.trainer.accelerator == "gpu"
+    assert cfg.trainer.use_distributed_sampler is False
+
+
+@pytest.mark.parametrize("logger", options("logger"))
+def test_logger_configs_compose(logger):
+    cfg = compose_train(f"logger={logger}")
+    expected = {"many": {"csv", "tensorboard", "wandb"}}.get(logger, {logger})
+    assert set(cfg.logger) == expected
+    assert all("_target_" in node for node in cfg.logger.values())
+
+
+def test_callbacks_default_and_optional_ones(tmp_path):
+    cfg = compose_train(tmp=str(tmp_path))
+    assert set(cfg.callbacks) == {"model_checkpoint", "rich_progress_bar", "model_summary"}
+    assert cfg.callbacks.model_checkpoint.monitor == "val/avg4"
+    cfg = compose_train("callbacks=[default,early_stopping,gate_annealing]", tmp=str(tmp_path))
+    names = [type(c).__name__ for c in instantiate_all(cfg.callbacks)]
+    assert {"ModelCheckpoint", "EarlyStopping", "GateTemperatureAnnealing"} <= set(names)
+    cfg = compose_train("callbacks.rich_progress_bar=null", tmp=str(tmp_path))
+    assert "RichProgressBar" not in [type(c).__name__ for c in instantiate_all(cfg.callbacks)]
+
+
+@pytest.mark.parametrize(
+    ("experiment", "corpus", "d_state", "crop_min"),
+    [("dvlog_dynmultidep", "dvlog", 12, 500), ("lmvd_dynmultidep", "lmvd", 16, 400)],
+)
+def test_published_recipes(experiment, corpus, d_state, crop_min):
+    cfg = compose_train(f"experiment={experiment}")
+    assert cfg.dataset.corpus == corpus and cfg.dataset.batch_size == 32
+    assert cfg.dataset.crop_attempts == 5 and cfg.dataset.crop_min_length == crop_min
+    assert cfg.trainer.max_epochs == 120 and cfg.module.scheduler.max_epochs == 120
+    assert cfg.module.optimizer._target_ == "torch.optim.Adam"
+    assert cfg.module.optimizer.lr == 5e-4
+    model = cfg.model
+    assert model._target_.endswith("DynMultiDep")
+    assert (model.d_model, model.d_ffn, model.num_layers, model.expand, model.d_conv) == (
+        256, 1024, 1, 4, 4,
+    )  # fmt: skip
+    assert (model.d_state, model.dropout, model.activation) == (d_state, 0.1, "gelu")
+    assert model.bidirectional and not model.causal and model.hard_gate and model.temp == 1.0
+
+
+def test_debug_fast_shortens_training():
+    cfg = compose_train("debug=fast")
+    assert cfg.trainer.max_epochs == 1 and cfg.trainer.limit_train_batches == 3
+
+
+def test_eval_and_predict_configs_compose(tmp_path):
+    cfg = compose_config("eval", ["ckpt_path=x.ckpt", f"paths.output_dir={tmp_path}"])
+    assert cfg.fold == "test" and cfg.get("dataset") is None
+    cfg = compose_config("eval", ["ckpt_path=x.ckpt", "dataset=lmvd"])
+    assert cfg.dataset.corpus == "lmvd"
+    cfg = compose_config(
+        "predict", ["ckpt_path=x.ckpt", "input=dir", f"paths.output_dir={tmp_path}"]
+    )
+    assert cfg.output == f"{tmp_path}/predictions.csv" and cfg.corpus is None
+
+
+def test_run_directories_follow_the_documented_layout():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True)
+    stamp = r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d"
+    assert re.fullmatch(rf"\./logs/train/runs/{stamp}", cfg.hydra.run.dir)
+    assert re.fullmatch(rf"\./logs/train/multiruns/{stamp}", cfg.hydra.sweep.dir)
+    assert OmegaConf.to_container(cfg.hydra.sweep)["subdir"] == "${hydra.job.num}"
+
+
+def test_cfg_job_prints_the_composed_config():
+    result = subprocess.run(
+        [sys.executable, "src/train.py", "--cfg", "job", "dataset=lmvd"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    printed = OmegaConf.create(result.stdout)
+    assert printed.dataset.corpus == "lmvd" and printed.model.audio_dim == 128
