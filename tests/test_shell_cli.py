@@ -49,7 +49,7 @@ def test_train_script_writes_a_run_directory_and_prints_the_test_table(tmp_path)
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["ckpt_path=/nonexistent/model.ckpt"], "error: /nonexistent/model.ckpt: checkpoint file not found"),
+        (["ckpt_path=/no/model.ckpt"], "error: /no/model.ckpt: checkpoint file not found"),
         ([], "error: ckpt_path: not given; pass ckpt_path="),
     ],
 )  # fmt: skip
