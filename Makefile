@@ -1,5 +1,5 @@
-# DynMultiDep developer commands. `make test` works on a fresh machine: it
-# creates .venv, installs torch (TORCH_VERSION) and the project, then runs pytest.
+# DynMultiDep developer commands. `make train` and `make test` work on a fresh
+# machine: they create .venv, install torch (TORCH_VERSION) and the project first.
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -7,7 +7,7 @@ TORCH_VERSION ?= 2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow lint format clean bench bench-quick
+.PHONY: install train test test-slow lint format clean bench bench-quick
 
 install: $(STAMP)
 
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+# Train on the synthetic corpus (generated on first use) with the default
+# configs; pass Hydra overrides with ARGS="...".
+train: install
+	$(PY) src/train.py $(ARGS)
 
 test: install
 	$(PY) -m pytest -m "not slow" -q

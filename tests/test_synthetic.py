@@ -63,7 +63,7 @@ def test_dvlog_layout_is_the_released_one(synthetic_corpus):
     root, plan = synthetic_corpus("dvlog", "small")
     header, *rows = (root / "labels.csv").read_text().splitlines()
     assert header == "index,label,duration,gender,fold"
-    assert len(rows) == len(plan) == 240
+    assert len(rows) == len(plan) == 480
     first = rows[0].split(",")
     assert first[1] in ("depression", "normal") and first[3] in ("m", "f")
     audio = np.load(root / first[0] / f"{first[0]}_acoustic.npy")

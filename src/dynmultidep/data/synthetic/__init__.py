@@ -30,7 +30,7 @@ class Preset:
 
 PRESETS = {
     "full": Preset(n=None, length_scale=1.0),  # D-Vlog: 961 vlogs, real lengths
-    "small": Preset(n=240, length_scale=0.25),  # demos: trains in minutes on a CPU
+    "small": Preset(n=480, length_scale=0.25),  # the default corpus: trains in minutes on a CPU
     "tiny": Preset(n=24, length_scale=0.05),  # unit tests
 }
 
