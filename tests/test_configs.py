@@ -84,7 +84,12 @@ def test_logger_configs_compose(logger):
 
 def test_callbacks_default_and_optional_ones(tmp_path):
     cfg = compose_train(tmp=str(tmp_path))
-    assert set(cfg.callbacks) == {"model_checkpoint", "rich_progress_bar", "model_summary"}
+    assert set(cfg.callbacks) == {
+        "model_checkpoint",
+        "last_checkpoint",
+        "rich_progress_bar",
+        "model_summary",
+    }
     assert cfg.callbacks.model_checkpoint.monitor == "val/avg4"
     cfg = compose_train("callbacks=[default,early_stopping,gate_annealing]", tmp=str(tmp_path))
     names = [type(c).__name__ for c in instantiate_all(cfg.callbacks)]

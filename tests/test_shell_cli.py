@@ -83,7 +83,7 @@ def test_gender_on_lmvd_is_refused_with_one_line(tmp_path):
     assert "lmvd has no gender labels" in result.stderr.strip().splitlines()[-1]
 
 
-def test_wandb_logger_runs_offline_without_login_and_closes_its_run(tmp_path, monkeypatch):
+def test_every_logger_at_once_with_wandb_offline_without_login(tmp_path, monkeypatch):
     import wandb
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
@@ -93,11 +93,13 @@ def test_wandb_logger_runs_offline_without_login_and_closes_its_run(tmp_path, mo
     out = tmp_path / "run"
     cfg = compose_config(
         "train",
-        ["logger=wandb", "debug=fast", f"paths.output_dir={out}", *tiny_synthetic(tmp_path)],
+        ["logger=many", "debug=fast", f"paths.output_dir={out}", *tiny_synthetic(tmp_path)],
     )
     train(cfg)
     assert wandb.run is None  # finished, so the next multirun job starts its own
     offline_runs = list((out / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1
     assert list(offline_runs[0].glob("*.wandb"))
-    assert (out / "metrics.json").is_file()
+    assert (out / "metrics.json").is_file() and (out / "csv" / "metrics.csv").is_file()
+    events = list((out / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events and sum(e.stat().st_size for e in events) > 10_000  # scalars and figures

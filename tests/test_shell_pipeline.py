@@ -61,6 +61,14 @@ def test_training_run_writes_its_outputs(trained):
     for name in ("acc", "f1"):
         low, high = metrics["bootstrap_95"][name]
         assert 0 <= low <= high <= 1
+    with open(out / "csv" / "metrics.csv", newline="") as handle:
+        logged = set(next(csv.reader(handle)))
+    for split in ("train", "val"):
+        assert {f"{split}/{m}" for m in ("acc", "precision", "recall", "f1", "macro_f1", "auroc",
+                                         "avg4")} <= logged  # fmt: skip
+        for expert in ("audio", "video"):
+            assert {f"{split}/gate_weight_{expert}", f"{split}/gate_routed_{expert}"} <= logged
+    assert {"train/lr", "train/loss_epoch", "val/loss", "test/avg4"} <= logged
 
 
 def test_metrics_json_agrees_with_predictions_csv(trained):
@@ -92,10 +100,11 @@ def test_checkpoint_loads_weights_only_and_rebuilds_the_model(trained):
     _, _, out, _ = trained
     path = out / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    assert checkpoint["epoch"] == 1  # last.ckpt is the final epoch's (max_epochs=2)
     assert "standardizer" in checkpoint["DepressionDataModule"]
     assert checkpoint["run_config"]["dataset"]["root"]
     module = classifier_from_checkpoint(read_checkpoint(path), path)
-    assert not module.training
+    assert not module.training and module.hparams.model["d_model"] == 16
     loaded = dict(module.state_dict())
     for key, value in checkpoint["state_dict"].items():
         assert torch.equal(loaded[key], value), key

@@ -169,6 +169,10 @@ class DepressionClassifier(L.LightningModule):
         self.log_dict(values, prog_bar=split == "val")
         collection.reset()
 
+    def on_train_epoch_start(self) -> None:
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+        self.log("train/lr", lr, on_step=False, on_epoch=True)
+
     def on_train_epoch_end(self) -> None:
         self._log_metrics("train")
 

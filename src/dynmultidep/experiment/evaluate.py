@@ -44,7 +44,7 @@ def evaluate(cfg: DictConfig) -> dict:
     datamodule.prepare_data()
     trainer, _, loggers = build_trainer(cfg)
     try:
-        trainer.test(module, dataloaders=datamodule.fold_dataloader(cfg.fold))
+        trainer.test(module, dataloaders=datamodule.fold_dataloader(cfg.fold), verbose=False)
         used = plain(dataset) if dataset is not None else checkpoint["run_config"]["dataset"]
         payload = {}
         if trainer.is_global_zero:

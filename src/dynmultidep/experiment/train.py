@@ -32,15 +32,16 @@ log = logging.getLogger(__name__)
 
 
 def best_checkpoint(trainer: L.Trainer) -> tuple[str | None, float | None]:
-    """``(path, score)`` of the best checkpoint by the monitored metric; the last
-    one when nothing was monitored; ``(None, None)`` without checkpointing."""
-    callback = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
-    if callback is None:
-        return None, None
-    if callback.best_model_path:
-        score = callback.best_model_score
-        return callback.best_model_path, None if score is None else float(score)
-    return (callback.last_model_path or None), None
+    """``(path, score)`` of the best checkpoint by the monitored metric; without a
+    monitored checkpoint callback, the latest checkpoint saved; ``(None, None)``
+    without checkpointing."""
+    callbacks = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
+    monitored = [c for c in callbacks if c.monitor is not None and c.best_model_path]
+    if monitored:
+        score = monitored[0].best_model_score
+        return monitored[0].best_model_path, None if score is None else float(score)
+    latest = [c.best_model_path or c.last_model_path for c in callbacks]
+    return next((p for p in latest if p), None), None
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -61,7 +62,9 @@ def train(cfg: DictConfig) -> float | None:
         ckpt_path, best_score = best_checkpoint(trainer)
         if ckpt_path is None:
             log.warning("no checkpoint callback: testing the weights of the last epoch")
-        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        trainer.test(
+            module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False
+        )
         extra = {
             "task": "train",
             "checkpoint": ckpt_path,
