@@ -53,3 +53,17 @@ def test_gate_annealing_callback_in_a_run(tiny_cfg, tmp_path):
     last = tmp_path / "checkpoints" / "last.ckpt"
     module = classifier_from_checkpoint(read_checkpoint(last), last)
     assert module.net.gate.temp == pytest.approx(0.5)  # the checkpoint holds the annealed value
+
+
+def test_synthetic_lmvd_config_generates_its_corpus_and_trains(tmp_path):
+    root = tmp_path / "corpus"
+    cfg = compose_config(
+        "train",
+        ["dataset=synthetic_lmvd", "dataset.synthetic.preset=tiny", f"dataset.root={root}",
+         "dataset.batch_size=8", "debug=fast", f"paths.output_dir={tmp_path}/run", "~logger",
+         *TINY_MODEL, *QUIET],
+    )  # fmt: skip
+    train(cfg)
+    assert (root / "audio").is_dir() and (root / "visual").is_dir()
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["dataset"]["corpus"] == "lmvd" and metrics["dataset"]["test_gender"] == "both"

@@ -13,6 +13,7 @@ import torch
 
 from conftest import QUIET, TINY_MODEL, compose_config
 from dynmultidep.data import get_corpus
+from dynmultidep.errors import CheckpointError
 from dynmultidep.experiment.checkpoint import classifier_from_checkpoint, read_checkpoint
 from dynmultidep.experiment.evaluate import evaluate
 from dynmultidep.experiment.predict import predict
@@ -165,3 +166,14 @@ def test_predict_scores_unlabelled_vlogs_like_the_test_run(trained, tmp_path):
                                        *QUIET[2:]]))  # fmt: skip
     (single,) = read_csv(tmp_path / "one.csv")
     assert single["id"] == one
+
+
+def test_eval_refuses_a_corpus_whose_widths_the_model_does_not_take(trained, tmp_path):
+    dataset, _, out, _ = trained
+    ckpt = json.loads((out / "metrics.json").read_text())["checkpoint"]
+    other = "lmvd" if dataset == "dvlog" else "dvlog"
+    cfg = compose_config("eval", [f"ckpt_path={ckpt}", f"dataset={other}",
+                                  f"paths.output_dir={tmp_path}"])  # fmt: skip
+    with pytest.raises(CheckpointError, match="audio_dim="):
+        evaluate(cfg)
+    assert not (tmp_path / "metrics.json").exists()
