@@ -26,7 +26,7 @@ def tiny_cfg(synthetic_corpus, tmp_path):
     return make
 
 
-def test_pos_weight_comes_from_the_training_fold(tiny_cfg):
+def test_pos_weight_comes_from_the_training_fold(tiny_cfg, tmp_path):
     cfg = tiny_cfg("module.pos_weight=true")
     datamodule = instantiate(cfg.dataset)
     module = instantiate(cfg.module, model=cfg.model, _recursive_=False)
@@ -35,7 +35,15 @@ def test_pos_weight_comes_from_the_training_fold(tiny_cfg):
     trainer.fit(module, datamodule=datamodule)
     labels = [v.label for v in datamodule.fold("train")]
     expected = (len(labels) - sum(labels)) / sum(labels)
-    assert float(module.loss_fn.pos_weight) == pytest.approx(expected)
+    assert float(module.pos_weight) == pytest.approx(expected)
+    # the weight shapes the loss only: a checkpoint of such a run rebuilds strictly
+    from dynmultidep.experiment.checkpoint import classifier_from_checkpoint, read_checkpoint
+
+    trainer.save_checkpoint(tmp_path / "pw.ckpt")
+    rebuilt = classifier_from_checkpoint(
+        read_checkpoint(tmp_path / "pw.ckpt"), tmp_path / "pw.ckpt"
+    )
+    assert rebuilt.hparams.pos_weight is True and rebuilt.pos_weight is None
 
 
 def test_bf16_mixed_training_on_cpu(tiny_cfg, tmp_path):

@@ -20,6 +20,7 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor, nn
@@ -93,7 +94,9 @@ class DepressionClassifier(L.LightningModule):
         self.run_config = plain(run_config)
         self.net = instantiate(self.hparams.model, _convert_="all")
         self.expert_names: tuple[str, ...] = tuple(getattr(self.net, "expert_names", ()))
-        self.loss_fn = nn.BCEWithLogitsLoss()
+        # negatives / positives of the training fold, set in setup(); an attribute, not
+        # a buffer: it only shapes the training loss and is not part of the model
+        self.pos_weight: Tensor | None = None
         self.train_metrics = classification_metrics(threshold)
         self.val_metrics = classification_metrics(threshold)
         self.test_metrics = classification_metrics(threshold)
@@ -124,13 +127,16 @@ class DepressionClassifier(L.LightningModule):
             positives = int(labels.sum())
             if positives == 0 or positives == len(labels):
                 raise ValueError("pos_weight needs both classes in the training fold")
-            weight = torch.tensor((len(labels) - positives) / positives)
-            self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=weight)
+            self.pos_weight = torch.tensor((len(labels) - positives) / positives)
 
     def _step(self, batch: Mapping, split: str) -> tuple[Tensor, ModelOutput]:
         out = self(batch)
         labels = batch["label"]
-        loss = self.loss_fn(out.logits.float(), labels.float()) + out.aux_loss
+        pos_weight = None if self.pos_weight is None else self.pos_weight.to(out.logits.device)
+        bce = F.binary_cross_entropy_with_logits(
+            out.logits.float(), labels.float(), pos_weight=pos_weight
+        )
+        loss = bce + out.aux_loss
         size = len(labels)
         on_step = split == "train"
         self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=True, batch_size=size,
@@ -141,7 +147,7 @@ class DepressionClassifier(L.LightningModule):
         return loss, out
 
     def _log_gate(self, gate: Tensor, split: str, size: int) -> None:
-        routed = torch.nn.functional.one_hot(gate.argmax(-1), gate.shape[-1]).float()
+        routed = F.one_hot(gate.argmax(-1), gate.shape[-1]).float()
         for e, name in enumerate(self.expert_names):
             for stat, values in (("weight", gate[:, e]), ("routed", routed[:, e])):
                 self.log(f"{split}/gate_{stat}_{name}", values.float().mean(), on_step=False,
