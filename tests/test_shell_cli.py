@@ -103,3 +103,18 @@ def test_every_logger_at_once_with_wandb_offline_without_login(tmp_path, monkeyp
     assert (out / "metrics.json").is_file() and (out / "csv" / "metrics.csv").is_file()
     events = list((out / "tensorboard").rglob("events.out.tfevents.*"))
     assert events and sum(e.stat().st_size for e in events) > 10_000  # scalars and figures
+
+
+def test_multirun_jobs_get_their_own_directories(tmp_path):
+    result = run_script("train", "-m", "seed=0,1", "debug=fast", f"paths.log_dir={tmp_path}/logs",
+                        *tiny_synthetic(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep_dir,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
+    seeds = {
+        job.name: json.loads((job / "metrics.json").read_text())["seed"]
+        for job in sweep_dir.iterdir()
+        if job.is_dir() and not job.name.startswith(".")
+    }
+    assert seeds == {"0": 0, "1": 1}
+    for job in ("0", "1"):
+        assert (sweep_dir / job / "checkpoints" / "last.ckpt").is_file()
