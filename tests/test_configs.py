@@ -54,7 +54,7 @@ def test_model_configs_build_classifiers(model):
     cfg = compose_train(f"model={model}", "dataset=lmvd")
     module = instantiate(cfg.module, model=cfg.model, _recursive_=False)
     assert isinstance(module, DepressionClassifier)
-    assert module.hparams.model["audio_dim"] == 128 or "audio_dim" not in cfg.model
+    assert module.hparams.model["audio_dim"] == 128
     optimizers = module.configure_optimizers()
     assert optimizers["optimizer"].param_groups[0]["lr"] == cfg.module.optimizer.lr
 

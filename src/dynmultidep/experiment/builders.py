@@ -66,10 +66,9 @@ def close_loggers() -> None:
             wandb.finish()
 
 
-def build_trainer(cfg: Mapping, **overrides) -> tuple[L.Trainer, list, list]:
-    """``(trainer, callbacks, loggers)`` from the ``trainer``, ``callbacks`` and ``logger``
-    nodes of a run config."""
-    callbacks = instantiate_all(cfg.get("callbacks"))
+def build_trainer(cfg: Mapping) -> L.Trainer:
+    """The Trainer of the ``trainer`` node of a run config, with the callbacks and loggers
+    of its ``callbacks`` and ``logger`` nodes (``trainer.loggers`` lists the latter)."""
     loggers = instantiate_all(cfg.get("logger"))
-    trainer = instantiate(cfg["trainer"], callbacks=callbacks, logger=loggers or False, **overrides)
-    return trainer, callbacks, loggers
+    callbacks = instantiate_all(cfg.get("callbacks"))
+    return instantiate(cfg["trainer"], callbacks=callbacks, logger=loggers or False)

@@ -6,7 +6,6 @@ Only ``ckpt_path`` is needed: the model, the feature statistics and (unless
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import lightning as L
@@ -25,8 +24,6 @@ from dynmultidep.experiment.classifier import plain
 from dynmultidep.experiment.outputs import write_fold_outputs
 from dynmultidep.experiment.session import show_config
 
-log = logging.getLogger(__name__)
-
 
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.ckpt_path`` on fold ``cfg.fold``; return the ``metrics.json`` payload."""
@@ -42,7 +39,7 @@ def evaluate(cfg: DictConfig) -> dict:
     datamodule = datamodule_for(checkpoint, ckpt_path, dataset)
     check_widths(module, datamodule, ckpt_path)
     datamodule.prepare_data()
-    trainer, _, loggers = build_trainer(cfg)
+    trainer = build_trainer(cfg)
     try:
         trainer.test(module, dataloaders=datamodule.fold_dataloader(cfg.fold), verbose=False)
         used = plain(dataset) if dataset is not None else checkpoint["run_config"]["dataset"]
@@ -50,7 +47,7 @@ def evaluate(cfg: DictConfig) -> dict:
         if trainer.is_global_zero:
             payload = write_fold_outputs(
                 module.test_predictions, out_dir, cfg.fold, seed=cfg.seed, dataset=used,
-                model=module.hparams.model, loggers=loggers,
+                model=module.hparams.model, loggers=trainer.loggers,
                 extra={"task": "eval", "checkpoint": str(ckpt_path),
                        "checkpoint_epoch": checkpoint.get("epoch")},
             )  # fmt: skip

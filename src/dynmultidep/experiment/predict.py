@@ -54,7 +54,7 @@ def predict(cfg: DictConfig) -> Predictions:
         batch_size=cfg.batch_size,
         collate_fn=PadCollate(load_standardizer(checkpoint)),
     )
-    trainer, _, _ = build_trainer(cfg)
+    trainer = build_trainer(cfg)
     parts = trainer.predict(module, dataloaders=loader)
     predictions = Predictions.concatenate(parts)
     output = Path(cfg.output)

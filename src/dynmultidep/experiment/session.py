@@ -4,7 +4,6 @@ config, turn expected failures into a one-line error and exit status 2."""
 from __future__ import annotations
 
 import functools
-import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +17,6 @@ from rich.console import Console
 from dynmultidep.atomic import write_text_atomic
 from dynmultidep.cli import EXIT_BAD_INPUT
 from dynmultidep.errors import DynMultiDepError
-
-log = logging.getLogger(__name__)
 
 FIRST = ("dataset", "model", "module", "trainer", "callbacks", "logger", "paths")
 

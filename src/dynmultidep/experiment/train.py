@@ -54,8 +54,8 @@ def train(cfg: DictConfig) -> float | None:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.dataset, _convert_="all")
     module = instantiate(cfg.module, model=cfg.model, run_config=plain(cfg), _recursive_=False)
-    trainer, _, loggers = build_trainer(cfg)
-    for logger in loggers:
+    trainer = build_trainer(cfg)
+    for logger in trainer.loggers:
         logger.log_hyperparams({"dataset": plain(cfg.dataset), "seed": cfg.seed})
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
@@ -75,7 +75,8 @@ def train(cfg: DictConfig) -> float | None:
         if trainer.is_global_zero:
             write_fold_outputs(
                 module.test_predictions, out_dir, "test", seed=cfg.seed,
-                dataset=plain(cfg.dataset), model=plain(cfg.model), extra=extra, loggers=loggers,
+                dataset=plain(cfg.dataset), model=plain(cfg.model), extra=extra,
+                loggers=trainer.loggers,
             )  # fmt: skip
     finally:
         close_loggers()
