@@ -2,15 +2,21 @@
 
     python src/train.py                                  # synthetic corpus, CPU, a few minutes
     python src/train.py experiment=dvlog_dynmultidep dataset.root=/data/dvlog
+    python src/train.py -m sweep=gender_grid             # a grid: see conf/sweep/
+    python src/train.py resume=logs/train/runs/<stamp>   # continue an interrupted run
     python src/train.py --cfg job                        # print the composed config
 
 See conf/train.yaml and dynmultidep.experiment.train.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from dynmultidep.experiment.session import guarded
+from dynmultidep.errors import DynMultiDepError
+from dynmultidep.experiment.resume import resume_argv
+from dynmultidep.experiment.session import exit_with_error, guarded
 from dynmultidep.experiment.train import train
 
 
@@ -20,4 +26,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    try:
+        sys.argv = resume_argv(sys.argv)
+    except DynMultiDepError as err:
+        exit_with_error(err)
     main()

@@ -89,8 +89,10 @@ def test_callbacks_default_and_optional_ones(tmp_path):
         "last_checkpoint",
         "rich_progress_bar",
         "model_summary",
+        "epoch_seeding",
     }
     assert cfg.callbacks.model_checkpoint.monitor == "val/avg4"
+    assert cfg.callbacks.epoch_seeding.seed == cfg.seed
     cfg = compose_train("callbacks=[default,early_stopping,gate_annealing]", tmp=str(tmp_path))
     names = [type(c).__name__ for c in instantiate_all(cfg.callbacks)]
     assert {"ModelCheckpoint", "EarlyStopping", "GateTemperatureAnnealing"} <= set(names)

@@ -12,7 +12,7 @@ import lightning as L
 from omegaconf import DictConfig
 
 from dynmultidep.data.records import FOLDS
-from dynmultidep.experiment.builders import build_trainer, close_loggers
+from dynmultidep.experiment.builders import build_trainer
 from dynmultidep.experiment.checkpoint import (
     check_widths,
     ckpt_path_of,
@@ -21,6 +21,7 @@ from dynmultidep.experiment.checkpoint import (
     read_checkpoint,
 )
 from dynmultidep.experiment.classifier import plain
+from dynmultidep.experiment.loggers import close_loggers
 from dynmultidep.experiment.outputs import write_fold_outputs
 from dynmultidep.experiment.session import show_config
 
