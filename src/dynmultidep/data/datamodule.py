@@ -8,8 +8,9 @@ Which vlogs go where:
 
 Everything is read from disk once and kept in memory. Training batches come
 from :class:`LengthBucketSampler`; validation and test batches hold vlogs in
-ascending length. In distributed training the sampler shards batches across
-ranks itself, so the trainer needs ``use_distributed_sampler=False``.
+ascending length. In distributed training the sampler shards training batches
+across ranks itself and evaluation folds are split by :mod:`dynmultidep.data.sharding`,
+so the trainer needs ``use_distributed_sampler=False``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from dynmultidep.data.corpora import get_corpus
@@ -26,6 +28,7 @@ from dynmultidep.data.dataset import PadCollate, VlogDataset, random_crops
 from dynmultidep.data.normalization import FeatureStandardizer
 from dynmultidep.data.records import Record, normalize_gender, select_records
 from dynmultidep.data.sampler import LengthBucketSampler, padding_fraction
+from dynmultidep.data.sharding import shard
 from dynmultidep.data.synthetic import SyntheticSpec, generate_corpus, read_manifest
 from dynmultidep.data.vlogs import Vlog, load_vlogs
 from dynmultidep.errors import DataError
@@ -214,7 +217,7 @@ class DepressionDataModule(L.LightningDataModule):
         trainer = self.trainer
         if trainer is not None and trainer.world_size > 1:
             replicas, rank = trainer.world_size, trainer.global_rank
-        return LengthBucketSampler(
+        sampler = LengthBucketSampler(
             dataset.lengths,
             batch_size=self.batch_size,
             max_tokens=self.max_tokens,
@@ -224,6 +227,12 @@ class DepressionDataModule(L.LightningDataModule):
             num_replicas=replicas,
             rank=rank,
         )
+        # A resumed run builds its loader at the restored epoch, and Lightning prefetches
+        # the first batch before it calls set_epoch: start the sampler where Lightning
+        # will set it (the number of epochs processed).
+        if trainer is not None:
+            sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed)
+        return sampler
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.train_dataset()
@@ -246,8 +255,12 @@ class DepressionDataModule(L.LightningDataModule):
         return self._loader(dataset, batch_sampler=sampler)
 
     def fold_dataloader(self, name: str) -> DataLoader:
-        """Batches of fold ``name`` in ascending length, as for evaluation."""
+        """Batches of fold ``name`` in ascending length, as for evaluation; in distributed
+        runs, this rank's shard of them (:mod:`dynmultidep.data.sharding`)."""
         vlogs = sorted(self.fold(name), key=lambda v: v.length)
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1:
+            vlogs = shard(vlogs, trainer.global_rank, trainer.world_size)
         return self._loader(VlogDataset(vlogs), batch_size=self.eval_batch_size, shuffle=False)
 
     def val_dataloader(self) -> DataLoader:
@@ -263,6 +276,9 @@ class DepressionDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            # a generator of its own: iterating a loader never moves the global one
+            # (see dynmultidep.experiment.reproducibility)
+            generator=torch.Generator().manual_seed(self.seed),
             **kwargs,
         )
 

@@ -25,8 +25,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor, nn
 
+from dynmultidep.experiment.distributed import gather_objects
 from dynmultidep.experiment.metrics import classification_metrics, with_avg4
-from dynmultidep.experiment.predictions import Predictions
+from dynmultidep.experiment.predictions import Predictions, join_shards
 from dynmultidep.models.output import ModelOutput
 
 
@@ -189,9 +190,13 @@ class DepressionClassifier(L.LightningModule):
         self._test_parts = []
 
     def on_test_epoch_end(self) -> None:
-        self._log_metrics("test")
-        self.test_predictions = Predictions.concatenate(self._test_parts)
+        self._log_metrics("test")  # torchmetrics syncs the states of all ranks
+        local = Predictions.concatenate(self._test_parts) if self._test_parts else None
         self._test_parts = []
+        if self.trainer.world_size > 1:
+            self.test_predictions = join_shards(gather_objects(local))
+        else:
+            self.test_predictions = local
 
     # ------------------------------------------------------------ optimiser
     def configure_optimizers(self) -> dict:

@@ -38,17 +38,19 @@ class BinaryMacroF1(MulticlassF1Score):
         super().update((preds >= self.threshold).long(), target)
 
 
-def classification_metrics(threshold: float = 0.5) -> MetricCollection:
+def classification_metrics(threshold: float = 0.5, sync: bool = True) -> MetricCollection:
     """A fresh collection; ``compute()`` gives every name of :data:`METRICS` but ``avg4``
-    (see :func:`with_avg4`)."""
+    (see :func:`with_avg4`). ``sync``: in distributed runs, ``compute()`` combines the
+    states of all ranks (every rank must call it); ``False`` for this rank's data alone."""
+    options = {"threshold": threshold, "sync_on_compute": sync}
     return MetricCollection(
         {
-            "acc": BinaryAccuracy(threshold=threshold),
-            "precision": BinaryPrecision(threshold=threshold),
-            "recall": BinaryRecall(threshold=threshold),
-            "f1": BinaryF1Score(threshold=threshold),
-            "macro_f1": BinaryMacroF1(threshold=threshold),
-            "auroc": BinaryAUROC(),
+            "acc": BinaryAccuracy(**options),
+            "precision": BinaryPrecision(**options),
+            "recall": BinaryRecall(**options),
+            "f1": BinaryF1Score(**options),
+            "macro_f1": BinaryMacroF1(**options),
+            "auroc": BinaryAUROC(sync_on_compute=sync),
         }
     )
 
@@ -62,8 +64,9 @@ def with_avg4(values: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def evaluate(probs: Tensor, labels: Tensor, threshold: float = 0.5) -> dict[str, float]:
-    """All of :data:`METRICS` for one set of predictions."""
-    collection = classification_metrics(threshold)
+    """All of :data:`METRICS` for one set of predictions (never synchronised across ranks:
+    ``probs`` are the whole fold's)."""
+    collection = classification_metrics(threshold, sync=False)
     collection.update(probs, labels)
     return {k: float(v) for k, v in with_avg4(collection.compute()).items()}
 

@@ -72,6 +72,14 @@ def figures(pred: Predictions) -> dict[str, Figure]:
     return made
 
 
+def save_png(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` to ``path`` as PNG (atomically); the figure stays open."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    write_bytes_atomic(path, buffer.getvalue())
+    return path
+
+
 def save_figures(pred: Predictions, out_dir: str | Path, prefix: str, loggers=()) -> list[Path]:
     """Write ``{prefix}_{name}.png`` files into ``out_dir``; log them to the
     TensorBoard and W&B loggers among ``loggers``."""
@@ -79,10 +87,7 @@ def save_figures(pred: Predictions, out_dir: str | Path, prefix: str, loggers=()
 
     paths = []
     for name, fig in figures(pred).items():
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=120)
-        path = Path(out_dir) / f"{prefix}_{name}.png"
-        write_bytes_atomic(path, buffer.getvalue())
+        path = save_png(fig, Path(out_dir) / f"{prefix}_{name}.png")
         paths.append(path)
         for logger in loggers:
             if isinstance(logger, TensorBoardLogger):

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from dynmultidep.atomic import write_text_atomic
+from dynmultidep.data.sharding import shard_positions
 
 
 @dataclass
@@ -44,6 +45,19 @@ class Predictions:
             threshold=first.threshold,
         )
 
+    def take(self, index: list[int]) -> Predictions:
+        """The predictions of vlogs ``index``, in that order."""
+        rows = torch.tensor(index, dtype=torch.long)
+        return Predictions(
+            ids=[self.ids[i] for i in index],
+            genders=[self.genders[i] for i in index],
+            probs=self.probs[rows],
+            labels=None if self.labels is None else self.labels[rows],
+            gate=None if self.gate is None else self.gate[rows],
+            expert_names=self.expert_names,
+            threshold=self.threshold,
+        )
+
     @property
     def predicted(self) -> Tensor:
         return (self.probs >= self.threshold).long()
@@ -74,3 +88,15 @@ class Predictions:
                 row += [f"{float(w):.6f}" for w in self.gate[i]] + [relied[i]]
             writer.writerow(row)
         write_text_atomic(path, buffer.getvalue())
+
+
+def join_shards(parts: list[Predictions | None]) -> Predictions:
+    """The whole fold's predictions from those of each rank (``parts[r]``; ``None`` for a
+    rank without items), in the fold's order (see :mod:`dynmultidep.data.sharding`)."""
+    world = len(parts)
+    present = [(r, p) for r, p in enumerate(parts) if p is not None]
+    if not present:
+        raise ValueError("no rank has predictions to join")
+    positions = [i for r, p in present for i in shard_positions(len(p.ids), r, world)]
+    joined = Predictions.concatenate([p for _, p in present])
+    return joined.take(sorted(range(len(positions)), key=positions.__getitem__))

@@ -12,6 +12,7 @@ Run directory (``paths.output_dir``) after a run::
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -19,13 +20,16 @@ from pathlib import Path
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
-from dynmultidep.errors import CheckpointError
-from dynmultidep.experiment.builders import build_trainer, close_loggers
+from dynmultidep.experiment.builders import build_trainer
 from dynmultidep.experiment.checkpoint import read_checkpoint
 from dynmultidep.experiment.classifier import plain
+from dynmultidep.experiment.distributed import distributed_job
+from dynmultidep.experiment.loggers import close_loggers
 from dynmultidep.experiment.outputs import write_fold_outputs
+from dynmultidep.experiment.resume import check_same_config, checkpoint_to_resume
 from dynmultidep.experiment.session import show_config
 
 log = logging.getLogger(__name__)
@@ -45,42 +49,64 @@ def best_checkpoint(trainer: L.Trainer) -> tuple[str | None, float | None]:
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Fit and test as configured; return ``cfg.optimized_metric`` (for sweepers)."""
-    resume = cfg.get("ckpt_path")
-    if resume not in (None, "last", "best") and not Path(resume).is_file():
-        raise CheckpointError(resume, "checkpoint file not found (ckpt_path resumes training)")
+    """Fit and test as configured; return ``cfg.optimized_metric`` (for sweepers).
+
+    In a run directory that holds ``checkpoints/last.ckpt``, training continues from
+    it (same config required); one that holds ``metrics.json`` is skipped
+    (:mod:`dynmultidep.experiment.resume`).
+    """
     out_dir = Path(cfg.paths.output_dir)
-    show_config(cfg, save_to=out_dir / "config_tree.log")
+    run_config = plain(cfg)
+    resume_from = checkpoint_to_resume(cfg.get("ckpt_path"), out_dir)
+    if resume_from is not None:
+        check_same_config(read_checkpoint(resume_from), resume_from, run_config)
+    if (out_dir / "metrics.json").is_file():
+        log.info("%s has finished (metrics.json exists): skipped", out_dir)
+        return finished_value(out_dir / "metrics.json", cfg.get("optimized_metric"))
+    if rank_zero_only.rank == 0:
+        show_config(cfg, save_to=out_dir / "config_tree.log")
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.dataset, _convert_="all")
-    module = instantiate(cfg.module, model=cfg.model, run_config=plain(cfg), _recursive_=False)
+    module = instantiate(cfg.module, model=cfg.model, run_config=run_config, _recursive_=False)
     trainer = build_trainer(cfg)
     for logger in trainer.loggers:
         logger.log_hyperparams({"dataset": plain(cfg.dataset), "seed": cfg.seed})
+    if resume_from is not None:
+        log.info("resuming training from %s", resume_from)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-        ckpt_path, best_score = best_checkpoint(trainer)
-        if ckpt_path is None:
-            log.warning("no checkpoint callback: testing the weights of the last epoch")
-        trainer.test(
-            module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False
-        )
-        extra = {
-            "task": "train",
-            "checkpoint": ckpt_path,
-            "best_epoch": read_checkpoint(ckpt_path)["epoch"] if ckpt_path else None,
-            "monitor": cfg.get("optimized_metric"),
-            "best_score": best_score,
-        }
-        if trainer.is_global_zero:
-            write_fold_outputs(
-                module.test_predictions, out_dir, "test", seed=cfg.seed,
-                dataset=plain(cfg.dataset), model=plain(cfg.model), extra=extra,
-                loggers=trainer.loggers,
-            )  # fmt: skip
+        with distributed_job():
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+            ckpt_path, best_score = best_checkpoint(trainer)
+            if ckpt_path is None:
+                log.warning("no checkpoint callback: testing the weights of the last epoch")
+            trainer.test(
+                module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False
+            )
+            extra = {
+                "task": "train",
+                "checkpoint": ckpt_path,
+                "best_epoch": read_checkpoint(ckpt_path)["epoch"] if ckpt_path else None,
+                "monitor": cfg.get("optimized_metric"),
+                "best_score": best_score,
+                "resumed_from": None if resume_from is None else str(resume_from),
+            }
+            if trainer.is_global_zero:
+                write_fold_outputs(
+                    module.test_predictions, out_dir, "test", seed=cfg.seed,
+                    dataset=plain(cfg.dataset), model=plain(cfg.model), extra=extra,
+                    loggers=trainer.loggers,
+                )  # fmt: skip
     finally:
         close_loggers()
     return optimized_value(trainer, cfg.get("optimized_metric"), best_score)
+
+
+def finished_value(metrics_path: Path, metric: str | None) -> float | None:
+    """What a finished run returned to sweepers: its best score for ``metric``."""
+    report = json.loads(metrics_path.read_text())
+    if metric is None or report.get("monitor") != metric:
+        return None
+    return report.get("best_score")
 
 
 def optimized_value(trainer: L.Trainer, metric: str | None, best: float | None) -> float | None:
