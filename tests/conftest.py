@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,3 +116,23 @@ def compose_config(name: str, overrides=()):
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return compose(name, overrides=list(overrides))
+
+
+def run_script(script: str, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python src/<script>.py overrides...`` from the repository root, W&B offline."""
+    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, f"src/{script}.py", *overrides],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env,
+    )  # fmt: skip
+
+
+def tiny_synthetic(tmp_path: Path) -> list[str]:
+    """Overrides for a seconds-long run on the tiny synthetic corpus under ``tmp_path``."""
+    return [
+        "dataset.synthetic.preset=tiny",
+        f"dataset.root={tmp_path}/corpus",
+        "dataset.batch_size=8",
+        *TINY_MODEL,
+        *QUIET,
+    ]

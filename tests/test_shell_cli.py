@@ -4,33 +4,11 @@ the W&B logger offline."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import QUIET, REPO, TINY_MODEL, compose_config
+from conftest import compose_config, run_script, tiny_synthetic
 from dynmultidep.experiment.train import train
-
-
-def run_script(script: str, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run(
-        [sys.executable, f"src/{script}.py", *overrides],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env,
-    )  # fmt: skip
-
-
-def tiny_synthetic(tmp_path: Path) -> list[str]:
-    return [
-        "dataset.synthetic.preset=tiny",
-        f"dataset.root={tmp_path}/corpus",
-        "dataset.batch_size=8",
-        *TINY_MODEL,
-        *QUIET,
-    ]
 
 
 def test_train_script_writes_a_run_directory_and_prints_the_test_table(tmp_path):

@@ -1,0 +1,177 @@
+"""Grids: sweep configs, the summary of a sweep directory, multiruns end to end
+(summary written by the Hydra callback, finished jobs skipped on a rerun, failed
+jobs listed, a gender grid on LMVD refused)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from conftest import compose_config, run_script, tiny_synthetic
+from dynmultidep.errors import FileError
+from dynmultidep.experiment.summary import read_jobs, summarize, write_summary
+
+METRIC_NAMES = ("acc", "precision", "recall", "f1", "macro_f1", "auroc")
+
+
+def fake_job(sweep: Path, num: int, overrides: list[str], metrics: dict | None, **extra) -> Path:
+    """A job directory as a multirun leaves it."""
+    job = sweep / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    if metrics is not None:
+        payload = {"metrics": metrics, "all_positive_baseline": {"acc": 0.5, "f1": 0.6}, **extra}
+        (job / "metrics.json").write_text(json.dumps(payload))
+    return job
+
+
+def metrics_of(value: float) -> dict:
+    return {name: value for name in METRIC_NAMES}
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_summary_groups_seeds_and_lists_failed_jobs(tmp_path):
+    for num, (model, seed, value) in enumerate(
+        [("a", 0, 0.6), ("a", 1, 0.8), ("b", 0, 0.5), ("b", 1, None), ("a", 2, 0.7)]
+    ):
+        overrides = ["debug=fast", f"model={model}", f"seed={seed}"]
+        extra = {"seed": seed}
+        fake_job(tmp_path, num, overrides, None if value is None else metrics_of(value), **extra)
+    (tmp_path / "3" / "error.log").write_text("error: something broke\nTraceback ...\n")
+    rows = write_summary(tmp_path)
+    assert [(r.configuration, len(r.jobs), len(r.failed)) for r in rows] == [
+        ("model=a", 3, 0),
+        ("model=b", 1, 1),
+    ]
+    table = read_rows(tmp_path / "summary.csv")
+    assert table[0]["seeds"] == "0 1 2" and table[0]["n_seeds"] == "3"
+    assert float(table[0]["f1_mean"]) == pytest.approx(0.7, abs=1e-4)
+    assert float(table[0]["f1_std"]) == pytest.approx(statistics.stdev([0.6, 0.8, 0.7]), abs=1e-4)
+    assert table[1]["f1_std"] == "" and table[1]["failed"] == "1"  # one seed: no std
+    assert float(table[1]["all_positive_f1"]) == pytest.approx(0.6)
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "| `model=a` | 3 | 0.700 ± 0.100 |" in markdown
+    assert "Overrides common to all jobs: `debug=fast`" in markdown
+    assert "- job `3` (`model=b`): error: something broke" in markdown
+    assert not (tmp_path / "gender_grid.png").exists()
+
+
+def test_a_job_without_metrics_or_error_is_reported_unfinished(tmp_path):
+    fake_job(tmp_path, 0, ["seed=0"], metrics_of(0.5), seed=0)
+    fake_job(tmp_path, 1, ["seed=1"], None)
+    (row,) = summarize(read_jobs(tmp_path))
+    assert row.failed[0].error.startswith("no metrics.json: unfinished")
+
+
+def test_gender_grid_summary_draws_the_heatmap(tmp_path):
+    num = 0
+    for train_gender in ("both", "m", "f"):
+        for test_gender in ("both", "m", "f"):
+            overrides = [f"dataset.train_gender={train_gender}",
+                         f"dataset.test_gender={test_gender}"]  # fmt: skip
+            dataset = {"train_gender": train_gender, "test_gender": test_gender}
+            fake_job(tmp_path, num, overrides, metrics_of(num / 10), dataset=dataset, seed=0)
+            num += 1
+    rows = write_summary(tmp_path)
+    assert len(rows) == 9
+    assert (tmp_path / "gender_grid.png").stat().st_size > 10_000
+
+
+def test_summary_of_a_directory_without_jobs_is_an_error(tmp_path):
+    with pytest.raises(FileError, match="holds no job directories"):
+        write_summary(tmp_path)
+    with pytest.raises(FileError, match="sweep directory not found"):
+        write_summary(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    ("sweep", "params"),
+    [
+        ("gender_grid", {"dataset.train_gender": "both,m,f", "dataset.test_gender": "both,m,f"}),
+        ("seeds", {"seed": "range(5)"}),
+        (
+            "ablation",
+            {
+                "model": "dynmultidep,dynmultidep_no_sharing,concat_fusion,late_fusion,"
+                "audio_only,video_only,temporal_mean"
+            },
+        ),  # fmt: skip
+        (
+            "gender_grid_seeds",
+            {
+                "dataset.train_gender": "both,m,f",
+                "dataset.test_gender": "both,m,f",
+                "seed": "range(5)",
+            },
+        ),  # fmt: skip
+    ],
+)
+def test_sweep_configs(sweep, params):
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", [f"sweep={sweep}"], return_hydra_config=True)
+    assert dict(cfg.hydra.sweeper.params) == params
+    models = {p.stem for p in (CONF_DIR / "model").glob("[!_]*.yaml")}
+    if sweep == "ablation":
+        assert set(params["model"].split(",")) == models
+
+
+def test_optuna_search_config_names_its_parameters():
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    cfg = compose_config("train", ["hparams_search=optuna"])
+    assert cfg.optimized_metric == "val/avg4"
+
+
+def test_multirun_summary_matches_its_jobs_and_a_rerun_skips_them(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "seed=0,1", "debug=fast", f"hydra.sweep.dir={sweep}", *tiny_synthetic(tmp_path)]
+    result = run_script("train", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = [json.loads((sweep / n / "metrics.json").read_text()) for n in ("0", "1")]
+    (row,) = read_rows(sweep / "summary.csv")
+    assert row["n_seeds"] == "2" and row["seeds"] == "0 1" and row["failed"] == "0"
+    for name in METRIC_NAMES:
+        values = [job["metrics"][name] for job in jobs]
+        assert float(row[f"{name}_mean"]) == pytest.approx(statistics.fmean(values), abs=5e-5)
+        assert float(row[f"{name}_std"]) == pytest.approx(statistics.stdev(values), abs=5e-5)
+    assert "| `all jobs` | 2 |" in result.stdout
+
+    stamps = [(sweep / n / "metrics.json").stat().st_mtime_ns for n in ("0", "1")]
+    again = run_script("train", *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (again.stdout + again.stderr).count("has finished (metrics.json exists): skipped") == 2
+    assert [(sweep / n / "metrics.json").stat().st_mtime_ns for n in ("0", "1")] == stamps
+
+
+def test_a_failing_job_is_listed_and_the_others_still_run(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_script("train", "-m", "dataset.batch_size=8,-1", "debug=fast",
+                        f"hydra.sweep.dir={sweep}", *tiny_synthetic(tmp_path)[:2])  # fmt: skip
+    assert result.returncode == 1
+    assert (sweep / "0" / "metrics.json").is_file()
+    assert not (sweep / "1" / "metrics.json").exists()
+    assert (sweep / "1" / "error.log").read_text().startswith("error: ")
+    summary = (sweep / "summary.md").read_text()
+    assert "## Failed jobs: 1" in summary and "- job `1` (`dataset.batch_size=-1`)" in summary
+    assert result.stderr.strip().splitlines()[-1].startswith("error: 1 job(s) failed")
+
+
+def test_gender_grid_on_lmvd_is_refused_before_any_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_script("train", "-m", "sweep=gender_grid", "dataset=synthetic_lmvd",
+                        f"hydra.sweep.dir={sweep}")  # fmt: skip
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: dataset.train_gender: LMVD has no gender labels")
+    assert not sweep.exists() or not list(sweep.glob("*/.hydra"))
