@@ -25,7 +25,9 @@ train: install
 test: install
 	$(PY) -m pytest -m "not slow" -q
 
+# Also installs the optional launchers the slow tests exercise (submitit, Optuna).
 test-slow: install
+	$(PY) -m pip install --quiet -e ".[dev,slurm,optuna]"
 	$(PY) -m pytest -m slow -q
 
 lint: install

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import compose_config, run_script, tiny_synthetic
+from conftest import run_script, tiny_synthetic
 from dynmultidep.errors import FileError
 from dynmultidep.experiment.summary import read_jobs, summarize, write_summary
 
@@ -36,6 +36,15 @@ def metrics_of(value: float) -> dict:
 def read_rows(path: Path) -> list[dict]:
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def compose_with_hydra(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("train", list(overrides), return_hydra_config=True)
 
 
 def test_summary_groups_seeds_and_lists_failed_jobs(tmp_path):
@@ -115,22 +124,34 @@ def test_summary_of_a_directory_without_jobs_is_an_error(tmp_path):
     ],
 )
 def test_sweep_configs(sweep, params):
-    from hydra import compose, initialize_config_dir
-
     from conftest import CONF_DIR
 
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", [f"sweep={sweep}"], return_hydra_config=True)
+    cfg = compose_with_hydra(f"sweep={sweep}")
     assert dict(cfg.hydra.sweeper.params) == params
     models = {p.stem for p in (CONF_DIR / "model").glob("[!_]*.yaml")}
     if sweep == "ablation":
         assert set(params["model"].split(",")) == models
 
 
-def test_optuna_search_config_names_its_parameters():
+@pytest.mark.slow  # needs the optional extras, which `make test-slow` installs
+def test_optuna_search_config():
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    cfg = compose_config("train", ["hparams_search=optuna"])
-    assert cfg.optimized_metric == "val/avg4"
+    cfg = compose_with_hydra("hparams_search=optuna")
+    assert cfg.optimized_metric == "val/avg4" and cfg.hydra.sweeper.direction == "maximize"
+    assert set(cfg.hydra.sweeper.params) == {
+        "module.optimizer.lr", "model.d_state", "model.dropout", "model.temp",
+    }  # fmt: skip
+
+
+@pytest.mark.slow  # needs the optional extras, which `make test-slow` installs
+def test_slurm_launcher_config():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    cfg = compose_with_hydra("hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                             "hydra.launcher.gpus_per_node=2")  # fmt: skip
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert launcher.partition == "gpu" and launcher.tasks_per_node == 2
+    assert launcher.timeout_min == 240 and launcher.array_parallelism == 16
 
 
 def test_multirun_summary_matches_its_jobs_and_a_rerun_skips_them(tmp_path):
@@ -165,6 +186,12 @@ def test_a_failing_job_is_listed_and_the_others_still_run(tmp_path):
     summary = (sweep / "summary.md").read_text()
     assert "## Failed jobs: 1" in summary and "- job `1` (`dataset.batch_size=-1`)" in summary
     assert result.stderr.strip().splitlines()[-1].startswith("error: 1 job(s) failed")
+    # run again with the second value mended: job 0 is skipped, job 1 runs and succeeds
+    mended = run_script("train", "-m", "dataset.batch_size=8,4", "debug=fast",
+                        f"hydra.sweep.dir={sweep}", *tiny_synthetic(tmp_path)[:2])  # fmt: skip
+    assert mended.returncode == 0, mended.stderr[-3000:]
+    assert (sweep / "1" / "metrics.json").is_file() and not (sweep / "1" / "error.log").exists()
+    assert "## Failed jobs: 0" in (sweep / "summary.md").read_text()
 
 
 def test_gender_grid_on_lmvd_is_refused_before_any_job(tmp_path):

@@ -94,6 +94,8 @@ def guarded(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], obje
 
     @functools.wraps(task)
     def run(cfg: DictConfig):
+        if in_multirun():  # a job run again (resumed multirun): forget its last failure
+            (Path(cfg.paths.output_dir) / FAILURE_FILE).unlink(missing_ok=True)
         try:
             return task(cfg)
         except Exception as err:
