@@ -1,149 +1,241 @@
 #!/usr/bin/env python
-"""Benchmarks a reader can rerun: ``make bench`` (``--quick`` for a subset).
+"""Benchmarks a reader can rerun: ``make bench`` (``make bench-quick`` for a subset).
 
-Sections implemented so far:
+    python scripts/bench.py --json logs/bench.json --markdown logs/bench.md
+    python scripts/bench.py --quick
+    python scripts/bench.py --device cuda --json logs/bench_gpu.json     # on a GPU
 
-* ``scan``: the selective scan, default path (fused CPU kernels) against the
-  sequential reference, forward and forward+backward, fp32, batch 8,
-  d_inner 1024, in mamba_ssm's layout ``(batch, d_inner, L)`` and in the
-  channels-last layout ``(batch, L, d_inner)`` the Mamba blocks use. Every
-  ratio is measured in the same process, interleaved, as a ratio of medians
-  (machines here are noisy; absolute times are context).
+Sections (``dynmultidep.bench``): ``scan`` (selective scan against the references and
+the machine's arithmetic bound), ``memory`` (peak memory against sequence length),
+``throughput`` (a training epoch of the D-Vlog recipe, bucketed vs random batches),
+``trained`` (dynamic inference and missing modalities, on models trained first).
+Figures are medians of repeated runs in one process; ratios are measured in the same
+run. Prints one table per section and the targets met or missed; ``--json`` and
+``--markdown`` write the same results.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
+import os
 import platform
-import statistics
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from rich.console import Console
 from rich.table import Table
 
-from dynmultidep.models.ssm import selective_scan, selective_scan_channels_last
+from dynmultidep.atomic import write_text_atomic
+from dynmultidep.bench.memory import bench_memory
+from dynmultidep.bench.scan import bench_scan, bench_scan_cuda
+from dynmultidep.bench.throughput import bench_throughput
+from dynmultidep.bench.trained import bench_trained
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+SECTIONS = ("scan", "memory", "throughput", "trained")
+# what each section runs: full (make bench) and --quick (make bench-quick)
+PLANS = {
+    "full": {
+        "scan": {"lengths": [256, 600, 2048, 4096], "states": [12, 16], "repeats": 3,
+                 "fused_repeats": 5},
+        "memory": {"lengths": [1024, 4096, 16384, 32768]},
+        "throughput": {"fractions": (0.2, 0.1)},
+        "trained": {"epochs": 12, "repeats": 5},
+    },
+    "quick": {
+        "scan": {"lengths": [600, 2048], "states": [16], "repeats": 1, "fused_repeats": 3},
+        "memory": {"lengths": [1024, 4096]},
+        "throughput": {"fractions": (0.03, 0.02)},
+        "trained": {"epochs": 2, "repeats": 2},
+    },
+}  # fmt: skip
 
 
-def scan_inputs(batch, channels, length, n_state, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    inputs = {
-        "u": torch.randn(batch, channels, length, generator=g),
-        "delta": torch.randn(batch, channels, length, generator=g),
-        "A": -torch.rand(channels, n_state, generator=g) * 4 - 0.1,
-        "B": torch.randn(batch, n_state, length, generator=g),
-        "C": torch.randn(batch, n_state, length, generator=g),
-        "D": torch.randn(channels, generator=g),
-        "z": torch.randn(batch, channels, length, generator=g),
-        "delta_bias": torch.randn(channels, generator=g),
-    }
-    return {k: v.requires_grad_() for k, v in inputs.items()}
+def machine() -> dict:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next(line.split(":", 1)[1].strip() for line in handle
+                         if line.startswith("model name"))  # fmt: skip
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version()}  # fmt: skip
 
 
-def channels_last(inputs):
-    """The same inputs, laid out ``(batch, L, channels)``."""
-    moved = {k: v.detach().transpose(1, 2).contiguous() if v.dim() == 3 else v.detach()
-             for k, v in inputs.items()}  # fmt: skip
-    return {k: v.requires_grad_() for k, v in moved.items()}
+def fmt(value, spec: str = ".3f") -> str:
+    return "—" if value is None else format(value, spec)
 
 
-def run_scan(inputs, backend, backward, upstream, layout="mamba"):
-    scan = selective_scan if layout == "mamba" else selective_scan_channels_last
-    with torch.set_grad_enabled(backward):
-        y = scan(**inputs, delta_softplus=True, backend=backend)
-        if backward:
-            y.backward(upstream)
+def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) for every section present in ``results``."""
+    out = []
+    if "scan" in results:
+        scan = results["scan"]
+        rates = scan["rates_s_per_element"]
+        title = (f"Selective scan, batch 8, d_inner 1024, fp32 (s); bound from "
+                 f"{rates['exp'] * 1e12:.0f} ps per exp, {rates['muladd'] * 1e12:.0f} ps "
+                 "per multiply-add")  # fmt: skip
+        header = ["N", "L", "pass", "reference", "fused", "speed-up", "fused channels-last",
+                  "speed-up", "mambapy", "vs mambapy", "bound", "x bound"]  # fmt: skip
+        rows = [[str(r["N"]), str(r["L"]), r["pass"], fmt(r["reference_s"], ".2f"),
+                 fmt(r["fused_s"]), f"{r['speedup']:.1f}x", fmt(r["fused_channels_last_s"]),
+                 f"{r['speedup_channels_last']:.1f}x", fmt(r["mambapy_s"], ".2f"),
+                 "—" if r["speedup_vs_mambapy"] is None else f"{r['speedup_vs_mambapy']:.0f}x",
+                 fmt(r["bound_s"]), f"{r['times_bound']:.1f}"]
+                for r in scan["rows"]]  # fmt: skip
+        out.append((title, header, rows))
+    if "scan_cuda" in results:
+        scan = results["scan_cuda"]
+        header = ["N", "L", "pass", "reference (s)", "mamba_ssm (s)", "speed-up"]
+        rows = [[str(r["N"]), str(r["L"]), r["pass"], fmt(r["reference_s"], ".4f"),
+                 fmt(r["mamba_ssm_s"], ".4f"), fmt(r["speedup"], ".1f")]
+                for r in scan["rows"]]  # fmt: skip
+        out.append((f"Selective scan on {scan['device']}", header, rows))
+    if "memory" in results:
+        header = ["L", "pass", "peak extra memory (MiB)", "MiB per 1k steps", "time (s)"]
+        rows = [[str(r["L"]), r["pass"], "—", "—", r.get("error", "failed")] if "error" in r
+                else [str(r["L"]), r["pass"], f"{r['peak_bytes'] / 2**20:.0f}",
+                      f"{r['peak_bytes'] / 2**20 / (r['L'] / 1024):.0f}", f"{r['seconds']:.2f}"]
+                for r in results["memory"]]  # fmt: skip
+        out.append(("D-Vlog recipe model, batch 1: memory against length", header, rows))
+    if "throughput" in results:
+        header = ["batches", "items / epoch", "batches / epoch", "timed share",
+                  "epoch (s)", "items / s", "padded-step efficiency"]  # fmt: skip
+        rows = [[r["batches"], str(r["epoch_items"]), str(r["epoch_batches"]),
+                 f"{r['timed_fraction']:.0%}", f"{r['epoch_seconds']:.0f}",
+                 f"{r['items_per_s']:.2f}", f"{r['padded_step_efficiency']:.1%}"]
+                for r in results["throughput"]]  # fmt: skip
+        out.append(("One training epoch, D-Vlog recipe, full-size synthetic D-Vlog",
+                    header, rows))  # fmt: skip
+    if "trained" in results:
+        trained = results["trained"]
+        header = ["model", "test accuracy", "GFLOPs (test fold)", "inference (s)", "routed"]
+        rows = [[r["model"], f"{r['accuracy']:.3f}", f"{r['flops'] / 1e9:.2f}",
+                 f"{r['seconds']:.3f}",
+                 ", ".join(f"{k} {v:.0%}" for k, v in r["routed"].items())]
+                for r in trained["dynamic"]]  # fmt: skip
+        out.append((f"Dynamic inference (trained {trained['epochs']} epochs)", header, rows))
+        header = ["model", "both modalities", "video blanked", "audio blanked"]
+        rows = [[r["model"], f"{r['accuracy']:.3f}", f"{r['video_blanked']:.3f}",
+                 f"{r['audio_blanked']:.3f}"] for r in trained["missing_modality"]]  # fmt: skip
+        out.append(("Missing modality: test accuracy", header, rows))
+    if results.get("targets"):
+        header = ["target", "measured", "met"]
+        rows = [[t["target"], t["measured"], "yes" if t["met"] else "no"]
+                for t in results["targets"]]  # fmt: skip
+        out.append(("Targets", header, rows))
+    return out
 
 
-def timed(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def target(text: str, measured: str, met: bool) -> dict:
+    return {"target": text, "measured": measured, "met": bool(met)}
 
 
-def bench_scan(lengths, states, reference_repeats, fused_repeats):
-    rows = []
-    for n_state in states:
-        for length in lengths:
-            inputs = scan_inputs(8, 1024, length, n_state)
-            inputs_cl = channels_last(inputs)
-            upstream = torch.randn(8, 1024, length)
-            upstream_cl = upstream.transpose(1, 2).contiguous()
-            for backward in (False, True):
-                passes = {
-                    "fused": functools.partial(run_scan, inputs, "fused", backward, upstream),
-                    "fused_cl": functools.partial(
-                        run_scan, inputs_cl, "fused", backward, upstream_cl, "channels_last"
-                    ),
-                    "reference": functools.partial(
-                        run_scan, inputs, "reference", backward, upstream
-                    ),
-                }
-                passes["fused"]()  # compile and warm up
-                passes["fused_cl"]()
-                times = {name: [] for name in passes}
-                for _ in range(reference_repeats):  # interleaved: all see the same machine
-                    for name, run in passes.items():
-                        times[name].append(timed(run, 1 if name == "reference" else fused_repeats))
-                med = {name: statistics.median(t) for name, t in times.items()}
-                rows.append(
-                    {
-                        "N": n_state,
-                        "L": length,
-                        "pass": "fwd+bwd" if backward else "fwd",
-                        "reference_s": med["reference"],
-                        "fused_s": med["fused"],
-                        "speedup": med["reference"] / med["fused"],
-                        "fused_channels_last_s": med["fused_cl"],
-                        "speedup_channels_last": med["reference"] / med["fused_cl"],
-                    }
-                )
-    return rows
+def targets(results: dict) -> list[dict]:
+    """The issue's targets, against what this run measured."""
+    found = []
+    for r in results.get("scan", {}).get("rows", []):
+        if r["pass"] == "fwd+bwd" and r["L"] == 2048:
+            best = max(r["speedup"], r["speedup_channels_last"])
+            shape = f"scan fwd+bwd, L 2048, N {r['N']}"
+            found.append(target(f"{shape}: >= 30x the reference", f"{best:.1f}x", best >= 30))
+            times = r["times_bound"]
+            found.append(target(f"{shape}: within 3x of the bound", f"{times:.1f}x", times <= 3))
+    memory = [r for r in results.get("memory", []) if "error" not in r]
+    for pass_name in ("fwd", "fwd+bwd"):
+        rows = sorted((r for r in memory if r["pass"] == pass_name), key=lambda r: r["L"])
+        if len(rows) >= 2:
+            longer = rows[-1]["L"] / rows[0]["L"]
+            more = rows[-1]["peak_bytes"] / rows[0]["peak_bytes"]
+            measured = f"{longer:.0f}x L -> {more:.1f}x memory"
+            found.append(target(f"memory ({pass_name}) grows linearly with L", measured,
+                                more / longer <= 1.25))  # fmt: skip
+    for r in results.get("throughput", []):
+        if r["batches"] == "bucketed":
+            seconds = r["epoch_seconds"]
+            found.append(target("training epoch (bucketed) <= 180 s", f"{seconds:.0f} s",
+                                seconds <= 180))  # fmt: skip
+    dynamic = {r["model"]: r for r in results.get("trained", {}).get("dynamic", [])}
+    if len(dynamic) == 2:
+        both, raw = dynamic["dynmultidep"], dynamic["dynmultidep_raw_gate"]
+        saved = 1 - raw["flops"] / both["flops"]
+        change = raw["accuracy"] - both["accuracy"]
+        found.append(target("dynamic inference: >= 35% less compute",
+                            f"{saved:.0%} fewer FLOPs", saved >= 0.35))  # fmt: skip
+        found.append(target("dynamic inference: <= 1 point of accuracy lost",
+                            f"{100 * change:+.1f} points", change >= -0.01))  # fmt: skip
+    return found
+
+
+def markdown(results: dict) -> str:
+    lines = [f"Machine: {results['machine']}", f"Command: `{results['command']}`", ""]
+    for title, header, rows in tables(results):
+        lines += [f"**{title}**", "", "| " + " | ".join(header) + " |",
+                  "|" + "|".join("---" for _ in header) + "|"]  # fmt: skip
+        lines += ["| " + " | ".join(row) + " |" for row in rows] + [""]
+    return "\n".join(lines)
+
+
+def run(sections: list[str], plan: dict, device: str) -> dict:
+    results: dict = {"machine": machine(), "command": " ".join(["python", *sys.argv])}
+    started = time.perf_counter()
+    if "scan" in sections:
+        if device == "cuda":
+            scan = plan["scan"]
+            results["scan_cuda"] = bench_scan_cuda(scan["lengths"], scan["states"], 5)
+        else:
+            results["scan"] = bench_scan(**plan["scan"])
+    if "memory" in sections and device == "cpu":
+        results["memory"] = bench_memory(CONF_DIR, **plan["memory"])
+    if "throughput" in sections:
+        fractions = (1.0, plan["throughput"]["fractions"][1]) if device == "cuda" else None
+        results["throughput"] = bench_throughput(
+            CONF_DIR, fractions or plan["throughput"]["fractions"], device=device
+        )
+    if "trained" in sections and device == "cpu":
+        with tempfile.TemporaryDirectory() as work_dir:
+            results["trained"] = bench_trained(CONF_DIR, Path(work_dir), **plan["trained"])
+    results["targets"] = targets(results)
+    results["seconds"] = time.perf_counter() - started
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="a subset that runs in about 2 minutes"
-    )
-    parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--quick", action="store_true", help="a subset, about 2 minutes")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"comma-separated, of {', '.join(SECTIONS)}")  # fmt: skip
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--markdown", default=None, help="write the tables here")
     args = parser.parse_args()
-    if args.quick:
-        rows = bench_scan([600, 2048], [16], reference_repeats=1, fused_repeats=3)
-    else:
-        rows = bench_scan([256, 600, 2048, 4096], [12, 16], reference_repeats=3, fused_repeats=5)
-    machine = {
-        "cpu": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
-    table = Table(title=f"selective scan, batch 8, d_inner 1024, fp32 ({machine})")
-    columns = ("N", "L", "pass", "reference (s)", "fused (s)", "speed-up",
-               "fused, channels-last (s)", "speed-up")  # fmt: skip
-    for column in columns:
-        table.add_column(column, justify="right")
-    for row in rows:
-        table.add_row(
-            str(row["N"]),
-            str(row["L"]),
-            row["pass"],
-            f"{row['reference_s']:.2f}",
-            f"{row['fused_s']:.3f}",
-            f"{row['speedup']:.1f}x",
-            f"{row['fused_channels_last_s']:.3f}",
-            f"{row['speedup_channels_last']:.1f}x",
-        )
-    Console(width=140).print(table)
+    sections = [s for s in args.sections.split(",") if s]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(unknown)}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device here")
+    results = run(sections, PLANS["quick" if args.quick else "full"], args.device)
+    console = Console(width=160)
+    for title, header, rows in tables(results):
+        table = Table(title=title)
+        for column in header:
+            table.add_column(column, justify="right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    console.print(f"{results['seconds']:.0f} s on {results['machine']}")
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"machine": machine, "scan": rows}, handle, indent=2)
+        write_text_atomic(args.json, json.dumps(results, indent=2) + "\n")
+    if args.markdown:
+        write_text_atomic(args.markdown, markdown(results))
 
 
 if __name__ == "__main__":

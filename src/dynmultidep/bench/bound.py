@@ -1,0 +1,54 @@
+"""The machine's arithmetic throughput for the selective scan's operations.
+
+Measured with the scan kernels' own building blocks (``fast_exp``, fused
+multiply-adds) applied elementwise to arrays that stay in the L1 cache, vectorised,
+on every thread numba uses: the machine's elementwise throughput for these
+operations, as the kernels' inner loops use them (operands loaded from and results
+stored to L1), without traffic to memory. The kernels keep some operands in
+registers, so they can run slightly under this "bound"; it is a yardstick, not a
+proof of optimality. The scan's bound for a shape is its count of exponentials
+and multiply-adds times these per-element times.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from dynmultidep.bench.timing import median_time
+from dynmultidep.models.ssm.cpu_kernel import FASTMATH, fast_exp
+
+_WIDTH = 1024  # floats per job: 4 KiB, in L1 with room to spare
+_K = np.float32(-0.5)
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH)
+def _exp_rounds(acc, rounds):
+    for job in numba.prange(acc.shape[0]):
+        for _ in range(rounds):
+            for i in range(acc.shape[1]):
+                acc[job, i] = fast_exp(acc[job, i] * _K)  # a chain per element: not hoisted
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH)
+def _muladd_rounds(acc, scale, shift, rounds):
+    for job in numba.prange(acc.shape[0]):
+        for _ in range(rounds):
+            for i in range(acc.shape[1]):
+                acc[job, i] = acc[job, i] * scale[job, i] + shift[job, i]
+
+
+def arithmetic_rates(rounds: int = 20000) -> dict[str, float]:
+    """Seconds per element of one ``fast_exp`` (with its one multiply) and of one
+    multiply-add, all threads busy."""
+    jobs = 4 * numba.get_num_threads()
+    rng = np.random.default_rng(0)
+    acc = rng.uniform(0.1, 0.9, (jobs, _WIDTH)).astype(np.float32)
+    scale = rng.uniform(0.5, 0.9, (jobs, _WIDTH)).astype(np.float32)
+    shift = rng.uniform(0.0, 0.1, (jobs, _WIDTH)).astype(np.float32)
+    _exp_rounds(acc.copy(), 2)  # compile
+    _muladd_rounds(acc.copy(), scale, shift, 2)
+    elements = jobs * _WIDTH * rounds
+    exp_s = median_time(lambda: _exp_rounds(acc, rounds), 5) / elements
+    muladd_s = median_time(lambda: _muladd_rounds(acc, scale, shift, rounds), 5) / elements
+    return {"exp": exp_s, "muladd": muladd_s}

@@ -1,0 +1,88 @@
+"""Peak memory of the D-Vlog recipe model against sequence length (batch 1, CPU).
+
+Each measurement runs in a fresh process (``python -m dynmultidep.bench.memory``), so
+that memory an earlier measurement left with the allocator does not hide the next one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from dynmultidep.bench.timing import median_time, peak_extra_memory
+
+
+def recipe_model(
+    conf_dir: Path, experiment: str = "dvlog_dynmultidep", overrides: tuple[str, ...] = ()
+) -> tuple[torch.nn.Module, int, int]:
+    """The model of a published recipe (``conf/experiment/``), untrained, and its input
+    widths ``(audio_dim, video_dim)``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(str(Path(conf_dir).resolve()), version_base="1.3"):
+        cfg = compose("train", [f"experiment={experiment}", *overrides])
+    model = instantiate(cfg.model, _convert_="all")
+    return model, cfg.model.audio_dim, cfg.model.video_dim
+
+
+def measure(conf_dir: Path, length: int, backward: bool) -> dict:
+    """Peak extra memory and time of one forward (no grad) or forward+backward pass."""
+    torch.manual_seed(0)
+    model, audio_dim, video_dim = recipe_model(conf_dir)
+    audio = torch.randn(1, length, audio_dim)
+    video = torch.randn(1, length, video_dim)
+    lengths = torch.tensor([length])
+
+    def one_pass() -> None:
+        if backward:
+            model.train()
+            out = model(audio, video, lengths)
+            (out.logits.sum() + out.aux_loss).backward()
+            model.zero_grad(set_to_none=True)
+        else:
+            model.eval()
+            with torch.no_grad():
+                model(audio, video, lengths)
+
+    warm_audio, warm_video = audio[:, :64], video[:, :64]  # compile the kernels first
+    model.eval()
+    with torch.no_grad():
+        model(warm_audio, warm_video, torch.tensor([64]))
+    peak = peak_extra_memory(one_pass)
+    return {"L": length, "pass": "fwd+bwd" if backward else "fwd", "peak_bytes": peak,
+            "seconds": median_time(one_pass, 1)}  # fmt: skip
+
+
+def bench_memory(conf_dir: Path, lengths: list[int]) -> list[dict]:
+    """One fresh process per (length, pass)."""
+    rows = []
+    for backward in (False, True):
+        for length in lengths:
+            args = [sys.executable, "-m", __name__, str(conf_dir), str(length)]
+            args += ["--backward"] if backward else []
+            done = subprocess.run(args, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                error = (done.stderr.strip().splitlines() or ["failed"])[-1]
+                rows.append({"L": length, "pass": "fwd+bwd" if backward else "fwd", "error": error})
+                continue
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="one memory measurement (used by bench)")
+    parser.add_argument("conf_dir", type=Path)
+    parser.add_argument("length", type=int)
+    parser.add_argument("--backward", action="store_true")
+    args = parser.parse_args()
+    print(json.dumps(measure(args.conf_dir, args.length, args.backward)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""The selective scan: the default path (fused CPU kernels) against the sequential
+reference, ``mambapy``'s parallel scan when installed, and the machine's arithmetic bound.
+
+Shapes: fp32, batch 8, d_inner 1024, in mamba_ssm's layout ``(batch, d_inner, L)``
+and in the channels-last layout ``(batch, L, d_inner)`` the Mamba blocks use. Every
+ratio is a ratio of medians measured in the same process, interleaved, so that all
+paths see the same (noisy) machine.
+
+The bound: the fused kernels do, per state element and step, ``EXP`` exponentials and
+``MULADD`` multiplies/multiply-adds (counted from ``dynmultidep.models.ssm.cpu_kernel``);
+:mod:`dynmultidep.bench.bound` measures the machine's throughput for both, and the
+bound is the time those operations alone would take.
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+
+import torch
+import torch.nn.functional as F
+
+from dynmultidep.bench.bound import arithmetic_rates
+from dynmultidep.bench.timing import median_time
+from dynmultidep.models.ssm import selective_scan, selective_scan_channels_last
+
+BATCH, CHANNELS = 8, 1024
+MAMBAPY_MAX_L = 600
+# Per state element and step, forward and forward+backward (the backward pass redoes the
+# forward within each chunk, then walks back: 9 more multiply-adds).
+EXP = {"fwd": 1, "fwd+bwd": 2}
+MULADD = {"fwd": 4, "fwd+bwd": 17}
+
+
+def scan_inputs(length: int, n_state: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    inputs = {
+        "u": torch.randn(BATCH, CHANNELS, length, generator=g),
+        "delta": torch.randn(BATCH, CHANNELS, length, generator=g),
+        "A": -torch.rand(CHANNELS, n_state, generator=g) * 4 - 0.1,
+        "B": torch.randn(BATCH, n_state, length, generator=g),
+        "C": torch.randn(BATCH, n_state, length, generator=g),
+        "D": torch.randn(CHANNELS, generator=g),
+        "z": torch.randn(BATCH, CHANNELS, length, generator=g),
+        "delta_bias": torch.randn(CHANNELS, generator=g),
+    }
+    return {k: v.requires_grad_() for k, v in inputs.items()}
+
+
+def channels_last(inputs: dict) -> dict:
+    """The same inputs, laid out ``(batch, L, channels)``."""
+    moved = {k: v.detach().transpose(1, 2).contiguous() if v.dim() == 3 else v.detach()
+             for k, v in inputs.items()}  # fmt: skip
+    return {k: v.requires_grad_() for k, v in moved.items()}
+
+
+def mambapy_scan(u, delta, A, B, C, D, z, delta_bias):
+    """The selective scan through ``mambapy``'s parallel (Blelloch) scan, which holds
+    ``(batch, L, d_inner, N)`` tensors; mamba_ssm's layout in and out."""
+    from mambapy.pscan import pscan
+
+    dt = F.softplus(delta + delta_bias[:, None]).transpose(1, 2)  # (B, L, D)
+    x = u.transpose(1, 2)
+    decay = torch.exp(dt.unsqueeze(-1) * A)  # (B, L, D, N)
+    drive = (dt * x).unsqueeze(-1) * B.transpose(1, 2).unsqueeze(2)
+    states = pscan(decay, drive)
+    y = (states @ C.transpose(1, 2).unsqueeze(-1)).squeeze(-1) + D * x
+    return (y * F.silu(z.transpose(1, 2))).transpose(1, 2)
+
+
+def mambapy_available() -> bool:
+    try:
+        import mambapy.pscan  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def scan_pass(path: str, inputs: dict, backward: bool, upstream: torch.Tensor) -> None:
+    """One forward (and backward) of ``path``: fused, fused_cl, reference, cuda (mamba_ssm's
+    kernels) or mambapy."""
+    with torch.set_grad_enabled(backward):
+        if path == "mambapy":
+            y = mambapy_scan(**inputs)
+        else:
+            scan = selective_scan_channels_last if path == "fused_cl" else selective_scan
+            backend = path if path in ("reference", "cuda") else "fused"
+            y = scan(**inputs, delta_softplus=True, backend=backend)
+        if backward:
+            y.backward(upstream)
+
+
+def mambapy_difference(n_state: int) -> float:
+    """Largest difference between mambapy's scan and the reference on a small case,
+    relative to the largest output (checked before timing it)."""
+    inputs = {k: v.detach() for k, v in scan_inputs(256, n_state).items()}
+    small = {
+        k: v[:2, :64] if k in ("u", "delta", "z") else v[:2] if k in ("B", "C") else v[:64]
+        for k, v in inputs.items()
+    }
+    ref = selective_scan(**small, delta_softplus=True, backend="reference")
+    return float((ref - mambapy_scan(**small)).abs().max() / ref.abs().max())
+
+
+def bound_seconds(length: int, n_state: int, pass_name: str, rates: dict) -> float:
+    updates = BATCH * CHANNELS * length * n_state
+    return updates * (EXP[pass_name] * rates["exp"] + MULADD[pass_name] * rates["muladd"])
+
+
+def bench_scan(lengths: list[int], states: list[int], repeats: int, fused_repeats: int) -> dict:
+    """Rows per (N, L, pass); ``repeats`` interleaved rounds (one reference call each,
+    ``fused_repeats`` calls of the fast paths)."""
+    rates = arithmetic_rates()
+    with_mambapy = mambapy_available()
+    differences = {n: mambapy_difference(n) for n in states} if with_mambapy else {}
+    rows = []
+    for n_state in states:
+        for length in lengths:
+            inputs = scan_inputs(length, n_state)
+            inputs_cl = channels_last(inputs)
+            upstream = torch.randn(BATCH, CHANNELS, length)
+            upstream_cl = upstream.transpose(1, 2).contiguous()
+            for backward in (False, True):
+                pass_name = "fwd+bwd" if backward else "fwd"
+                paths = {
+                    "fused": functools.partial(scan_pass, "fused", inputs, backward, upstream),
+                    "fused_cl": functools.partial(
+                        scan_pass, "fused_cl", inputs_cl, backward, upstream_cl
+                    ),
+                    "reference": functools.partial(
+                        scan_pass, "reference", inputs, backward, upstream
+                    ),
+                }
+                # mambapy holds (8, L, 1024, N) tensors and takes 12-23 s per call at
+                # L=2048 here: timed up to MAMBAPY_MAX_L to keep `make bench` in budget
+                if with_mambapy and length <= MAMBAPY_MAX_L:
+                    paths["mambapy"] = functools.partial(
+                        scan_pass, "mambapy", inputs, backward, upstream
+                    )
+                paths["fused"]()  # compile and warm up
+                paths["fused_cl"]()
+                times: dict[str, list[float]] = {name: [] for name in paths}
+                for _ in range(repeats):
+                    for name, run in paths.items():
+                        slow = name in ("reference", "mambapy")
+                        times[name].append(median_time(run, 1 if slow else fused_repeats))
+                med = {name: statistics.median(t) for name, t in times.items()}
+                bound = bound_seconds(length, n_state, pass_name, rates)
+                rows.append({
+                    "N": n_state, "L": length, "pass": pass_name, "repeats": repeats,
+                    "reference_s": med["reference"], "fused_s": med["fused"],
+                    "fused_channels_last_s": med["fused_cl"],
+                    "mambapy_s": med.get("mambapy"),
+                    "mambapy_rel_diff": differences.get(n_state),
+                    "speedup": med["reference"] / med["fused"],
+                    "speedup_channels_last": med["reference"] / med["fused_cl"],
+                    "speedup_vs_mambapy": med["mambapy"] / med["fused_cl"]
+                    if "mambapy" in med else None,
+                    "bound_s": bound, "times_bound": med["fused_cl"] / bound,
+                })  # fmt: skip
+    return {"rates_s_per_element": rates, "mambapy": with_mambapy, "rows": rows}
+
+
+def synchronized(fn, *args) -> None:
+    fn(*args)
+    torch.cuda.synchronize()
+
+
+def bench_scan_cuda(lengths: list[int], states: list[int], repeats: int) -> dict:
+    """On a GPU: the sequential PyTorch reference against mamba_ssm's kernels (when they
+    import). Untested where this project is developed (no GPU there)."""
+    from dynmultidep.models.ssm import _mamba_ssm_scan
+
+    have_kernels = _mamba_ssm_scan() is not None
+    rows = []
+    for n_state in states:
+        for length in lengths:
+            inputs = {k: v.detach().cuda().requires_grad_()
+                      for k, v in scan_inputs(length, n_state).items()}  # fmt: skip
+            upstream = torch.randn(BATCH, CHANNELS, length, device="cuda")
+            for backward in (False, True):
+                times = {}
+                for path in ("reference", "cuda") if have_kernels else ("reference",):
+                    run = functools.partial(synchronized, scan_pass, path, inputs, backward,
+                                            upstream)  # fmt: skip
+                    run()
+                    times[path] = median_time(run, repeats)
+                rows.append({
+                    "N": n_state, "L": length, "pass": "fwd+bwd" if backward else "fwd",
+                    "reference_s": times["reference"], "mamba_ssm_s": times.get("cuda"),
+                    "speedup": times["reference"] / times["cuda"] if "cuda" in times else None,
+                })  # fmt: skip
+    return {"device": torch.cuda.get_device_name(), "mamba_ssm": have_kernels, "rows": rows}

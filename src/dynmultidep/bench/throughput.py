@@ -1,0 +1,82 @@
+"""Training throughput: one epoch of the D-Vlog recipe on the full-size synthetic D-Vlog
+(real length distribution), with length bucketing and with random batches.
+
+Random batches: the same sampler with a single bucket, so batches take vlogs of any
+length; to stay within the same ``max_tokens`` memory budget they hold as many vlogs as
+the longest vlog allows. Padded-step efficiency is real steps / padded steps of the
+epoch's batches.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import instantiate
+
+from dynmultidep.data.sampler import padding_fraction
+
+RANDOM_BATCHES = ("dataset.bucket_ratio=1e9",)  # one bucket: no length grouping
+
+
+class EpochTimer(L.Callback):
+    """Wall time of the training epoch alone (no data loading from disk, no validation)."""
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.seconds = time.perf_counter() - self.start
+
+
+def recipe_config(conf_dir: Path, preset: str, overrides: tuple[str, ...]):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(Path(conf_dir).resolve()), version_base="1.3"):
+        return compose("train", ["experiment=dvlog_dynmultidep", "dataset=synthetic",
+                                 f"dataset.synthetic.preset={preset}",
+                                 "dataset.max_tokens=32768", *overrides])  # fmt: skip
+
+
+def time_epoch(
+    conf_dir: Path, random_batches: bool, fraction: float, device: str, preset: str = "full"
+) -> dict:
+    """Train one epoch (or ``fraction`` of its batches) of the recipe; time it."""
+    cfg = recipe_config(conf_dir, preset, RANDOM_BATCHES if random_batches else ())
+    L.seed_everything(0)
+    datamodule = instantiate(cfg.dataset, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    module = instantiate(cfg.module, model=cfg.model, _recursive_=False)
+    timer = EpochTimer()
+    trainer = L.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_epochs=1,
+        precision="bf16-mixed" if device == "cuda" else "32-true",
+        limit_train_batches=fraction, limit_val_batches=0, num_sanity_val_steps=0,
+        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, use_distributed_sampler=False, callbacks=[timer],
+    )  # fmt: skip
+    loader = datamodule.train_dataloader()
+    batches = loader.batch_sampler.batches(0)
+    lengths = loader.dataset.lengths
+    trainer.fit(module, train_dataloaders=loader)
+    used = batches[: max(1, int(len(batches) * fraction))]  # as Lightning limits them
+    items = sum(len(b) for b in used)
+    return {
+        "batches": "random" if random_batches else "bucketed", "preset": preset,
+        "epoch_items": len(lengths), "epoch_batches": len(batches),
+        "timed_fraction": fraction, "timed_items": items, "seconds": timer.seconds,
+        "epoch_seconds": timer.seconds / fraction, "items_per_s": items / timer.seconds,
+        "padded_step_efficiency": 1.0 - padding_fraction(batches, lengths),
+    }  # fmt: skip
+
+
+def bench_throughput(
+    conf_dir: Path, fractions: tuple[float, float], device: str = "cpu", preset: str = "full"
+) -> list[dict]:
+    """Bucketed and random batches; ``fractions`` of their epochs timed."""
+    return [
+        time_epoch(conf_dir, False, fractions[0], device, preset),
+        time_epoch(conf_dir, True, fractions[1], device, preset),
+    ]

@@ -1,0 +1,122 @@
+"""Benchmarks of trained models on the synthetic corpus (the default ``small`` twin of
+D-Vlog, compact model sizes), trained here first with ``src/train.py``'s task:
+
+* dynamic inference: DynMultiDep with ``gate_input: raw`` and the hard gate runs only
+  the expert each vlog is routed to; against the default DynMultiDep, which runs both
+  experts. Test-fold inference time (median of repeated passes) and FLOPs
+  (``torch.utils.flop_counter``: matrix products and convolutions; the selective scan
+  kernel is not an ATen operation and is not counted in either model), and accuracy;
+* missing modality: test accuracy with the video (or the audio) blanked, i.e. set to
+  zeros after standardisation (the training mean), for DynMultiDep trained with and
+  without ``modality_dropout``, beside the unimodal baselines.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from dynmultidep.bench.timing import median_time
+from dynmultidep.experiment.checkpoint import (
+    classifier_from_checkpoint,
+    datamodule_for,
+    read_checkpoint,
+)
+from dynmultidep.experiment.metrics import evaluate
+
+# name -> overrides of src/train.py
+VARIANTS = {
+    "dynmultidep": (),
+    "dynmultidep_raw_gate": ("model.gate_input=raw",),
+    "dynmultidep_modality_dropout": ("model.modality_dropout=0.3",),
+    "audio_only": ("model=audio_only",),
+    "video_only": ("model=video_only",),
+}
+QUIET = ("~logger", "callbacks.rich_progress_bar=null", "callbacks.model_summary=null",
+         "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false",
+         "trainer.accelerator=cpu")  # fmt: skip
+
+
+def train_variant(conf_dir: Path, name: str, out_dir: Path, epochs: int) -> Path:
+    """Train variant ``name`` into ``out_dir``; return its best checkpoint."""
+    from hydra import compose, initialize_config_dir
+
+    from dynmultidep.experiment.train import train
+
+    overrides = [*VARIANTS[name], *QUIET, f"trainer.max_epochs={epochs}",
+                 f"paths.output_dir={out_dir}"]  # fmt: skip
+    with initialize_config_dir(str(Path(conf_dir).resolve()), version_base="1.3"):
+        cfg = compose("train", overrides)
+    train(cfg)
+    return Path(json.loads((out_dir / "metrics.json").read_text())["checkpoint"])
+
+
+class TestSet:
+    """A trained model and its test fold's batches, standardised as in training."""
+
+    def __init__(self, ckpt: Path):
+        checkpoint = read_checkpoint(ckpt)
+        self.module = classifier_from_checkpoint(checkpoint, ckpt)
+        datamodule = datamodule_for(checkpoint, ckpt)
+        datamodule.setup("test")
+        self.batches = list(datamodule.test_dataloader())
+
+    def predict(self, blank: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Probabilities and labels over the test fold, with ``blank`` (audio/video) zeroed."""
+        probs, labels = [], []
+        with torch.no_grad():
+            for batch in self.batches:
+                inputs = dict(batch)
+                if blank is not None:
+                    inputs[blank] = torch.zeros_like(batch[blank])
+                probs.append(torch.sigmoid(self.module(inputs).logits.float()))
+                labels.append(batch["label"])
+        return torch.cat(probs), torch.cat(labels)
+
+    def accuracy(self, blank: str | None = None) -> float:
+        probs, labels = self.predict(blank)
+        return evaluate(probs, labels)["acc"]
+
+    def flops(self) -> int:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            self.predict()
+        return counter.get_total_flops()
+
+    def seconds(self, repeats: int) -> float:
+        self.predict()  # warm up
+        return median_time(self.predict, repeats)
+
+    def routed_share(self) -> dict[str, float]:
+        """Share of test vlogs the gate sends to each expert."""
+        names = self.module.expert_names
+        if not names:
+            return {}
+        counts = torch.zeros(len(names))
+        with torch.no_grad():
+            for batch in self.batches:
+                gate = self.module(batch).gate
+                counts += torch.bincount(gate.argmax(-1), minlength=len(names)).float()
+        return {n: float(c / counts.sum()) for n, c in zip(names, counts, strict=True)}
+
+
+def bench_trained(conf_dir: Path, work_dir: Path, epochs: int, repeats: int) -> dict:
+    tests = {
+        name: TestSet(train_variant(conf_dir, name, work_dir / name, epochs)) for name in VARIANTS
+    }
+    dynamic = []
+    for name in ("dynmultidep", "dynmultidep_raw_gate"):
+        test = tests[name]
+        dynamic.append({
+            "model": name, "accuracy": test.accuracy(), "flops": test.flops(),
+            "seconds": test.seconds(repeats), "routed": test.routed_share(),
+        })  # fmt: skip
+    missing = [
+        {"model": name, "accuracy": test.accuracy(),
+         "video_blanked": test.accuracy("video"), "audio_blanked": test.accuracy("audio")}
+        for name, test in tests.items() if name != "dynmultidep_raw_gate"
+    ]  # fmt: skip
+    return {"epochs": epochs, "dynamic": dynamic, "missing_modality": missing}

@@ -1,0 +1,64 @@
+"""The benchmark pieces measure what they say (no timing targets here: those are
+`make bench`'s business)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import CONF_DIR, REPO
+from dynmultidep.bench.memory import bench_memory
+from dynmultidep.bench.scan import mambapy_scan, scan_inputs
+from dynmultidep.bench.throughput import time_epoch
+from dynmultidep.bench.timing import peak_extra_memory
+from dynmultidep.models.ssm import selective_scan
+
+
+def test_peak_memory_sees_a_transient_allocation():
+    def allocate() -> None:
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+        del block
+
+    assert peak_extra_memory(allocate) >= 60 * 2**20
+
+
+def test_mambapy_scan_agrees_with_the_reference():
+    pytest.importorskip("mambapy")
+    inputs = {k: v.detach() for k, v in scan_inputs(100, 4).items()}
+    small = {k: v[:2, :32] if k in ("u", "delta", "z") else v[:2] if k in ("B", "C") else v[:32]
+             for k, v in inputs.items()}  # fmt: skip
+    reference = selective_scan(**small, delta_softplus=True, backend="reference")
+    torch.testing.assert_close(mambapy_scan(**small), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_memory_rows_come_from_fresh_processes():
+    rows = bench_memory(CONF_DIR, [64])
+    assert [(r["L"], r["pass"]) for r in rows] == [(64, "fwd"), (64, "fwd+bwd")]
+    assert all(r["peak_bytes"] > 0 and r["seconds"] > 0 for r in rows)
+
+
+def test_epoch_timing_counts_items_and_padding(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the tiny corpus is generated under ./data
+    bucketed = time_epoch(CONF_DIR, False, 1.0, "cpu", preset="tiny")
+    random = time_epoch(CONF_DIR, True, 1.0, "cpu", preset="tiny")
+    assert bucketed["timed_items"] == bucketed["epoch_items"] == random["epoch_items"]
+    assert bucketed["seconds"] > 0 and bucketed["items_per_s"] > 0
+    assert 0 < random["padded_step_efficiency"] <= bucketed["padded_step_efficiency"] <= 1
+
+
+@pytest.mark.slow
+def test_quick_benchmark_writes_its_tables(tmp_path):
+    out_json, out_md = tmp_path / "bench.json", tmp_path / "bench.md"
+    done = subprocess.run(
+        [sys.executable, "scripts/bench.py", "--quick", "--json", str(out_json),
+         "--markdown", str(out_md)],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out_json.read_text())
+    assert {"scan", "memory", "throughput", "trained", "targets"} <= set(results)
+    assert "**Targets**" in out_md.read_text()
