@@ -137,7 +137,7 @@ def target(text: str, measured: str, met: bool) -> dict:
 
 
 def targets(results: dict) -> list[dict]:
-    """The issue's targets, against what this run measured."""
+    """The project's benchmark targets (BENCHMARKS.md), against what this run measured."""
     found = []
     for r in results.get("scan", {}).get("rows", []):
         if r["pass"] == "fwd+bwd" and r["L"] == 2048:

@@ -168,7 +168,7 @@ def synchronized(fn, *args) -> None:
 
 def bench_scan_cuda(lengths: list[int], states: list[int], repeats: int) -> dict:
     """On a GPU: the sequential PyTorch reference against mamba_ssm's kernels (when they
-    import). Untested where this project is developed (no GPU there)."""
+    import). Not yet run on a GPU."""
     from dynmultidep.models.ssm import _mamba_ssm_scan
 
     have_kernels = _mamba_ssm_scan() is not None
