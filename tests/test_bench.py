@@ -12,7 +12,7 @@ import torch
 
 from conftest import CONF_DIR, REPO
 from dynmultidep.bench.memory import bench_memory
-from dynmultidep.bench.scan import mambapy_scan, scan_inputs
+from dynmultidep.bench.scan import mambapy_scan, small_scan_inputs
 from dynmultidep.bench.throughput import time_epoch
 from dynmultidep.bench.timing import peak_extra_memory
 from dynmultidep.models.ssm import selective_scan
@@ -28,9 +28,7 @@ def test_peak_memory_sees_a_transient_allocation():
 
 def test_mambapy_scan_agrees_with_the_reference():
     pytest.importorskip("mambapy")
-    inputs = {k: v.detach() for k, v in scan_inputs(100, 4).items()}
-    small = {k: v[:2, :32] if k in ("u", "delta", "z") else v[:2] if k in ("B", "C") else v[:32]
-             for k, v in inputs.items()}  # fmt: skip
+    small = small_scan_inputs(100, 4, batch=2, channels=32)
     reference = selective_scan(**small, delta_softplus=True, backend="reference")
     torch.testing.assert_close(mambapy_scan(**small), reference, rtol=1e-5, atol=1e-5)
 

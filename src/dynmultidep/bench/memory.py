@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from dynmultidep.bench import compose_train
 from dynmultidep.bench.timing import median_time, peak_extra_memory
 
 
@@ -22,11 +23,9 @@ def recipe_model(
 ) -> tuple[torch.nn.Module, int, int]:
     """The model of a published recipe (``conf/experiment/``), untrained, and its input
     widths ``(audio_dim, video_dim)``."""
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    with initialize_config_dir(str(Path(conf_dir).resolve()), version_base="1.3"):
-        cfg = compose("train", [f"experiment={experiment}", *overrides])
+    cfg = compose_train(conf_dir, [f"experiment={experiment}", *overrides])
     model = instantiate(cfg.model, _convert_="all")
     return model, cfg.model.audio_dim, cfg.model.video_dim
 

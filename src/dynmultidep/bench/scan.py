@@ -90,14 +90,20 @@ def scan_pass(path: str, inputs: dict, backward: bool, upstream: torch.Tensor) -
             y.backward(upstream)
 
 
+def small_scan_inputs(length: int, n_state: int, batch: int = 2, channels: int = 64) -> dict:
+    """The first ``batch`` samples and ``channels`` channels of :func:`scan_inputs`, detached."""
+    inputs = {k: v.detach() for k, v in scan_inputs(length, n_state).items()}
+    return {
+        k: v[:batch, :channels] if k in ("u", "delta", "z") else v[:batch] if k in ("B", "C")
+        else v[:channels]
+        for k, v in inputs.items()
+    }  # fmt: skip
+
+
 def mambapy_difference(n_state: int) -> float:
     """Largest difference between mambapy's scan and the reference on a small case,
     relative to the largest output (checked before timing it)."""
-    inputs = {k: v.detach() for k, v in scan_inputs(256, n_state).items()}
-    small = {
-        k: v[:2, :64] if k in ("u", "delta", "z") else v[:2] if k in ("B", "C") else v[:64]
-        for k, v in inputs.items()
-    }
+    small = small_scan_inputs(256, n_state)
     ref = selective_scan(**small, delta_softplus=True, backend="reference")
     return float((ref - mambapy_scan(**small)).abs().max() / ref.abs().max())
 

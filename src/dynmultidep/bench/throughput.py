@@ -15,6 +15,7 @@ from pathlib import Path
 import lightning as L
 from hydra.utils import instantiate
 
+from dynmultidep.bench import compose_train
 from dynmultidep.data.sampler import padding_fraction
 
 RANDOM_BATCHES = ("dataset.bucket_ratio=1e9",)  # one bucket: no length grouping
@@ -31,12 +32,9 @@ class EpochTimer(L.Callback):
 
 
 def recipe_config(conf_dir: Path, preset: str, overrides: tuple[str, ...]):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(str(Path(conf_dir).resolve()), version_base="1.3"):
-        return compose("train", ["experiment=dvlog_dynmultidep", "dataset=synthetic",
-                                 f"dataset.synthetic.preset={preset}",
-                                 "dataset.max_tokens=32768", *overrides])  # fmt: skip
+    return compose_train(conf_dir, ["experiment=dvlog_dynmultidep", "dataset=synthetic",
+                                    f"dataset.synthetic.preset={preset}",
+                                    "dataset.max_tokens=32768", *overrides])  # fmt: skip
 
 
 def time_epoch(

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from dynmultidep.bench import compose_train
 from dynmultidep.bench.timing import median_time
 from dynmultidep.experiment.checkpoint import (
     classifier_from_checkpoint,
@@ -42,14 +43,11 @@ QUIET = ("~logger", "callbacks.rich_progress_bar=null", "callbacks.model_summary
 
 def train_variant(conf_dir: Path, name: str, out_dir: Path, epochs: int) -> Path:
     """Train variant ``name`` into ``out_dir``; return its best checkpoint."""
-    from hydra import compose, initialize_config_dir
-
     from dynmultidep.experiment.train import train
 
     overrides = [*VARIANTS[name], *QUIET, f"trainer.max_epochs={epochs}",
                  f"paths.output_dir={out_dir}"]  # fmt: skip
-    with initialize_config_dir(str(Path(conf_dir).resolve()), version_base="1.3"):
-        cfg = compose("train", overrides)
+    cfg = compose_train(conf_dir, overrides)
     train(cfg)
     return Path(json.loads((out_dir / "metrics.json").read_text())["checkpoint"])
 
