@@ -4,6 +4,8 @@
     python scripts/make_synthetic.py --layout dvlog --preset full --out data/synthetic_dvlog_full
     python scripts/make_synthetic.py --layout lmvd --n 200 --seed 3 --out data/synthetic_lmvd
     python scripts/make_synthetic.py --layout lmvd-release --preset tiny --out /tmp/lmvd_release
+    python scripts/make_synthetic.py --layout dvlog --cue flat_affect --n 961 --length-scale 0.125 \
+        --out data/synthetic/flat_affect
 
 Prints the counts per fold, label and gender and the length statistics beside
 the real corpus's.
@@ -19,7 +21,13 @@ from rich.console import Console
 from rich.table import Table
 
 from dynmultidep.cli import run_cli
-from dynmultidep.data.synthetic import LAYOUTS, PRESETS, SyntheticSpec, generate_corpus
+from dynmultidep.data.synthetic import (
+    CUE_FAMILIES,
+    LAYOUTS,
+    PRESETS,
+    SyntheticSpec,
+    generate_corpus,
+)
 from dynmultidep.data.synthetic.plan import (
     DVLOG_COUNTS,
     DVLOG_LENGTH_STATS,
@@ -50,13 +58,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="multiplies the real length distribution (overrides the preset)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--cue",
+        default="bursts",
+        choices=CUE_FAMILIES,
+        help="what separates the classes (dvlog layout only for all but bursts)",
+    )
     parser.add_argument("--force", action="store_true", help="replace a non-empty --out")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    spec = SyntheticSpec(args.layout, args.preset, args.n, args.length_scale, args.seed)
+    spec = SyntheticSpec(
+        args.layout, args.preset, args.n, args.length_scale, args.seed, cue=args.cue
+    )
     plan = generate_corpus(spec, args.out, force=args.force)
     console = Console()
     console.print(f"wrote {len(plan)} synthetic vlogs ({args.layout} layout) to {args.out}")

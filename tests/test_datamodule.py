@@ -151,12 +151,8 @@ def test_dataset_configs_instantiate(tmp_path, name, audio_dim):
     dm = instantiate(cfg.dataset)
     assert isinstance(dm, DepressionDataModule)
     assert dm.audio_dim == cfg.dataset.audio_dim == audio_dim
-    assert (
-        dm.root
-        == tmp_path
-        / "synthetic"
-        / f"{name.replace('synthetic', 'dvlog').replace('dvlog_', '')}_tiny_seed0"
-    )
+    folder = {"synthetic": "dvlog_bursts_tiny_seed0", "synthetic_lmvd": "lmvd_tiny_seed0"}[name]
+    assert dm.root == tmp_path / "synthetic" / folder
     dm.prepare_data()
     dm.setup()
     assert next(iter(dm.train_dataloader()))["audio"].shape[-1] == audio_dim

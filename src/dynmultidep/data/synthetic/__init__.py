@@ -2,8 +2,10 @@
 
 The real corpora are licensed; these twins let the project train, test and
 benchmark out of the box. They match the published counts and length
-distribution, and their labels follow a planted temporal pattern (see
-:mod:`.signals`).
+distribution, and their labels follow a planted cue: by default short
+oscillation bursts (:mod:`.signals`), or one of the cue families of
+:mod:`.cues` (``cue=flat_affect`` ...), each after a behavioural marker of
+depression.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from dynmultidep.data.synthetic.cues import CUES
 from dynmultidep.data.synthetic.plan import PlannedVlog, plan_corpus
-from dynmultidep.data.synthetic.writers import LAYOUTS, WRITERS
+from dynmultidep.data.synthetic.writers import CUES_FILE, LAYOUTS, WRITERS
 
 MANIFEST = "synthetic.json"
 GENERATOR_VERSION = 2  # bump whenever the files a seed produces change
+CUE_FAMILIES = ("bursts", *CUES)
+# Manifest keys added after a generator version was released, with the value that
+# folders written before them were generated with.
+MANIFEST_DEFAULTS = {"cue": "bursts"}
 
 
 @dataclass(frozen=True)
@@ -44,15 +51,24 @@ class SyntheticSpec:
     n: int | None = None  # overrides the preset's
     length_scale: float | None = None  # overrides the preset's
     seed: int = 0
+    cue: str = "bursts"  # what separates the classes: one of CUE_FAMILIES
 
     def resolved(self) -> dict:
         if self.layout not in LAYOUTS:
             raise ValueError(f"unknown layout {self.layout!r}; use one of {', '.join(LAYOUTS)}")
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; use one of {', '.join(PRESETS)}")
+        if self.cue not in CUE_FAMILIES:
+            raise ValueError(f"unknown cue {self.cue!r}; use one of {', '.join(CUE_FAMILIES)}")
+        if self.cue != "bursts" and self.layout != "dvlog":
+            raise ValueError(
+                f"cue {self.cue!r} is generated in the dvlog layout only (its descriptors "
+                "are D-Vlog's eGeMAPS columns)"
+            )
         preset = PRESETS[self.preset]
         return {
             "layout": self.layout,
+            "cue": self.cue,
             "n": preset.n if self.n is None else int(self.n),
             "length_scale": preset.length_scale
             if self.length_scale is None
@@ -83,7 +99,7 @@ def generate_corpus(spec: SyntheticSpec, out: str | Path, force: bool = False) -
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
-        WRITERS[spec.layout](partial, plan, spec.seed)
+        WRITERS[spec.layout](partial, plan, spec.seed, spec.cue)
         manifest = {**spec.resolved(), "preset": spec.preset}
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         if out.exists():
@@ -100,11 +116,35 @@ def read_manifest(root: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def manifest_differences(found: dict, spec: SyntheticSpec) -> dict[str, tuple]:
+    """``{key: (found, wanted)}`` where a corpus's manifest differs from ``spec``."""
+    wanted = spec.resolved()
+    differences = {}
+    for key, value in wanted.items():
+        have = found.get(key, MANIFEST_DEFAULTS.get(key))
+        if have != value:
+            differences[key] = (have, value)
+    return differences
+
+
+def read_informative(root: str | Path) -> dict[str, str]:
+    """``{id: modality}`` from a synthetic corpus's ``cues.csv``: which modality
+    carries each vlog's cue (``audio``, ``video`` or ``both``); ``{}`` without one."""
+    path = Path(root) / CUES_FILE
+    if not path.is_file():
+        return {}
+    rows = path.read_text().splitlines()[1:]
+    return dict(row.split(",", 1) for row in rows if row)
+
+
 __all__ = [
+    "CUE_FAMILIES",
     "PRESETS",
     "LAYOUTS",
     "Preset",
     "SyntheticSpec",
     "generate_corpus",
+    "manifest_differences",
+    "read_informative",
     "read_manifest",
 ]

@@ -93,6 +93,7 @@ class VlogStreams:
     landmarks: np.ndarray  # (T_v, 68, 2) float64, pixels
     face_found: np.ndarray  # (T_v,) bool
     episodes: int  # planted episodes (for inspection, not written)
+    informative: str = "both"  # modality carrying the label's cue: audio | video | both
 
 
 def draw_streams(

@@ -19,6 +19,7 @@ from dynmultidep.atomic import save_array_atomic, write_text_atomic
 from dynmultidep.data import dvlog, lmvd
 from dynmultidep.data.lmvd_prepare import LABEL_SUFFIX
 from dynmultidep.data.openface import FRAMES_PER_STEP, standardize_rows
+from dynmultidep.data.synthetic.cues import draw_cue_streams
 from dynmultidep.data.synthetic.plan import PlannedVlog
 from dynmultidep.data.synthetic.signals import VlogStreams, draw_streams, landmark_rows
 
@@ -51,17 +52,26 @@ def _modality_steps(plan: Sequence[PlannedVlog], layout: str, rng: np.random.Gen
     return steps
 
 
-def _draw(plan, layout, seed, audio_dim):
+CUES_FILE = "cues.csv"  # id,informative: the modality that carries each vlog's cue
+
+
+def _draw(plan, layout, seed, audio_dim, cue):
     rng = np.random.default_rng([seed, 1])
     for i, (vlog, (audio_steps, video_steps)) in enumerate(
         zip(plan, _modality_steps(plan, layout, rng), strict=True)
     ):
         vlog_rng = np.random.default_rng([seed, 2, i])
-        yield (
-            vlog,
-            draw_streams(vlog_rng, vlog.label, audio_steps, video_steps, audio_dim),
-            vlog_rng,
-        )
+        if cue == "bursts":
+            streams = draw_streams(vlog_rng, vlog.label, audio_steps, video_steps, audio_dim)
+        else:
+            streams = draw_cue_streams(
+                vlog_rng, cue, vlog.label, audio_steps, video_steps, audio_dim
+            )
+        yield vlog, streams, vlog_rng
+
+
+def _cue_lines(informative: dict[str, str]) -> str:
+    return "id,informative\n" + "".join(f"{i},{m}\n" for i, m in informative.items())
 
 
 def _duration(vlog_rng: np.random.Generator, length: int) -> str:
@@ -72,14 +82,17 @@ def _duration(vlog_rng: np.random.Generator, length: int) -> str:
     return f"{length + cents / 100:.2f}"
 
 
-def write_dvlog(root: Path, plan: Sequence[PlannedVlog], seed: int) -> None:
+def write_dvlog(root: Path, plan: Sequence[PlannedVlog], seed: int, cue: str = "bursts") -> None:
     lines = [",".join(dvlog.COLUMNS)]
-    for vlog, streams, vlog_rng in _draw(plan, "dvlog", seed, dvlog.AUDIO_DIM):
+    informative = {}
+    for vlog, streams, vlog_rng in _draw(plan, "dvlog", seed, dvlog.AUDIO_DIM, cue):
+        informative[vlog.id] = streams.informative
         save_array_atomic(dvlog.audio_path(root, vlog.id), streams.audio.astype(np.float64))
         save_array_atomic(dvlog.video_path(root, vlog.id), landmark_rows(streams.landmarks))
         duration = _duration(vlog_rng, vlog.length)
         lines.append(f"{vlog.id},{DVLOG_LABELS[vlog.label]},{duration},{vlog.gender},{vlog.fold}")
     write_text_atomic(root / "labels.csv", "\n".join(lines) + "\n")
+    write_text_atomic(root / CUES_FILE, _cue_lines(informative))
 
 
 def _split_lines(plan: Sequence[PlannedVlog]) -> str:
@@ -87,8 +100,8 @@ def _split_lines(plan: Sequence[PlannedVlog]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_lmvd(root: Path, plan: Sequence[PlannedVlog], seed: int) -> None:
-    for vlog, streams, _ in _draw(plan, "lmvd", seed, lmvd.AUDIO_DIM):
+def write_lmvd(root: Path, plan: Sequence[PlannedVlog], seed: int, cue: str = "bursts") -> None:
+    for vlog, streams, _ in _draw(plan, "lmvd", seed, lmvd.AUDIO_DIM, cue):
         visual = standardize_rows(landmark_rows(streams.landmarks)).astype(np.float32)
         save_array_atomic(lmvd.audio_path(root, vlog.id), streams.audio.astype(np.float32))
         save_array_atomic(lmvd.video_path(root, vlog.id), visual)
@@ -153,8 +166,12 @@ def openface_table(streams: VlogStreams, rng: np.random.Generator) -> tuple[str,
     return header, np.hstack([before, rows, after])
 
 
-def write_lmvd_release(root: Path, plan: Sequence[PlannedVlog], seed: int) -> None:
-    for i, (vlog, streams, vlog_rng) in enumerate(_draw(plan, "lmvd", seed, lmvd.AUDIO_DIM)):
+def write_lmvd_release(
+    root: Path, plan: Sequence[PlannedVlog], seed: int, cue: str = "bursts"
+) -> None:
+    for i, (vlog, streams, vlog_rng) in enumerate(
+        _draw(plan, "lmvd", seed, lmvd.AUDIO_DIM, cue)
+    ):
         save_array_atomic(
             root / "Audio_feature" / f"{vlog.id}.npy", streams.audio.astype(np.float32)
         )
