@@ -206,9 +206,11 @@ MODEL_CONFIGS = sorted(
 @pytest.mark.parametrize("dataset", ["synthetic", "synthetic_lmvd"])
 @pytest.mark.parametrize("name", MODEL_CONFIGS)
 def test_model_configs_instantiate_with_the_dataset_widths(name, dataset):
-    overrides = [f"+dataset={dataset}", "+paths=default", f"+model={name}", "model.d_model=16"]
-    if name != "temporal_mean":
-        overrides += ["model.d_ffn=32", "model.expand=2", "model.d_state=4"]
+    overrides = [f"+dataset={dataset}", "+paths=default", f"+model={name}"]
+    if name == "temporal_mean":
+        overrides += ["model.d_model=16"]
+    elif name != "functionals":
+        overrides += ["model.d_model=16", "model.d_ffn=32", "model.expand=2", "model.d_state=4"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(overrides=overrides)
     model = instantiate(cfg.model)

@@ -8,7 +8,7 @@ D-Vlog, compact model sizes), trained here first with ``src/train.py``'s task:
   kernel is not an ATen operation and is not counted in either model), and accuracy;
 * missing modality: test accuracy with the video (or the audio) blanked, i.e. set to
   zeros after standardisation (the training mean), for DynMultiDep trained with and
-  without ``modality_dropout``, beside the unimodal baselines.
+  without ``modality_dropout``, beside the unimodal baselines and the functionals.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ VARIANTS = {
     "dynmultidep_modality_dropout": ("model.modality_dropout=0.3",),
     "audio_only": ("model=audio_only",),
     "video_only": ("model=video_only",),
+    "functionals": ("model=functionals",),
 }
 QUIET = ("~logger", "callbacks.rich_progress_bar=null", "callbacks.model_summary=null",
          "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false",
