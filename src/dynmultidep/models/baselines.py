@@ -39,6 +39,7 @@ class _ExpertModel(nn.Module):
         config = EncoderConfig(**encoder)
         self.encoders = ModalityExperts(audio_dim, video_dim, modalities, share_ssm, config)
         self.d_model, self.dropout = config.d_model, config.dropout
+        self.pooled_dim = self.encoders.pooled_dim
 
     def pooled(self, audio: Tensor, video: Tensor, lengths: Tensor) -> list[Tensor]:
         inputs = {"audio": audio, "video": video}
@@ -52,7 +53,7 @@ class Unimodal(_ExpertModel):
         if modality not in MODALITIES:
             raise ValueError(f"modality must be audio or video, got {modality!r}")
         super().__init__(audio_dim, video_dim, (modality,), **encoder)
-        self.classifier = classifier_head(self.d_model, self.d_model, self.dropout)
+        self.classifier = classifier_head(self.pooled_dim, self.d_model, self.dropout)
 
     def forward(self, audio: Tensor, video: Tensor, lengths: Tensor) -> ModelOutput:
         (pooled,) = self.pooled(audio, video, lengths)
@@ -64,7 +65,7 @@ class ConcatFusion(_ExpertModel):
 
     def __init__(self, audio_dim: int, video_dim: int, share_ssm: bool = False, **encoder):
         super().__init__(audio_dim, video_dim, MODALITIES, share_ssm, **encoder)
-        self.classifier = classifier_head(2 * self.d_model, self.d_model, self.dropout)
+        self.classifier = classifier_head(2 * self.pooled_dim, self.d_model, self.dropout)
 
     def forward(self, audio: Tensor, video: Tensor, lengths: Tensor) -> ModelOutput:
         pooled = torch.cat(self.pooled(audio, video, lengths), dim=-1)
@@ -77,7 +78,7 @@ class LateFusion(_ExpertModel):
     def __init__(self, audio_dim: int, video_dim: int, share_ssm: bool = False, **encoder):
         super().__init__(audio_dim, video_dim, MODALITIES, share_ssm, **encoder)
         self.classifiers = nn.ModuleList(
-            classifier_head(self.d_model, self.d_model, self.dropout) for _ in MODALITIES
+            classifier_head(self.pooled_dim, self.d_model, self.dropout) for _ in MODALITIES
         )
 
     def forward(self, audio: Tensor, video: Tensor, lengths: Tensor) -> ModelOutput:

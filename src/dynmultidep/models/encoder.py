@@ -20,6 +20,7 @@ from dynmultidep.models.mamba import Mamba, tie_state_transition
 
 ACTIVATIONS = {"gelu": nn.GELU, "swish": nn.SiLU, "silu": nn.SiLU, "relu": nn.ReLU}
 MIXERS = ("mamba", "attention")
+POOLINGS = ("mean", "stats", "attentive_stats")  # see models.pooling
 
 
 @dataclass
@@ -40,6 +41,12 @@ class EncoderConfig:
     attention_heads: int = 4
     attention_window: int = 128  # steps each side an attention mixer sees
     scan_backend: str = "auto"  # selective-scan implementation (models.ssm)
+    input_norm: bool = True  # LayerNorm after the input projection (removes each step's scale)
+    output_norm: bool = True  # LayerNorm of the expert's output steps (the same, before pooling)
+    input_deltas: bool = False  # also feed each step's change from the previous one
+    zero_init_residual: bool = False  # residual branches start at zero: blocks begin as identity
+    drop_path: float = 0.0  # stochastic depth: share of training samples that skip a branch
+    pooling: str = "mean"  # over valid steps: mean | stats | attentive_stats (models.pooling)
     layer_mixers: list[str] = field(init=False)
 
     def __post_init__(self):
@@ -49,6 +56,8 @@ class EncoderConfig:
         unknown = sorted(set(mixers) - set(MIXERS))
         if unknown:
             raise ValueError(f"unknown mixer(s) {unknown}; use {' or '.join(MIXERS)}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {self.pooling!r}; use one of {', '.join(POOLINGS)}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; use gelu or swish")
         self.layer_mixers = mixers
@@ -58,6 +67,14 @@ def masked_mean(x: Tensor, lengths: Tensor) -> Tensor:
     """Mean over the valid steps: ``x: (B, L, D)``, ``lengths: (B,)`` -> ``(B, D)``."""
     mask = torch.arange(x.shape[1], device=x.device) < lengths[:, None].to(x.device)
     return (x * mask[..., None]).sum(1) / lengths[:, None].to(x.dtype).clamp_min(1)
+
+
+def step_deltas(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """``x_t - x_{t-1}`` over valid steps, 0 at the first step and in padding:
+    ``(B, L, D) -> (B, L, D)``."""
+    delta = torch.zeros_like(x)
+    delta[:, 1:] = x[:, 1:] - x[:, :-1]
+    return zero_padding(delta, lengths)
 
 
 def zero_padding(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -93,9 +110,30 @@ class ResidualBlock(nn.Module):
         self.norm_ffn = nn.LayerNorm(config.d_model)
         self.ffn = FeedForward(config.d_model, config.d_ffn, config.activation, config.dropout)
 
+        if config.zero_init_residual:
+            for last in (residual_output(mixer), self.ffn.net[-2]):
+                nn.init.zeros_(last.weight)
+                if last.bias is not None:
+                    nn.init.zeros_(last.bias)
+
+        self.drop_path = config.drop_path
+
+    def _branch(self, y: Tensor) -> Tensor:
+        """Stochastic depth: in training, a ``drop_path`` share of samples skips the branch."""
+        if not self.training or self.drop_path == 0:
+            return y
+        keep = 1.0 - self.drop_path
+        mask = torch.rand(y.shape[0], 1, 1, device=y.device) < keep
+        return y * mask.to(y.dtype) / keep
+
     def forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
-        x = x + self.drop(self.mixer(self.norm_mixer(x), lengths))
-        return zero_padding(x + self.ffn(self.norm_ffn(x)), lengths)
+        x = x + self._branch(self.drop(self.mixer(self.norm_mixer(x), lengths)))
+        return zero_padding(x + self._branch(self.ffn(self.norm_ffn(x))), lengths)
+
+
+def residual_output(mixer: nn.Module) -> nn.Linear:
+    """The last linear layer of a mixer: what a residual branch adds to the stream."""
+    return mixer.out_proj
 
 
 def make_mixer(kind: str, config: EncoderConfig) -> nn.Module:
@@ -122,13 +160,18 @@ class MTExpert(nn.Module):
 
     def __init__(self, in_dim: int, config: EncoderConfig):
         super().__init__()
-        self.input = nn.Sequential(nn.Linear(in_dim, config.d_model), nn.LayerNorm(config.d_model))
+        norm = nn.LayerNorm(config.d_model) if config.input_norm else nn.Identity()
+        self.deltas = config.input_deltas
+        width = 2 * in_dim if self.deltas else in_dim
+        self.input = nn.Sequential(nn.Linear(width, config.d_model), norm)
         self.blocks = nn.ModuleList(
             ResidualBlock(make_mixer(kind, config), config) for kind in config.layer_mixers
         )
-        self.norm = nn.LayerNorm(config.d_model)
+        self.norm = nn.LayerNorm(config.d_model) if config.output_norm else nn.Identity()
 
     def forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        if self.deltas:
+            x = torch.cat([x, step_deltas(x, lengths)], dim=-1)
         x = zero_padding(self.input(x), lengths)
         for block in self.blocks:
             x = block(x, lengths)
