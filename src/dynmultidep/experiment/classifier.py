@@ -2,7 +2,8 @@
 
 A model maps a batch ``audio (B, T, Da)``, ``video (B, T, Dv)``,
 ``lengths (B,)`` to :class:`~dynmultidep.models.output.ModelOutput`. The loss
-is ``BCEWithLogits(logits, label) + aux_loss``. Metrics are logged per split
+is ``BCEWithLogits(logits, label) + aux_loss``, plus ``model.label_losses(...)`` for
+models that return expert logits (DynMultiDep's expert and routing losses). Metrics are logged per split
 as ``{train,val,test}/{acc,precision,recall,f1,macro_f1,auroc,avg4}``; gate
 statistics as ``{train,val}/gate_weight_<expert>`` (mean weight) and
 ``{train,val}/gate_routed_<expert>`` (share of vlogs whose largest weight it
@@ -138,6 +139,8 @@ class DepressionClassifier(L.LightningModule):
             out.logits.float(), labels.float(), pos_weight=pos_weight
         )
         loss = bce + out.aux_loss
+        if out.expert_logits is not None:
+            loss = loss + self.net.label_losses(out, labels, pos_weight)
         size = len(labels)
         on_step = split == "train"
         self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=True, batch_size=size,

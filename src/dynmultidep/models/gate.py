@@ -61,7 +61,15 @@ class ModalityGate(nn.Module):
         self.temperature.fill_(float(value))
 
     def forward(self, features: Tensor) -> Tensor:
+        return self.route(features)[0]
+
+    def route(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """``(weights (B, E), logits (B, E))``: the gate's output and its logits before
+        noise and temperature (what a routing loss trains)."""
         logits = self.net(features)
+        return self._weights(logits), logits
+
+    def _weights(self, logits: Tensor) -> Tensor:
         if self.gumbel and self.training:
             uniform = torch.rand_like(logits).clamp(1e-9, 1 - 1e-9)
             logits = logits - torch.log(-torch.log(uniform))

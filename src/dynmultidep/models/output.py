@@ -11,3 +11,6 @@ class ModelOutput(NamedTuple):
     logits: Tensor  # (B,) depression logit (positive class = depression)
     gate: Tensor | None  # (B, E) expert weights, or None for models without a gate
     aux_loss: Tensor  # scalar added to the training loss (0 when unused)
+    # In training, for models with label_losses(out, labels, pos_weight) (DynMultiDep):
+    expert_logits: Tensor | None = None  # (B, E) each expert's own logit
+    gate_logits: Tensor | None = None  # (B, E) the gate's logits
