@@ -25,11 +25,17 @@ from torch.utils.data import DataLoader
 
 from dynmultidep.data.corpora import get_corpus
 from dynmultidep.data.dataset import PadCollate, VlogDataset, random_crops
+from dynmultidep.data.faces import FACE_NORMALIZATIONS, normalize_faces
 from dynmultidep.data.normalization import FeatureStandardizer
 from dynmultidep.data.records import Record, normalize_gender, select_records
 from dynmultidep.data.sampler import LengthBucketSampler, padding_fraction
 from dynmultidep.data.sharding import shard
-from dynmultidep.data.synthetic import SyntheticSpec, generate_corpus, read_manifest
+from dynmultidep.data.synthetic import (
+    SyntheticSpec,
+    generate_corpus,
+    manifest_differences,
+    read_manifest,
+)
 from dynmultidep.data.vlogs import Vlog, load_vlogs
 from dynmultidep.errors import DataError
 
@@ -57,6 +63,12 @@ class DepressionDataModule(L.LightningDataModule):
         crop_attempts: random crops tried per training vlog (0 = off; the
             published recipe uses 5).
         crop_min_length: shortest crop kept (published: 500 D-Vlog, 400 LMVD).
+        face_normalization: ``None`` (landmarks as stored), ``center_scale`` or
+            ``similarity``: each frame's landmarks in face coordinates
+            (:mod:`dynmultidep.data.faces`), before standardisation, which then
+            divides all landmark features by one scale (they share a unit).
+        random_crop: ``None``, or the least fraction of a training item that a random
+            window of it, drawn anew at every epoch, keeps (augmentation).
         synthetic: if given (``preset``, ``n``, ``length_scale``, ``seed``), a
             synthetic corpus in ``corpus``'s layout is generated at ``root``
             when that folder holds none.
@@ -80,6 +92,8 @@ class DepressionDataModule(L.LightningDataModule):
         standardize: bool = True,
         crop_attempts: int = 0,
         crop_min_length: int = 500,
+        face_normalization: str | None = None,
+        random_crop: float | None = None,
         synthetic: dict | None = None,
         seed: int = 0,
         audio_dim: int | None = None,
@@ -113,12 +127,23 @@ class DepressionDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.crop_attempts = crop_attempts
         self.crop_min_length = crop_min_length
+        if face_normalization is not None and face_normalization not in FACE_NORMALIZATIONS:
+            raise ValueError(
+                f"face_normalization must be null or one of {', '.join(FACE_NORMALIZATIONS)}, "
+                f"got {face_normalization!r}"
+            )
+        self.face_normalization = face_normalization
+        if random_crop is not None and not 0 < random_crop <= 1:
+            raise ValueError(f"random_crop must lie in (0, 1], got {random_crop}")
+        self.random_crop = random_crop
         self.synthetic = None
         if synthetic is not None:
             layout = "dvlog" if corpus == "dvlog" else "lmvd"
             self.synthetic = SyntheticSpec(layout=layout, **dict(synthetic))
         self.seed = seed
-        self.standardizer = FeatureStandardizer() if standardize else None
+        # landmarks in face coordinates share one unit: one scale for all of them
+        shared = ("video",) if face_normalization is not None else ()
+        self.standardizer = FeatureStandardizer(shared_scale=shared) if standardize else None
         self._records: list[Record] | None = None
         self._folds: dict[str, list[Vlog]] = {}
 
@@ -146,12 +171,10 @@ class DepressionDataModule(L.LightningDataModule):
 
     def _check_manifest(self) -> None:
         found = read_manifest(self.root)
-        wanted = self.synthetic.resolved()
-        if found is not None and any(found.get(k) != v for k, v in wanted.items()):
+        differences = {} if found is None else manifest_differences(found, self.synthetic)
+        if differences:
             differing = ", ".join(
-                f"{k}={found.get(k)!r} (config: {v!r})"
-                for k, v in wanted.items()
-                if found.get(k) != v
+                f"{k}={have!r} (config: {want!r})" for k, (have, want) in differences.items()
             )
             raise DataError(
                 self.root / "synthetic.json",
@@ -176,9 +199,10 @@ class DepressionDataModule(L.LightningDataModule):
         if name not in self._folds:
             gender = self.genders["test_gender" if name == "test" else "train_gender"]
             chosen = select_records(self.records(), name, gender, self.index_path)
-            self._folds[name] = load_vlogs(
+            vlogs = load_vlogs(
                 chosen, self.spec.audio_dim, self.spec.video_dim, str(self.index_path)
             )
+            self._folds[name] = normalize_faces(vlogs, self.face_normalization)
             labels = np.array([v.label for v in self._folds[name]])
             log.info(
                 "%s %s: %d vlogs (%d depression, %d normal), gender %s",
@@ -210,7 +234,7 @@ class DepressionDataModule(L.LightningDataModule):
             rng = np.random.default_rng([self.seed, 7])
             lengths = np.array([v.length for v in vlogs])
             crops = random_crops(lengths, self.crop_attempts, self.crop_min_length, rng)
-        return VlogDataset(vlogs, crops)
+        return VlogDataset(vlogs, crops, random_crop=self.random_crop)
 
     def train_sampler(self, dataset: VlogDataset) -> LengthBucketSampler:
         replicas, rank = 1, 0

@@ -37,13 +37,25 @@ def random_crops(
 class VlogDataset(Dataset):
     """Items are whole vlogs, then any extra segments (crops) of them.
 
+    With ``random_crop`` (a fraction in (0, 1]), every read of an item is a random
+    window of it, at least that fraction of its length: an augmentation that shows a
+    training vlog differently at each epoch. The draws come from numpy's global
+    generator, which the training loop reseeds at every epoch from
+    ``(seed, epoch, rank)`` (:mod:`dynmultidep.experiment.reproducibility`).
+
     ``dataset[i]`` is a dict with ``id``, ``label``, ``gender`` and the
     ``audio (T, Da)`` / ``video (T, Dv)`` float32 arrays of the item (views,
     no copy).
     """
 
-    def __init__(self, vlogs: Sequence[Vlog], extra_segments: Sequence[Segment] = ()):
+    def __init__(
+        self,
+        vlogs: Sequence[Vlog],
+        extra_segments: Sequence[Segment] = (),
+        random_crop: float | None = None,
+    ):
         self.vlogs = list(vlogs)
+        self.random_crop = random_crop
         self.segments: list[Segment] = [(i, 0, v.length) for i, v in enumerate(self.vlogs)]
         self.segments += list(extra_segments)
         self.lengths = np.array([stop - start for _, start, stop in self.segments], dtype=np.int64)
@@ -53,6 +65,8 @@ class VlogDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         index, start, stop = self.segments[i]
+        if self.random_crop is not None:
+            start, stop = self._crop(start, stop)
         vlog = self.vlogs[index]
         return {
             "id": vlog.id,
@@ -61,6 +75,14 @@ class VlogDataset(Dataset):
             "audio": vlog.audio[start:stop],
             "video": vlog.video[start:stop],
         }
+
+
+    def _crop(self, start: int, stop: int) -> tuple[int, int]:
+        length = stop - start
+        keep = int(np.ceil(length * np.random.uniform(self.random_crop, 1.0)))  # noqa: NPY002
+        keep = min(max(keep, 1), length)
+        offset = int(np.random.randint(0, length - keep + 1))  # noqa: NPY002
+        return start + offset, start + offset + keep
 
 
 class PadCollate:

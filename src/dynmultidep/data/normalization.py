@@ -23,9 +23,20 @@ class FeatureStandardizer:
 
     Statistics are over every valid step of the training vlogs (float64
     sums); all-zero no-face rows count as data, as the model sees them.
+
+    Args:
+        shared_scale: modalities whose features share one unit (landmarks in face
+            coordinates): each feature is centred, and all are divided by one
+            standard deviation (the root mean square over the modality's features), so
+            a landmark that barely moves stays small instead of being blown up to the
+            size of one that moves a lot.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, shared_scale: Sequence[str] = ()) -> None:
+        unknown = sorted(set(shared_scale) - set(MODALITIES))
+        if unknown:
+            raise ValueError(f"shared_scale takes modalities of {MODALITIES}, got {unknown}")
+        self.shared_scale = tuple(shared_scale)
         self.stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
@@ -45,6 +56,8 @@ class FeatureStandardizer:
                 count += len(x)
             mean = total / count
             var = np.maximum(sum_sq / count - mean * mean, 0.0)
+            if name in self.shared_scale:
+                var = np.full_like(var, var.mean())
             std = np.sqrt(var)
             std[std < MIN_STD] = 1.0
             self.stats[name] = (

@@ -67,6 +67,11 @@ def standardizer_state(checkpoint: dict) -> dict | None:
     return checkpoint.get(DATAMODULE_KEY, {}).get("standardizer")
 
 
+def face_normalization(checkpoint: dict) -> str | None:
+    """How the training run normalised landmarks (``None``: as stored)."""
+    return ((checkpoint.get("run_config") or {}).get("dataset") or {}).get("face_normalization")
+
+
 def load_standardizer(checkpoint: dict) -> FeatureStandardizer | None:
     state = standardizer_state(checkpoint)
     if state is None:
@@ -87,10 +92,12 @@ def training_dataset_config(checkpoint: dict, path: str | Path) -> Mapping:
 def datamodule_for(
     checkpoint: dict, path: str | Path, dataset: Mapping | None = None
 ) -> DepressionDataModule:
-    """A DataModule for ``dataset`` (default: the training run's), normalising
-    features with the checkpoint's training-fold statistics."""
+    """A DataModule for ``dataset`` (default: the training run's), preparing features
+    as in training: the training run's face normalisation and training-fold statistics."""
     config = dataset if dataset is not None else training_dataset_config(checkpoint, path)
     datamodule = instantiate(config, _convert_="all")
+    # the landmarks are prepared as the model saw them in training, whatever the config says
+    datamodule.face_normalization = face_normalization(checkpoint)
     state = standardizer_state(checkpoint)
     if state is None:
         datamodule.standardizer = None  # the model was trained on raw features

@@ -13,11 +13,13 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from dynmultidep.data import PadCollate, VlogDataset, get_corpus, load_vlogs
+from dynmultidep.data.faces import normalize_faces
 from dynmultidep.errors import DataError
 from dynmultidep.experiment.builders import build_trainer
 from dynmultidep.experiment.checkpoint import (
     ckpt_path_of,
     classifier_from_checkpoint,
+    face_normalization,
     load_standardizer,
     read_checkpoint,
     training_dataset_config,
@@ -45,10 +47,8 @@ def predict(cfg: DictConfig) -> Predictions:
     corpus = cfg.get("corpus") or training_dataset_config(checkpoint, ckpt_path)["corpus"]
     spec = get_corpus(corpus)
     records = spec.unlabelled_records(cfg.input)
-    vlogs = sorted(
-        load_vlogs(records, spec.audio_dim, spec.video_dim, index_name=str(cfg.input)),
-        key=lambda v: v.length,
-    )
+    vlogs = load_vlogs(records, spec.audio_dim, spec.video_dim, index_name=str(cfg.input))
+    vlogs = sorted(normalize_faces(vlogs, face_normalization(checkpoint)), key=lambda v: v.length)
     loader = DataLoader(
         VlogDataset(vlogs),
         batch_size=cfg.batch_size,
