@@ -8,7 +8,9 @@
 Sections (``dynmultidep.bench``): ``scan`` (selective scan against the references and
 the machine's arithmetic bound), ``memory`` (peak memory against sequence length),
 ``throughput`` (a training epoch of the D-Vlog recipe, bucketed vs random batches),
-``trained`` (dynamic inference and missing modalities, on models trained first).
+``trained`` (dynamic inference and missing modalities, on models trained first),
+``learnability`` (the quick plan of ``scripts/learnability.py``: every cue family at
+the small size; its targets need the full plan, ``python scripts/learnability.py``).
 Figures are medians of repeated runs in one process; ratios are measured in the same
 run. Prints one table per section and the targets met or missed; ``--json`` and
 ``--markdown`` write the same results.
@@ -23,6 +25,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -34,9 +37,13 @@ from dynmultidep.bench.memory import bench_memory
 from dynmultidep.bench.scan import bench_scan, bench_scan_cuda
 from dynmultidep.bench.throughput import bench_throughput
 from dynmultidep.bench.trained import bench_trained
+from dynmultidep.learnability.plan import PLANS as LEARNABILITY_PLANS
+from dynmultidep.learnability.report import summarize
+from dynmultidep.learnability.report import tables as learnability_tables
+from dynmultidep.learnability.runner import plan_jobs, run_plan
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-SECTIONS = ("scan", "memory", "throughput", "trained")
+SECTIONS = ("scan", "memory", "throughput", "trained", "learnability")
 # what each section runs: full (make bench) and --quick (make bench-quick)
 PLANS = {
     "full": {
@@ -45,12 +52,15 @@ PLANS = {
         "memory": {"lengths": [1024, 4096, 16384, 32768]},
         "throughput": {"fractions": (0.2, 0.1)},
         "trained": {"epochs": 12, "repeats": 5},
+        "learnability": {"plan": "quick"},
     },
     "quick": {
         "scan": {"lengths": [600, 2048], "states": [16], "repeats": 1, "fused_repeats": 3},
         "memory": {"lengths": [1024, 4096]},
         "throughput": {"fractions": (0.03, 0.02)},
         "trained": {"epochs": 2, "repeats": 2},
+        "learnability": {"plan": "quick", "families": ("flat_affect", "cross_modal"),
+                         "epochs": 2},
     },
 }  # fmt: skip
 
@@ -124,6 +134,9 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         rows = [[r["model"], f"{r['accuracy']:.3f}", f"{r['video_blanked']:.3f}",
                  f"{r['audio_blanked']:.3f}"] for r in trained["missing_modality"]]  # fmt: skip
         out.append(("Missing modality: test accuracy", header, rows))
+    if "learnability" in results:
+        for title, header, rows in learnability_tables(results["learnability"]["summary"], []):
+            out.append((f"Learnability (quick plan): {title}", header, rows))
     if results.get("targets"):
         header = ["target", "measured", "met"]
         rows = [[t["target"], t["measured"], "yes" if t["met"] else "no"]
@@ -181,6 +194,18 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def bench_learnability(plan: str, families=None, epochs=None) -> dict:
+    """The learnability benchmark's ``plan`` (optionally fewer families or epochs)."""
+    chosen = LEARNABILITY_PLANS[plan]
+    if families is not None:
+        chosen = replace(chosen, families=tuple(families))
+    if epochs is not None:
+        chosen = replace(chosen, epochs=epochs)
+    with tempfile.TemporaryDirectory() as work_dir:
+        results = run_plan(plan_jobs(chosen), work_dir, CONF_DIR, workers=2)
+    return {"plan": plan, "summary": summarize(results), "results": results}
+
+
 def run(sections: list[str], plan: dict, device: str) -> dict:
     results: dict = {"machine": machine(), "command": " ".join(["python", *sys.argv])}
     started = time.perf_counter()
@@ -200,6 +225,8 @@ def run(sections: list[str], plan: dict, device: str) -> dict:
     if "trained" in sections and device == "cpu":
         with tempfile.TemporaryDirectory() as work_dir:
             results["trained"] = bench_trained(CONF_DIR, Path(work_dir), **plan["trained"])
+    if "learnability" in sections and device == "cpu":
+        results["learnability"] = bench_learnability(**plan["learnability"])
     results["targets"] = targets(results)
     results["seconds"] = time.perf_counter() - started
     return results

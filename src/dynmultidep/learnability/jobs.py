@@ -1,0 +1,215 @@
+"""One job of the learnability benchmark: one model trained on one corpus with one seed.
+
+A job composes ``conf/train.yaml`` as ``src/train.py`` does, with the synthetic
+corpus of its family, size and seed and the model's overrides, trains and tests
+it in its own run directory, and returns plain scores: test and validation
+metrics of the best checkpoint (selected on validation), the majority class of
+the test fold and, for gated models, how often the gate relied on the modality
+that carries each vlog's cue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import shutil
+import time
+import traceback
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from dynmultidep.data.synthetic import SyntheticSpec, generate_corpus, read_informative
+
+QUIET = (
+    "callbacks.rich_progress_bar=null",
+    "callbacks.model_summary=null",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+    "trainer.accelerator=cpu",
+)
+SCORES = ("acc", "macro_f1", "auroc", "f1", "avg4")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A row of the benchmark: a label and the ``src/train.py`` overrides that make it.
+
+    ``ModelSpec.parse("functionals")`` is ``model=functionals``;
+    ``ModelSpec.parse("wide=model=dynmultidep model.d_model=128")`` a variant.
+    """
+
+    label: str
+    overrides: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> ModelSpec:
+        label, sep, rest = text.partition("=")
+        if not sep:
+            return cls(label, (f"model={label}",))
+        return cls(label, tuple(rest.split()))
+
+
+@dataclass(frozen=True)
+class Job:
+    family: str
+    size: str
+    n: int
+    model: ModelSpec
+    seed: int
+    length_scale: float
+    epochs: int | None = None
+    extra: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.family}-{self.size}-{self.model.label}-seed{self.seed}"
+
+    def spec(self) -> SyntheticSpec:
+        return SyntheticSpec(
+            layout="dvlog", preset="full", n=self.n, length_scale=self.length_scale,
+            seed=self.seed, cue=self.family,
+        )  # fmt: skip
+
+    def corpus_root(self, work_dir: Path) -> Path:
+        return work_dir / "corpora" / f"{self.family}-n{self.n}-x{self.length_scale:g}-{self.seed}"
+
+    def overrides(self, work_dir: Path) -> list[str]:
+        spec = self.spec()
+        out = [
+            "dataset=synthetic",
+            f"dataset.root={self.corpus_root(work_dir)}",
+            "dataset.synthetic.preset=full",
+            f"dataset.synthetic.n={spec.n}",
+            f"dataset.synthetic.length_scale={spec.length_scale}",
+            f"dataset.synthetic.seed={spec.seed}",
+            f"dataset.synthetic.cue={spec.cue}",
+            f"seed={self.seed}",
+            *self.model.overrides,
+            *self.extra,
+            *QUIET,
+            f"paths.output_dir={work_dir / 'runs' / self.key}",
+        ]
+        if self.epochs is not None:
+            out.append(f"trainer.max_epochs={self.epochs}")
+        return out
+
+    def describe(self) -> dict:
+        """The job as plain JSON values (what a stored result is matched against)."""
+        return {**asdict(self), "model": self.model.label,
+                "overrides": list(self.model.overrides), "extra": list(self.extra)}  # fmt: skip
+
+
+def ensure_corpus(job: Job, work_dir: Path) -> Path:
+    """Generate the job's corpus unless it is there (call from one process only)."""
+    root = job.corpus_root(work_dir)
+    if not (root / "labels.csv").is_file():
+        generate_corpus(job.spec(), root, force=True)
+    return root
+
+
+def _validation_scores(run_dir: Path, best_epoch: int | None) -> dict[str, float]:
+    """``val/*`` of the best epoch, from the run's ``csv/metrics.csv``."""
+    path = run_dir / "csv" / "metrics.csv"
+    if best_epoch is None or not path.is_file():
+        return {}
+    with path.open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r.get("val/acc") and r["epoch"]]
+    chosen = [r for r in rows if int(r["epoch"]) == best_epoch]
+    if not chosen:
+        return {}
+    return {k[4:]: float(v) for k, v in chosen[-1].items() if k.startswith("val/") and v}
+
+
+def routing(run_dir: Path, informative: dict[str, str]) -> dict:
+    """How the gate routed the test vlogs: share per expert and, over vlogs whose cue
+    is in one modality, the share routed to that modality (``None`` without a gate)."""
+    path = run_dir / "predictions.csv"
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "relied_on" not in rows[0]:
+        return {"routed": None, "routed_informative": None}
+    counts: dict[str, int] = {}
+    hits = total = 0
+    for row in rows:
+        counts[row["relied_on"]] = counts.get(row["relied_on"], 0) + 1
+        target = informative.get(row["id"])
+        if target in ("audio", "video"):
+            total += 1
+            hits += row["relied_on"] == target
+    return {
+        "routed": {k: v / len(rows) for k, v in sorted(counts.items())},
+        "routed_informative": hits / total if total else None,
+    }
+
+
+def run_job(job: Job, work_dir: str | Path, conf_dir: str | Path) -> dict:
+    """Train and test ``job``; return its scores (``error`` set if it failed).
+
+    The corpus must exist (:func:`ensure_corpus`). Output of the training run goes
+    to its ``job.log``.
+    """
+    from dynmultidep.bench import compose_train
+    from dynmultidep.experiment.train import train
+
+    work_dir = Path(work_dir)
+    run_dir = work_dir / "runs" / job.key
+    shutil.rmtree(run_dir, ignore_errors=True)  # never resume an earlier attempt
+    run_dir.mkdir(parents=True)
+    result = {**job.describe(), "key": job.key, "error": None}
+    started = time.perf_counter()
+    log_text = io.StringIO()
+    try:
+        cfg = compose_train(conf_dir, job.overrides(work_dir))
+        with (
+            contextlib.redirect_stdout(log_text),
+            contextlib.redirect_stderr(log_text),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore")
+            train(cfg)
+        report = json.loads((run_dir / "metrics.json").read_text())
+        positive = report["all_positive_baseline"]["acc"]
+        result.update(
+            test={k: report["metrics"][k] for k in SCORES},
+            val=_validation_scores(run_dir, report.get("best_epoch")),
+            majority=max(positive, 1 - positive),
+            best_epoch=report.get("best_epoch"),
+            **routing(run_dir, read_informative(job.corpus_root(work_dir))),
+        )
+    except Exception as err:  # a failed job is reported, the others go on
+        result["error"] = f"{type(err).__name__}: {err}".splitlines()[0]
+        log_text.write(traceback.format_exc())
+    result["seconds"] = time.perf_counter() - started
+    (run_dir / "job.log").write_text(log_text.getvalue())
+    return result
+
+
+def quiet_worker(threads: int) -> None:
+    """Set up a worker process: it ends with its parent (Linux), uses ``threads`` torch
+    and numba threads (more threads than cores in all workers together slow every one
+    of them many times over), and logs library messages at errors only."""
+    import numba
+    import torch
+
+    _die_with_parent()
+    torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # the scan kernels
+    logging.getLogger().setLevel(logging.ERROR)
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "dynmultidep"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to end this process when its parent ends (Linux only)."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Lightning traps SIGTERM)
+    except (OSError, AttributeError):
+        pass

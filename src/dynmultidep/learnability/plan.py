@@ -1,0 +1,61 @@
+"""What the learnability benchmark runs.
+
+A plan crosses cue families, corpus sizes, models and seeds. Corpora follow
+D-Vlog's fold sizes, label share and length distribution, lengths scaled by
+``length_scale`` so that the whole plan fits its budget on a CPU. Seed ``s`` draws
+the corpus with generator seed ``s`` and trains with seed ``s``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# In the order of the issue that introduced them: the documented markers first.
+FAMILIES = ("flat_affect", "slowed", "pauses", "bursts", "one_modality", "cross_modal")
+SIZES = {"dvlog": 961, "small": 240}  # vlogs: D-Vlog's size, and a small corpus
+MODELS = (
+    "functionals",
+    "temporal_mean",
+    "audio_only",
+    "video_only",
+    "concat_fusion",
+    "late_fusion",
+    "dynmultidep",
+)
+# Families whose cue shows in the face alone (video-only target); cross_modal's cue
+# is the coupling of face and voice, which neither modality shows alone.
+FACE_FAMILIES = ("flat_affect", "slowed", "bursts", "one_modality")
+
+
+@dataclass(frozen=True)
+class Plan:
+    families: tuple[str, ...] = FAMILIES
+    # size name -> models trained at that size
+    models: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"dvlog": MODELS})
+    seeds: tuple[int, ...] = (0, 1, 2)
+    length_scale: float = 0.125
+    epochs: int | None = None  # None: the training config's default
+    overrides: tuple[str, ...] = ()  # extra src/train.py overrides for every job
+
+    @property
+    def sizes(self) -> tuple[str, ...]:
+        return tuple(self.models)
+
+
+PLANS = {
+    # About 1.5 hours on 2 CPU cores. At the small size the unimodal and late-fusion
+    # models are cut: the small-size target concerns DynMultiDep and the functionals.
+    "full": Plan(
+        models={
+            "dvlog": MODELS,
+            "small": ("functionals", "temporal_mean", "concat_fusion", "dynmultidep"),
+        },
+    ),
+    # A few minutes: every family at the small size, the functionals and DynMultiDep,
+    # one seed, few epochs. It checks that everything runs, not the targets.
+    "quick": Plan(
+        models={"small": ("functionals", "dynmultidep")},
+        seeds=(0,),
+        epochs=6,
+    ),
+}

@@ -1,0 +1,132 @@
+"""Summaries of learnability results: mean ± std over seeds, the targets, tables.
+
+Every figure is a test-fold score of the checkpoint selected on validation; the
+validation accuracy is reported beside it because model choices are made on it.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+
+from dynmultidep.learnability.plan import FACE_FAMILIES, FAMILIES, SIZES
+
+MODEL = "dynmultidep"  # the project's model, whose targets the benchmark checks
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summarize(results: Iterable[dict]) -> list[dict]:
+    """One row per (size, family, model): seeds, failures, mean and std of the scores."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in results:
+        groups[(r["size"], r["family"], r["model"])].append(r)
+    rows = []
+    for (size, family, model), runs in groups.items():
+        ok = [r for r in runs if not r.get("error")]
+        row = {"size": size, "family": family, "model": model, "seeds": len(ok),
+               "failed": len(runs) - len(ok),
+               "seconds": sum(r.get("seconds", 0.0) for r in runs)}  # fmt: skip
+        for split in ("test", "val"):
+            for score in ("acc", "macro_f1", "auroc"):
+                mean, std = _mean_std([r.get(split, {}).get(score) for r in ok])
+                row[f"{split}_{score}"], row[f"{split}_{score}_std"] = mean, std
+        row["majority"] = _mean_std([r.get("majority") for r in ok])[0]
+        row["routed_informative"] = _mean_std([r.get("routed_informative") for r in ok])[0]
+        rows.append(row)
+    order = {f: i for i, f in enumerate(FAMILIES)}
+    sizes = {s: i for i, s in enumerate(SIZES)}
+    return sorted(rows, key=lambda r: (sizes.get(r["size"], 9), order.get(r["family"], 99)))
+
+
+def _index(rows: list[dict]) -> dict[tuple, dict]:
+    return {(r["size"], r["family"], r["model"]): r for r in rows if r["test_acc"] is not None}
+
+
+def _target(text: str, measured: str, met: bool) -> dict:
+    return {"target": text, "measured": measured, "met": bool(met)}
+
+
+def targets(rows: list[dict]) -> list[dict]:
+    """The issue's targets for DynMultiDep, checked on the rows present."""
+    at = _index(rows)
+    found = []
+    families = [f for f in FAMILIES if ("dvlog", f, MODEL) in at]
+    for family in families:
+        here = {m: r for (s, f, m), r in at.items() if s == "dvlog" and f == family}
+        best_model, best = max(here.items(), key=lambda item: item[1]["test_acc"])
+        ours = here[MODEL]["test_acc"]
+        found.append(_target(
+            f"D-Vlog size, {family}: {MODEL} within 2 points of the best ({best_model})",
+            f"{100 * (ours - best['test_acc']):+.1f} points", ours >= best["test_acc"] - 0.02,
+        ))  # fmt: skip
+    if ("dvlog", "cross_modal", "functionals") in at and ("dvlog", "cross_modal", MODEL) in at:
+        gain = at["dvlog", "cross_modal", MODEL]["test_acc"]
+        gain -= at["dvlog", "cross_modal", "functionals"]["test_acc"]
+        found.append(_target("D-Vlog size, cross_modal: >= 10 points above functionals",
+                             f"{100 * gain:+.1f} points", gain >= 0.10))  # fmt: skip
+    for family in FAMILIES:
+        base, ours = at.get(("small", family, "functionals")), at.get(("small", family, MODEL))
+        if base is None or ours is None or base["test_acc"] < base["majority"] + 0.15:
+            continue
+        gain = ours["test_acc"] - ours["majority"]
+        found.append(_target(f"240 vlogs, {family}: >= 15 points above the majority class",
+                             f"{100 * gain:+.1f} points", gain >= 0.15))  # fmt: skip
+    routed = at.get(("dvlog", "one_modality", MODEL))
+    if routed is not None and routed["routed_informative"] is not None:
+        share = routed["routed_informative"]
+        found.append(_target("D-Vlog size, one_modality: gate routes >= 80% to the "
+                             "informative modality", f"{share:.0%}", share >= 0.80))  # fmt: skip
+    for family in FACE_FAMILIES:
+        video = at.get(("dvlog", family, "video_only"))
+        if video is not None:
+            gain = video["test_acc"] - video["majority"]
+            found.append(_target(f"D-Vlog size, {family}: video_only >= 10 points above the "
+                                 "majority class", f"{100 * gain:+.1f} points", gain >= 0.10))  # fmt: skip
+    return found
+
+
+def _pm(mean: float | None, std: float | None) -> str:
+    return "—" if mean is None else f"{mean:.3f} ± {std:.3f}"
+
+
+def tables(rows: list[dict], target_rows: list[dict]) -> list[tuple[str, list[str], list[list]]]:
+    """``(title, header, rows)``: per size, a family x model accuracy matrix and the
+    detailed scores; then the targets."""
+    out = []
+    for size in [s for s in SIZES if any(r["size"] == s for r in rows)]:
+        here = [r for r in rows if r["size"] == size]
+        models = list(dict.fromkeys(r["model"] for r in here))
+        seeds = max(r["seeds"] for r in here)
+        header = ["family", "majority", *models]
+        matrix = []
+        for family in dict.fromkeys(r["family"] for r in here):
+            cells = {r["model"]: r for r in here if r["family"] == family}
+            majority = next((r["majority"] for r in cells.values() if r["majority"]), None)
+            matrix.append([family, "—" if majority is None else f"{majority:.3f}",
+                           *[_pm(cells[m]["test_acc"], cells[m]["test_acc_std"])
+                             if m in cells else "" for m in models]])  # fmt: skip
+        title = (f"Test accuracy, {SIZES[size]} vlogs ({size}), mean ± std over {seeds} "
+                 "seed(s)")  # fmt: skip
+        out.append((title, header, matrix))
+        header = ["family", "model", "test acc", "macro-F1", "AUROC", "val acc",
+                  "routed to cue", "failed", "seconds"]  # fmt: skip
+        detail = [[r["family"], r["model"], _pm(r["test_acc"], r["test_acc_std"]),
+                   _pm(r["test_macro_f1"], r["test_macro_f1_std"]),
+                   _pm(r["test_auroc"], r["test_auroc_std"]),
+                   _pm(r["val_acc"], r["val_acc_std"]),
+                   "" if r["routed_informative"] is None else f"{r['routed_informative']:.0%}",
+                   str(r["failed"]), f"{r['seconds']:.0f}"] for r in here]  # fmt: skip
+        out.append((f"Scores, {SIZES[size]} vlogs ({size})", header, detail))
+    if target_rows:
+        out.append(("Learnability targets", ["target", "measured", "met"],
+                    [[t["target"], t["measured"], "yes" if t["met"] else "no"]
+                     for t in target_rows]))  # fmt: skip
+    return out
