@@ -21,6 +21,7 @@ from dynmultidep.data.synthetic import (
 from dynmultidep.data.synthetic.cues import COUPLING, PHI, ar1, pause_mask
 from dynmultidep.data.vlogs import load_vlogs
 from dynmultidep.models.functionals import functionals
+from scoring import fit_and_score
 
 NEW_FAMILIES = [c for c in CUE_FAMILIES if c != "bursts"]
 
@@ -93,28 +94,6 @@ def test_pauses_keep_the_share_of_silence_and_change_its_runs():
 
 
 # ------------------------------------------------------- carrying the cue
-def fit_and_score(train_x, train_y, test_x, test_y) -> float:
-    """Test accuracy of an L2-regularised logistic regression (LBFGS)."""
-    x, xt = torch.tensor(train_x, dtype=torch.float64), torch.tensor(test_x, dtype=torch.float64)
-    mean, std = x.mean(0), x.std(0) + 1e-9
-    x, xt = (x - mean) / std, (xt - mean) / std
-    y = torch.tensor(train_y, dtype=torch.float64)
-    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([w, b], max_iter=300)
-
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ w + b, y)
-        loss = loss + 1e-2 * (w * w).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    with torch.no_grad():
-        return float((((xt @ w + b) > 0).numpy() == test_y).mean())
-
-
 @pytest.fixture(scope="module")
 def family_corpora(tmp_path_factory):
     """D-Vlog-sized corpora of every family, lengths scaled by 1/8 (as the benchmark)."""
@@ -199,4 +178,7 @@ def test_one_modality_family_corrupts_the_other_modality(family_corpora):
     depressed = np.array([v.label == 1 for v in vlogs])
     mouth_std = np.array([mouth_and_brows(v)[0].std() for v in vlogs])
     clean = mouth_std[video_informative]
-    assert clean[depressed[video_informative]].mean() < 0.8 * clean[~depressed[video_informative]].mean()
+    assert (
+        clean[depressed[video_informative]].mean()
+        < 0.8 * clean[~depressed[video_informative]].mean()
+    )

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from dynmultidep.data.dvlog import read_dvlog_index
 from dynmultidep.data.synthetic import SyntheticSpec, generate_corpus, read_manifest
@@ -22,6 +21,7 @@ from dynmultidep.data.synthetic.plan import (
     plan_corpus,
 )
 from dynmultidep.data.vlogs import load_vlogs
+from scoring import fit_and_score
 
 
 def digest(root: Path) -> str:
@@ -89,7 +89,7 @@ def test_generation_is_deterministic_for_a_seed(tmp_path):
 
 
 def test_a_failed_generation_leaves_nothing_behind(tmp_path, monkeypatch):
-    def broken(root, plan, seed):
+    def broken(root, plan, seed, cue):
         (root / "labels.csv").write_text("index\n")
         raise RuntimeError("disk full")
 
@@ -107,28 +107,6 @@ def test_an_existing_corpus_is_not_overwritten_without_force(tmp_path):
         generate_corpus(SyntheticSpec(preset="tiny", seed=1), out)
     generate_corpus(SyntheticSpec(preset="tiny", seed=1), out, force=True)
     assert read_manifest(out)["seed"] == 1
-
-
-def fit_and_score(train_x, train_y, test_x, test_y) -> float:
-    """Test accuracy of an L2-regularised logistic regression."""
-    x, xt = torch.tensor(train_x, dtype=torch.float64), torch.tensor(test_x, dtype=torch.float64)
-    mean, std = x.mean(0), x.std(0) + 1e-9
-    x, xt = (x - mean) / std, (xt - mean) / std
-    y = torch.tensor(train_y, dtype=torch.float64)
-    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([w, b], max_iter=300)
-
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ w + b, y)
-        loss = loss + 1e-2 * (w * w).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    with torch.no_grad():
-        return float((((xt @ w + b) > 0).numpy() == test_y).mean())
 
 
 def local_variability(x: np.ndarray, window: int = 12) -> np.ndarray:

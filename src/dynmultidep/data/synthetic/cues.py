@@ -42,8 +42,8 @@ from dynmultidep.data.synthetic.signals import (
     MOUTH,
     MOUTH_OPENING,
     N_LANDMARKS,
-    NO_FACE_PROBABILITY,
     VlogStreams,
+    draw_face_found,
 )
 
 # Acoustic descriptors (D-Vlog's eGeMAPS order).
@@ -153,9 +153,9 @@ def cross_modal(rng: np.random.Generator, label: int, latents: Latents) -> None:
     c = COUPLING[label]
     for expression, descriptor in ((MOUTH_OPEN, LOUDNESS), (BROW_RAISE, F0)):
         own = latents.expression[:, expression]
-        latents.expression[:, expression] = c * latents.voice[:, descriptor] + np.sqrt(
-            1 - c * c
-        ) * own
+        latents.expression[:, expression] = (
+            c * latents.voice[:, descriptor] + np.sqrt(1 - c * c) * own
+        )
 
 
 CUES: dict[str, Callable[[np.random.Generator, int, Latents], None]] = {
@@ -217,12 +217,7 @@ def render_face(rng: np.random.Generator, latents: Latents) -> tuple[np.ndarray,
     zoom = 1.0 + 0.03 * ar1(rng, steps, 1, 0.9)
     landmarks = centre + half_width * zoom[:, :, None] * rolled + head[:, None, :]
     landmarks += JITTER_PIXELS * rng.standard_normal(landmarks.shape)
-    face_found = np.ones(steps, dtype=bool)
-    if rng.random() < NO_FACE_PROBABILITY:
-        for _ in range(int(rng.integers(1, 4))):
-            run = int(rng.integers(1, max(2, steps // 20) + 1))
-            start = int(rng.integers(0, steps - run + 1))
-            face_found[start : start + run] = False
+    face_found = draw_face_found(rng, steps)
     landmarks[~face_found] = 0.0
     return landmarks, face_found
 

@@ -87,6 +87,18 @@ def smooth_noise(rng: np.random.Generator, steps: int, dim: int, phi: float) -> 
     return out
 
 
+def draw_face_found(rng: np.random.Generator, steps: int) -> np.ndarray:
+    """``(steps,)`` bool: False in runs of frames where no face was found (in a
+    share ``NO_FACE_PROBABILITY`` of vlogs, 1 to 3 runs of up to 5% of the vlog)."""
+    face_found = np.ones(steps, dtype=bool)
+    if rng.random() < NO_FACE_PROBABILITY:
+        for _ in range(int(rng.integers(1, 4))):
+            run = int(rng.integers(1, max(2, steps // 20) + 1))
+            start = int(rng.integers(0, steps - run + 1))
+            face_found[start : start + run] = False
+    return face_found
+
+
 @dataclass
 class VlogStreams:
     audio: np.ndarray  # (T_a, Da) float64, descriptor values
@@ -128,12 +140,7 @@ def draw_streams(
     landmarks = centre + half_width * zoom[:, :, None] * offsets + head[:, None, :]
     landmarks += 0.8 * rng.standard_normal(landmarks.shape)
 
-    face_found = np.ones(steps, dtype=bool)
-    if rng.random() < NO_FACE_PROBABILITY:
-        for _ in range(int(rng.integers(1, 4))):
-            run = int(rng.integers(1, max(2, steps // 20) + 1))
-            start = int(rng.integers(0, steps - run + 1))
-            face_found[start : start + run] = False
+    face_found = draw_face_found(rng, steps)
     landmarks[~face_found] = 0.0
     return VlogStreams(
         audio=audio[:audio_steps],
