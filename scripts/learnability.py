@@ -105,14 +105,14 @@ def main(argv=None) -> int:
     specs = {size: [ModelSpec.parse(m) for m in models] for size, models in plan.models.items()}
     jobs = plan_jobs(plan, specs)
     console = Console(width=180)
-    console.print(f"{len(jobs)} jobs ({len(plan.families)} families, sizes "
-                  f"{', '.join(plan.sizes)}, seeds {list(plan.seeds)}), {args.workers} workers")  # fmt: skip
+    sizes = ", ".join(plan.sizes)
+    console.print(f"{len(jobs)} jobs ({len(plan.families)} families, sizes {sizes}, "
+                  f"seeds {list(plan.seeds)}), {args.workers} workers")  # fmt: skip
     started = time.perf_counter()
 
     def progress(result, done, total):
-        status = result["error"] or (
-            f"test acc {result['test']['acc']:.3f}, val acc {result['val'].get('acc', float('nan')):.3f}"
-        )
+        val = result["val"].get("acc", float("nan"))
+        status = result["error"] or f"test acc {result['test']['acc']:.3f}, val acc {val:.3f}"
         console.print(f"[{done}/{total}] {result['key']}: {status} ({result['seconds']:.0f} s)")
 
     results = run_plan(jobs, args.work_dir, CONF_DIR, args.workers, on_result=progress)

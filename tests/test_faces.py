@@ -7,9 +7,9 @@ import pytest
 
 from dynmultidep.data import DepressionDataModule
 from dynmultidep.data.faces import fill_missing_faces, normalize_faces, normalize_landmarks
-from dynmultidep.data.vlogs import Vlog
 from dynmultidep.data.openface import standardize_rows
 from dynmultidep.data.synthetic.signals import FACE, landmark_rows
+from dynmultidep.data.vlogs import Vlog
 
 
 def faces(steps=10, seed=0) -> np.ndarray:

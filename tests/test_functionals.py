@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from dynmultidep.models.functionals import Functionals, functionals, masked_percentiles
 from conftest import QUIET, compose_config
+from dynmultidep.models.functionals import Functionals, functionals, masked_percentiles
 
 
 def padded(sequences, width, garbage=1e3):

@@ -58,7 +58,9 @@ def test_summaries_and_targets():
     assert met["D-Vlog size, cross_modal: >= 10 points above functionals"]
     assert met["D-Vlog size, one_modality: gate routes >= 80% to the informative modality"]
     assert not met["240 vlogs, pauses: >= 15 points above the majority class"]  # 12 points
-    assert met["D-Vlog size, one_modality: video_only >= 10 points above the majority class"] is False
+    assert (
+        met["D-Vlog size, one_modality: video_only >= 10 points above the majority class"] is False
+    )
     titles = [t for t, _, _ in tables(rows, targets(rows))]
     assert titles[-1] == "Learnability targets" and any("240 vlogs" in t for t in titles)
 

@@ -62,7 +62,9 @@ def test_models_take_the_pooled_width():
     for pooling in POOLINGS:
         model = DynMultiDep(25, 136, pooling=pooling, experts=("audio", "video", "fused"), **SMALL)
         assert model(audio, video, lengths).logits.shape == (3,)
-        assert Unimodal(25, 136, pooling=pooling, **SMALL)(audio, video, lengths).logits.shape == (3,)
+        assert Unimodal(25, 136, pooling=pooling, **SMALL)(audio, video, lengths).logits.shape == (
+            3,
+        )
     with pytest.raises(ValueError, match="unknown pooling"):
         EncoderConfig(pooling="max")
 
@@ -73,7 +75,9 @@ def test_input_norm_off_keeps_each_steps_scale():
     torch.manual_seed(0)
     x = torch.randn(1, 4, 5)
     normed = MTExpert(5, EncoderConfig(**SMALL, input_norm=True)).input(x)
-    torch.testing.assert_close(normed.std(-1, unbiased=False), torch.ones(1, 4), rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(
+        normed.std(-1, unbiased=False), torch.ones(1, 4), rtol=1e-3, atol=1e-3
+    )
     linear = MTExpert(5, EncoderConfig(**SMALL, input_norm=False)).input
     bias = linear[0].bias
     torch.testing.assert_close(linear(2 * x) - bias, 2 * (linear(x) - bias))

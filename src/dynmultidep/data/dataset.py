@@ -76,7 +76,6 @@ class VlogDataset(Dataset):
             "video": vlog.video[start:stop],
         }
 
-
     def _crop(self, start: int, stop: int) -> tuple[int, int]:
         length = stop - start
         keep = int(np.ceil(length * np.random.uniform(self.random_crop, 1.0)))  # noqa: NPY002

@@ -3,7 +3,8 @@
 A model maps a batch ``audio (B, T, Da)``, ``video (B, T, Dv)``,
 ``lengths (B,)`` to :class:`~dynmultidep.models.output.ModelOutput`. The loss
 is ``BCEWithLogits(logits, label) + aux_loss``, plus ``model.label_losses(...)`` for
-models that return expert logits (DynMultiDep's expert and routing losses). Metrics are logged per split
+models that return expert logits (DynMultiDep's expert and routing losses).
+Metrics are logged per split
 as ``{train,val,test}/{acc,precision,recall,f1,macro_f1,auroc,avg4}``; gate
 statistics as ``{train,val}/gate_weight_<expert>`` (mean weight) and
 ``{train,val}/gate_routed_<expert>`` (share of vlogs whose largest weight it

@@ -43,9 +43,7 @@ def masked_percentiles(x: Tensor, lengths: Tensor, percentiles: Sequence[float])
     return (1 - weight) * take(low) + weight * take(high)
 
 
-def functionals(
-    x: Tensor, lengths: Tensor, percentiles: Sequence[float] = (10, 50, 90)
-) -> Tensor:
+def functionals(x: Tensor, lengths: Tensor, percentiles: Sequence[float] = (10, 50, 90)) -> Tensor:
     """``x: (B, L, D)``, ``lengths: (B,)`` -> ``(B, (3 + P) * D)``: mean, std,
     percentiles and mean absolute change of every channel over valid steps
     (a vlog of one step has std and change 0)."""
@@ -108,5 +106,7 @@ class Functionals(nn.Module):
         else:
             z = self.norm(features)
         logits = self.linear(z).squeeze(-1)
-        penalty = self.l2 * self.linear.weight.pow(2).sum() if self.training else logits.new_zeros(())
+        penalty = (
+            self.l2 * self.linear.weight.pow(2).sum() if self.training else logits.new_zeros(())
+        )
         return ModelOutput(logits, None, penalty)

@@ -169,9 +169,7 @@ def openface_table(streams: VlogStreams, rng: np.random.Generator) -> tuple[str,
 def write_lmvd_release(
     root: Path, plan: Sequence[PlannedVlog], seed: int, cue: str = "bursts"
 ) -> None:
-    for i, (vlog, streams, vlog_rng) in enumerate(
-        _draw(plan, "lmvd", seed, lmvd.AUDIO_DIM, cue)
-    ):
+    for i, (vlog, streams, vlog_rng) in enumerate(_draw(plan, "lmvd", seed, lmvd.AUDIO_DIM, cue)):
         save_array_atomic(
             root / "Audio_feature" / f"{vlog.id}.npy", streams.audio.astype(np.float32)
         )
