@@ -8,6 +8,7 @@ import sys
 
 import lightning as L
 import pytest
+import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -29,11 +30,14 @@ def test_every_group_has_its_documented_options():
     assert set(options("dataset")) >= {"synthetic", "synthetic_lmvd", "dvlog", "lmvd"}
     assert set(options("trainer")) >= {"default", "cpu", "gpu", "ddp", "ddp_cpu", "bf16"}
     assert set(options("logger")) >= {"csv", "tensorboard", "wandb", "many"}
-    assert set(options("experiment")) >= {"dvlog_dynmultidep", "lmvd_dynmultidep"}
+    assert set(options("experiment")) >= {
+        "dvlog_dynmultidep", "lmvd_dynmultidep", "dvlog_dynmultidep_improved",
+        "lmvd_dynmultidep_improved",
+    }  # fmt: skip
     assert "fast" in options("debug")
     assert set(options("model")) >= {
         "dynmultidep", "dynmultidep_no_sharing", "temporal_mean", "audio_only", "video_only",
-        "concat_fusion", "late_fusion",
+        "concat_fusion", "late_fusion", "functionals",
     }  # fmt: skip
 
 
@@ -91,7 +95,7 @@ def test_callbacks_default_and_optional_ones(tmp_path):
         "model_summary",
         "epoch_seeding",
     }
-    assert cfg.callbacks.model_checkpoint.monitor == "val/avg4"
+    assert cfg.callbacks.model_checkpoint.monitor == "val/macro_f1"
     assert cfg.callbacks.epoch_seeding.seed == cfg.seed
     cfg = compose_train("callbacks=[default,early_stopping,gate_annealing]", tmp=str(tmp_path))
     names = [type(c).__name__ for c in instantiate_all(cfg.callbacks)]
@@ -118,6 +122,54 @@ def test_published_recipes(experiment, corpus, d_state, crop_min):
     )  # fmt: skip
     assert (model.d_state, model.dropout, model.activation) == (d_state, 0.1, "gelu")
     assert model.bidirectional and not model.causal and model.hard_gate and model.temp == 1.0
+    # options added since the seed are pinned to the seed's behaviour, whatever the defaults
+    assert cfg.optimized_metric == "val/avg4" and cfg.module.optimizer.weight_decay == 0.0
+    assert cfg.dataset.face_normalization is None and cfg.dataset.random_crop is None
+    assert list(model.experts) == ["audio", "video"] and model.gate_input == "encoded"
+    assert (model.pooling, model.input_deltas, model.drop_path, model.zero_init_residual) == (
+        "mean", False, 0.0, False,
+    )  # fmt: skip
+    assert model.input_norm and model.output_norm
+    assert (model.expert_loss, model.gate_loss, model.cost_weight, model.modality_dropout) == (
+        0.0, 0.0, 0.0, 0.0,
+    )  # fmt: skip
+
+
+IMPROVED = dict(
+    gate_input="raw", pooling="stats", input_deltas=True, drop_path=0.5, expert_loss=0.5
+)
+
+
+@pytest.mark.parametrize(
+    ("corpus", "faces"),
+    [("dvlog", "similarity"), ("lmvd", None)],
+)
+def test_improved_recipes_are_the_published_ones_with_the_learning_options(corpus, faces):
+    published = compose_train(f"experiment={corpus}_dynmultidep")
+    improved = compose_train(f"experiment={corpus}_dynmultidep_improved")
+    assert improved.optimized_metric == "val/macro_f1"
+    assert improved.dataset.face_normalization == faces
+    assert list(improved.model.experts) == ["audio", "video", "fused"]
+    for key, value in IMPROVED.items():
+        assert improved.model[key] == value, key
+    changed = {*IMPROVED, "experts"}
+    for key in published.model:
+        if key not in changed:
+            assert improved.model[key] == published.model[key], key
+    for key in ("max_epochs",):
+        assert improved.trainer[key] == published.trainer[key]
+    assert improved.module.optimizer.lr == published.module.optimizer.lr
+    assert improved.dataset.crop_min_length == published.dataset.crop_min_length
+
+
+def test_defaults_take_the_learning_options():
+    cfg = compose_train()
+    assert cfg.optimized_metric == "val/macro_f1"
+    assert cfg.dataset.face_normalization == "similarity"
+    assert list(cfg.model.experts) == ["audio", "video", "fused"]
+    for key, value in IMPROVED.items():
+        assert cfg.model[key] == value, key
+    assert compose_train("dataset=lmvd").dataset.face_normalization is None
 
 
 def test_debug_fast_shortens_training():
@@ -155,3 +207,43 @@ def test_cfg_job_prints_the_composed_config():
     assert result.returncode == 0, result.stderr
     printed = OmegaConf.create(result.stdout)
     assert printed.dataset.corpus == "lmvd" and printed.model.audio_dim == 128
+
+
+@pytest.mark.parametrize(
+    ("override", "value"),
+    [
+        ("model.pooling=attentive_stats", "attentive_stats"), ("model.pooling=mean", "mean"),
+        ("model.input_deltas=false", False), ("model.zero_init_residual=true", True),
+        ("model.drop_path=0.1", 0.1), ("model.input_norm=false", False),
+        ("model.output_norm=false", False), ("model.gate_loss=1.0", 1.0),
+        ("model.expert_loss=0.0", 0.0), ("model.experts=[audio,video]", ["audio", "video"]),
+        ("dataset.face_normalization=center_scale", "center_scale"),
+        ("dataset.face_normalization=null", None), ("dataset.random_crop=0.5", 0.5),
+    ],
+)  # fmt: skip
+def test_every_learning_option_composes_and_reaches_what_it_builds(override, value):
+    cfg = compose_train(override)
+    group, name = override.split("=")[0].split(".")
+    if group == "model":
+        module = instantiate(cfg.module, model=cfg.model, _recursive_=False)
+        built = module.hparams.model[name]
+        assert (list(built) if isinstance(value, list) else built) == value
+        assert module(batch_of(cfg)).logits.shape == (2,)
+    else:
+        assert getattr(instantiate(cfg.dataset), name) == value
+
+
+def batch_of(cfg) -> dict:
+    lengths = torch.tensor([7, 3])
+    return {
+        "audio": torch.randn(2, 7, cfg.model.audio_dim),
+        "video": torch.randn(2, 7, cfg.model.video_dim),
+        "lengths": lengths,
+    }
+
+
+def test_the_cue_family_names_the_corpus_directory():
+    cfg = compose_train("dataset.synthetic.cue=cross_modal")
+    assert cfg.dataset.synthetic.cue == "cross_modal"
+    assert "/dvlog_cross_modal_small_seed0" in cfg.dataset.root
+    assert "/dvlog_bursts_small_seed0" in compose_train().dataset.root
