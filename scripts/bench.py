@@ -175,7 +175,7 @@ def targets(results: dict) -> list[dict]:
                                 seconds <= 180))  # fmt: skip
     dynamic = {r["model"]: r for r in results.get("trained", {}).get("dynamic", [])}
     if len(dynamic) == 2:
-        both, raw = dynamic["dynmultidep"], dynamic["dynmultidep_raw_gate"]
+        both, raw = dynamic["dynmultidep_encoded_gate"], dynamic["dynmultidep"]
         saved = 1 - raw["flops"] / both["flops"]
         change = raw["accuracy"] - both["accuracy"]
         found.append(target("dynamic inference: >= 35% less compute",

@@ -137,7 +137,7 @@ def test_sweep_configs(sweep, params):
 def test_optuna_search_config():
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     cfg = compose_with_hydra("hparams_search=optuna")
-    assert cfg.optimized_metric == "val/avg4" and cfg.hydra.sweeper.direction == "maximize"
+    assert cfg.optimized_metric == "val/macro_f1" and cfg.hydra.sweeper.direction == "maximize"
     assert set(cfg.hydra.sweeper.params) == {
         "module.optimizer.lr", "model.d_state", "model.dropout", "model.temp",
     }  # fmt: skip

@@ -53,7 +53,7 @@ def test_training_run_writes_its_outputs(trained):
     assert metrics["task"] == "train" and metrics["fold"] == "test"
     assert metrics["dataset"]["corpus"] == dataset and metrics["dataset"]["root"] == str(root)
     assert Path(metrics["checkpoint"]).is_file() and metrics["best_epoch"] in (0, 1)
-    assert metrics["monitor"] == "val/avg4" and value == pytest.approx(metrics["best_score"])
+    assert metrics["monitor"] == "val/macro_f1" and value == pytest.approx(metrics["best_score"])
     assert metrics["seed"] == 0 and "torch" in metrics["versions"]
     assert metrics["overrides"] == []  # composed outside a Hydra job; see test_shell_cli
     baseline = metrics["all_positive_baseline"]
