@@ -74,7 +74,7 @@ def test_a_job_trains_on_its_family_and_scores_the_gate(tmp_path):
     out = run_job(job, tmp_path, CONF_DIR)
     assert out["error"] is None, out["error"]
     assert 0 <= out["test"]["acc"] <= 1 and out["majority"] >= 0.5 and out["best_epoch"] == 0
-    assert set(out["routed"]) <= {"audio", "video"} and 0 <= out["routed_informative"] <= 1
+    assert set(out["routed"]) <= {"audio", "video", "fused"} and 0 <= out["routed_informative"] <= 1
     run_dir = tmp_path / "runs" / job.key
     assert json.loads((run_dir / "metrics.json").read_text())["dataset"]["root"] == str(root)
     # the same job again starts afresh rather than resuming the finished run

@@ -110,7 +110,7 @@ def test_summary_of_a_directory_without_jobs_is_an_error(tmp_path):
             "ablation",
             {
                 "model": "dynmultidep,dynmultidep_no_sharing,concat_fusion,late_fusion,"
-                "audio_only,video_only,temporal_mean"
+                "audio_only,video_only,temporal_mean,functionals"
             },
         ),  # fmt: skip
         (

@@ -79,7 +79,7 @@ def test_metrics_json_agrees_with_predictions_csv(trained):
     rows = read_csv(out / "predictions.csv")
     assert len(rows) == metrics["vlogs"]
     assert list(rows[0]) == ["id", "gender", "label", "probability", "prediction",
-                             "gate_audio", "gate_video", "relied_on"]  # fmt: skip
+                             "gate_audio", "gate_video", "gate_fused", "relied_on"]  # fmt: skip
     tp = sum(r["label"] == "1" and r["prediction"] == "1" for r in rows)
     fp = sum(r["label"] == "0" and r["prediction"] == "1" for r in rows)
     fn = sum(r["label"] == "1" and r["prediction"] == "0" for r in rows)
@@ -92,9 +92,9 @@ def test_metrics_json_agrees_with_predictions_csv(trained):
     assert m["recall"] == pytest.approx(recall, abs=1e-6)
     for r in rows:
         assert r["prediction"] == str(int(float(r["probability"]) >= 0.5))
-        weights = [float(r["gate_audio"]), float(r["gate_video"])]
-        assert sum(weights) == pytest.approx(1.0, abs=1e-5)
-        assert r["relied_on"] == ("audio" if weights[0] >= weights[1] else "video")
+        weights = {e: float(r[f"gate_{e}"]) for e in ("audio", "video", "fused")}
+        assert sum(weights.values()) == pytest.approx(1.0, abs=1e-5)
+        assert r["relied_on"] == max(weights, key=weights.get)
 
 
 def test_checkpoint_loads_weights_only_and_rebuilds_the_model(trained):

@@ -221,7 +221,7 @@ class DynMultiDep(nn.Module):
             reps = self._representations(
                 audio[rows, :steps], video[rows, :steps], lengths[rows], self._needs(expert)
             )
-            mixed[rows] = weights[rows, e, None] * reps[expert]
+            mixed[rows] = (weights[rows, e, None] * reps[expert]).to(mixed.dtype)  # autocast
         return mixed
 
     def _output(self, mixed: Tensor, weights: Tensor) -> ModelOutput:
