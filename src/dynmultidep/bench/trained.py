@@ -3,9 +3,10 @@ D-Vlog, compact model sizes), trained here first with ``src/train.py``'s task:
 
 * dynamic inference: the default DynMultiDep (``gate_input: raw``, hard gate) runs
   only the expert each vlog is routed to (both encoders for the fused expert); against
-  the same model with ``gate_input: encoded``, which runs every expert. Test-fold inference time (median of repeated passes) and FLOPs
-  (``torch.utils.flop_counter``: matrix products and convolutions; the selective scan
-  kernel is not an ATen operation and is not counted in either model), and accuracy;
+  the same model with ``gate_input: encoded``, which runs every expert. Test-fold
+  inference time (median of repeated passes) and FLOPs (``torch.utils.flop_counter``:
+  matrix products and convolutions; the selective scan kernel is not an ATen operation
+  and is not counted in either model), and accuracy;
 * missing modality: test accuracy with the video (or the audio) blanked, i.e. set to
   zeros after standardisation (the training mean), for DynMultiDep trained with and
   without ``modality_dropout``, beside the unimodal baselines and the functionals.
