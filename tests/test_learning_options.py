@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from dynmultidep.data.dataset import VlogDataset
+from dynmultidep.data.sampler import LengthBucketSampler
 from dynmultidep.data.vlogs import Vlog
 from dynmultidep.models.dynmultidep import DynMultiDep
 from dynmultidep.models.encoder import EncoderConfig, MTExpert, step_deltas
@@ -95,13 +96,30 @@ def test_routing_targets_prefer_cheaper_experts_by_the_cost_weight():
 def test_random_crops_are_windows_of_at_least_the_fraction():
     audio = np.arange(40, dtype=np.float32).reshape(20, 2)
     vlog = Vlog("7", 1, "f", audio, np.zeros((20, 136), np.float32))
-    dataset = VlogDataset([vlog], random_crop=0.5)
-    np.random.seed(0)  # noqa: NPY002 (the dataset draws from the global generator)
+    dataset = VlogDataset([vlog], random_crop=0.5, seed=3)
     lengths = set()
-    for _ in range(200):
-        item = dataset[0]
+    for epoch in range(200):
+        item = dataset[(0, epoch)]
         first = int(item["audio"][0, 0]) // 2
         np.testing.assert_array_equal(item["audio"], audio[first : first + len(item["audio"])])
         lengths.add(len(item["audio"]))
     assert min(lengths) >= 10 and max(lengths) == 20 and len(lengths) > 5
     assert len(VlogDataset([vlog])[0]["audio"]) == 20
+
+
+def test_random_crops_depend_on_seed_epoch_and_item_only():
+    vlogs = [Vlog(str(i), i % 2, "f", np.random.default_rng(i).normal(size=(30, 2)),
+                  np.zeros((30, 136), np.float32)) for i in range(4)]  # fmt: skip
+    dataset = VlogDataset(vlogs, random_crop=0.3, seed=1)
+    window = dataset[(2, 5)]["audio"]
+    np.random.seed(123)  # noqa: NPY002 (global state must not matter)
+    np.testing.assert_array_equal(VlogDataset(vlogs, random_crop=0.3, seed=1)[(2, 5)]["audio"],
+                                  window)  # fmt: skip
+    others = [dataset[(2, e)]["audio"] for e in range(6, 12)]
+    assert any(o.shape != window.shape or not np.array_equal(o, window) for o in others)
+    reseeded = [VlogDataset(vlogs, random_crop=0.3, seed=s)[(2, 5)]["audio"] for s in range(2, 8)]
+    assert any(o.shape != window.shape or not np.array_equal(o, window) for o in reseeded)
+    sampler = LengthBucketSampler(dataset.lengths, batch_size=2, seed=1, with_epoch=True)
+    sampler.set_epoch(4)
+    keys = [key for batch in sampler for key in batch]
+    assert sorted(keys) == [(i, 4) for i in range(4)]

@@ -234,7 +234,7 @@ class DepressionDataModule(L.LightningDataModule):
             rng = np.random.default_rng([self.seed, 7])
             lengths = np.array([v.length for v in vlogs])
             crops = random_crops(lengths, self.crop_attempts, self.crop_min_length, rng)
-        return VlogDataset(vlogs, crops, random_crop=self.random_crop)
+        return VlogDataset(vlogs, crops, random_crop=self.random_crop, seed=self.seed)
 
     def train_sampler(self, dataset: VlogDataset) -> LengthBucketSampler:
         replicas, rank = 1, 0
@@ -250,6 +250,7 @@ class DepressionDataModule(L.LightningDataModule):
             seed=self.seed,
             num_replicas=replicas,
             rank=rank,
+            with_epoch=dataset.random_crop is not None,
         )
         # A resumed run builds its loader at the restored epoch, and Lightning prefetches
         # the first batch before it calls set_epoch: start the sampler where Lightning

@@ -37,11 +37,13 @@ def random_crops(
 class VlogDataset(Dataset):
     """Items are whole vlogs, then any extra segments (crops) of them.
 
-    With ``random_crop`` (a fraction in (0, 1]), every read of an item is a random
-    window of it, at least that fraction of its length: an augmentation that shows a
-    training vlog differently at each epoch. The draws come from numpy's global
-    generator, which the training loop reseeds at every epoch from
-    ``(seed, epoch, rank)`` (:mod:`dynmultidep.experiment.reproducibility`).
+    With ``random_crop`` (a fraction in (0, 1]), an item is a random window of it, at
+    least that fraction of its length: an augmentation that shows a training vlog
+    differently at each epoch. ``dataset[(i, epoch)]`` (what
+    :class:`~dynmultidep.data.sampler.LengthBucketSampler` yields with
+    ``with_epoch=True``) draws the window from ``(seed, epoch, i)`` alone, so a
+    resumed run, a prefetched batch or a worker process sees the same windows;
+    ``dataset[i]`` is epoch 0.
 
     ``dataset[i]`` is a dict with ``id``, ``label``, ``gender`` and the
     ``audio (T, Da)`` / ``video (T, Dv)`` float32 arrays of the item (views,
@@ -53,9 +55,11 @@ class VlogDataset(Dataset):
         vlogs: Sequence[Vlog],
         extra_segments: Sequence[Segment] = (),
         random_crop: float | None = None,
+        seed: int = 0,
     ):
         self.vlogs = list(vlogs)
         self.random_crop = random_crop
+        self.seed = seed
         self.segments: list[Segment] = [(i, 0, v.length) for i, v in enumerate(self.vlogs)]
         self.segments += list(extra_segments)
         self.lengths = np.array([stop - start for _, start, stop in self.segments], dtype=np.int64)
@@ -63,10 +67,11 @@ class VlogDataset(Dataset):
     def __len__(self) -> int:
         return len(self.segments)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        i, epoch = key if isinstance(key, tuple) else (key, 0)
         index, start, stop = self.segments[i]
         if self.random_crop is not None:
-            start, stop = self._crop(start, stop)
+            start, stop = self._crop(start, stop, np.random.default_rng([self.seed, epoch, i]))
         vlog = self.vlogs[index]
         return {
             "id": vlog.id,
@@ -76,11 +81,11 @@ class VlogDataset(Dataset):
             "video": vlog.video[start:stop],
         }
 
-    def _crop(self, start: int, stop: int) -> tuple[int, int]:
+    def _crop(self, start: int, stop: int, rng: np.random.Generator) -> tuple[int, int]:
         length = stop - start
-        keep = int(np.ceil(length * np.random.uniform(self.random_crop, 1.0)))  # noqa: NPY002
+        keep = int(np.ceil(length * rng.uniform(self.random_crop, 1.0)))
         keep = min(max(keep, 1), length)
-        offset = int(np.random.randint(0, length - keep + 1))  # noqa: NPY002
+        offset = int(rng.integers(0, length - keep + 1))
         return start + offset, start + offset + keep
 
 

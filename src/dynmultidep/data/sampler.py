@@ -25,8 +25,9 @@ import numpy as np
 from torch.utils.data import Sampler
 
 
-class LengthBucketSampler(Sampler[list[int]]):
-    """Yields lists of dataset indices, one list per batch.
+class LengthBucketSampler(Sampler[list]):
+    """Yields lists of dataset indices, one list per batch (with ``with_epoch``, lists
+    of ``(index, epoch)``: keys for datasets whose items depend on the epoch).
 
     Args:
         lengths: ``(N,)`` length of each item.
@@ -40,6 +41,7 @@ class LengthBucketSampler(Sampler[list[int]]):
         num_replicas, rank: for distributed training, each rank takes every
             ``num_replicas``-th batch of the same shuffled list (the list is
             padded by repetition so all ranks get as many batches).
+        with_epoch: yield ``(index, epoch)`` keys instead of indices.
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class LengthBucketSampler(Sampler[list[int]]):
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
+        with_epoch: bool = False,
     ):
         self.lengths = np.asarray(lengths, dtype=np.int64)
         if self.lengths.ndim != 1 or len(self.lengths) == 0:
@@ -70,6 +73,7 @@ class LengthBucketSampler(Sampler[list[int]]):
         self.seed = int(seed)
         self.num_replicas = int(num_replicas)
         self.rank = int(rank)
+        self.with_epoch = with_epoch
         self.epoch = 0
         self.buckets = self._make_buckets(bucket_ratio)
         self._num_batches = len(self.batches(0))
@@ -110,14 +114,17 @@ class LengthBucketSampler(Sampler[list[int]]):
         """Called by Lightning at the start of every epoch."""
         self.epoch = int(epoch)
 
-    def __iter__(self) -> Iterator[list[int]]:
-        batches = self.batches(self.epoch)
+    def __iter__(self) -> Iterator[list]:
+        epoch = self.epoch
+        batches = self.batches(epoch)
         if self.num_replicas > 1:
             per_rank = -(-len(batches) // self.num_replicas)
             padded = [batches[i % len(batches)] for i in range(per_rank * self.num_replicas)]
             batches = padded[self.rank :: self.num_replicas]
         # Iterating without set_epoch (outside Lightning) still reshuffles next time.
         self.epoch += 1
+        if self.with_epoch:
+            batches = [[(i, epoch) for i in batch] for batch in batches]
         yield from batches
 
     def __len__(self) -> int:
