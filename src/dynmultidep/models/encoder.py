@@ -60,6 +60,8 @@ class EncoderConfig:
             raise ValueError(f"unknown pooling {self.pooling!r}; use one of {', '.join(POOLINGS)}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; use gelu or swish")
+        if not 0 <= self.drop_path < 1:
+            raise ValueError(f"drop_path must lie in [0, 1), got {self.drop_path}")
         self.layer_mixers = mixers
 
 
