@@ -47,7 +47,8 @@ def parse_args(argv):
     parser.add_argument("--families", default=None, help=f"comma-separated, of {FAMILIES}")
     parser.add_argument("--sizes", default=None, help=f"comma-separated, of {tuple(SIZES)}")
     parser.add_argument("--models", default=None,
-                        help="comma-separated model config names (at every size)")  # fmt: skip
+                        help="comma-separated model config names at every size, instead of "
+                             "the plan's ('' for none: only the variants)")  # fmt: skip
     parser.add_argument("--variant", action="append", default=[], metavar="LABEL=OVERRIDES",
                         help="also run a variant: a label and space-separated src/train.py "
                              "overrides, e.g. 'wide=model.d_model=128' (repeatable)")  # fmt: skip
@@ -77,9 +78,10 @@ def choose_plan(args):
         if unknown:
             raise SystemExit(f"error: unknown sizes {unknown}; use {', '.join(SIZES)}")
         models = {s: models.get(s, next(iter(plan.models.values()))) for s in sizes}
-    if args.models or args.variant:
-        names = tuple(m.strip() for m in (args.models or "").split(",") if m.strip())
-        models = {s: (*(names or ()), *args.variant) for s in models}
+    if args.models is not None:  # '' runs the variants alone
+        names = tuple(m.strip() for m in args.models.split(",") if m.strip())
+        models = {s: names for s in models}
+    models = {s: (*names, *args.variant) for s, names in models.items()}
     changes["models"] = models
     if args.seeds:
         changes["seeds"] = tuple(int(s) for s in args.seeds.split(","))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -45,6 +46,8 @@ def test_summaries_and_targets():
         result("one_modality", "video_only", 0.66),
         result("pauses", "functionals", 0.90, size="small"),
         result("pauses", "dynmultidep", 0.70, size="small"),
+        result("slowed", "functionals", 0.62, size="small"),  # the small-size target: n/a
+        result("slowed", "dynmultidep", 0.60, size="small"),
         {**result("pauses", "video_only", 0.5), "error": "boom"},
     ]  # fmt: skip
     rows = summarize(results)
@@ -58,6 +61,7 @@ def test_summaries_and_targets():
     assert met["D-Vlog size, cross_modal: >= 10 points above functionals"]
     assert met["D-Vlog size, one_modality: gate routes >= 80% to the informative modality"]
     assert not met["240 vlogs, pauses: >= 15 points above the majority class"]  # 12 points
+    assert met["240 vlogs, slowed: >= 15 points above the majority class"] is None
     assert (
         met["D-Vlog size, one_modality: video_only >= 10 points above the majority class"] is False
     )
@@ -81,9 +85,12 @@ def test_a_job_trains_on_its_family_and_scores_the_gate(tmp_path):
     assert run_job(job, tmp_path, CONF_DIR)["test"] == out["test"]
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / f"{job.key}.json").write_text(json.dumps(out))
-    assert cached_result(tmp_path, job) == out
+    assert cached_result(tmp_path, job, CONF_DIR) == out
     other = Job(**{**job.__dict__, "epochs": 2})
-    assert cached_result(tmp_path, other) is None  # other settings: not the same result
+    assert cached_result(tmp_path, other, CONF_DIR) is None  # other settings
+    stale = {**out, "config": "0" * 16}  # as if a default of conf/ had changed since
+    (tmp_path / "results" / f"{job.key}.json").write_text(json.dumps(stale))
+    assert cached_result(tmp_path, job, CONF_DIR) is None
 
 
 def test_routing_counts_vlogs_whose_cue_is_in_one_modality(tmp_path):
@@ -102,3 +109,18 @@ def test_the_script_refuses_unknown_families():
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode != 0 and "unknown families" in done.stderr
+
+
+def test_variants_run_beside_the_plans_models_unless_models_are_named():
+    spec = importlib.util.spec_from_file_location(
+        "learnability_script", REPO / "scripts" / "learnability.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    wide = "wide=model.d_model=128"
+    plan = script.choose_plan(script.parse_args(["--sizes", "dvlog", "--variant", wide]))
+    assert plan.models == {"dvlog": (*MODELS, wide)}
+    plan = script.choose_plan(script.parse_args(["--models", "functionals", "--variant", wide]))
+    assert set(plan.models.values()) == {("functionals", wide)}
+    plan = script.choose_plan(script.parse_args(["--models", "", "--variant", wide, "--quick"]))
+    assert plan.models == {"small": (wide,)} and plan.seeds == PLANS["quick"].seeds

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -159,7 +160,8 @@ def run_job(job: Job, work_dir: str | Path, conf_dir: str | Path) -> dict:
     run_dir = work_dir / "runs" / job.key
     shutil.rmtree(run_dir, ignore_errors=True)  # never resume an earlier attempt
     run_dir.mkdir(parents=True)
-    result = {**job.describe(), "key": job.key, "error": None}
+    result = {**job.describe(), "key": job.key, "error": None,
+              "config": config_digest(job, work_dir, conf_dir)}  # fmt: skip
     started = time.perf_counter()
     log_text = io.StringIO()
     try:
@@ -186,6 +188,17 @@ def run_job(job: Job, work_dir: str | Path, conf_dir: str | Path) -> dict:
     result["seconds"] = time.perf_counter() - started
     (run_dir / "job.log").write_text(log_text.getvalue())
     return result
+
+
+def config_digest(job: Job, work_dir: str | Path, conf_dir: str | Path) -> str:
+    """A digest of the whole training config ``job`` composes: it changes whenever a
+    default of ``conf/`` does, so that stored results of other settings are not reused."""
+    from omegaconf import OmegaConf
+
+    from dynmultidep.bench import compose_train
+
+    cfg = compose_train(conf_dir, job.overrides(Path(work_dir)))
+    return hashlib.sha256(OmegaConf.to_yaml(cfg).encode()).hexdigest()[:16]
 
 
 def quiet_worker(threads: int) -> None:

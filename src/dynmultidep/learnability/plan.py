@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# In the order of the issue that introduced them: the documented markers first.
+# The best-documented behavioural markers first, then the planted bursts and the two
+# multimodal cases.
 FAMILIES = ("flat_affect", "slowed", "pauses", "bursts", "one_modality", "cross_modal")
 SIZES = {"dvlog": 961, "small": 240}  # vlogs: D-Vlog's size, and a small corpus
 MODELS = (

@@ -55,7 +55,7 @@ def _target(text: str, measured: str, met: bool) -> dict:
 
 
 def targets(rows: list[dict]) -> list[dict]:
-    """The issue's targets for DynMultiDep, checked on the rows present."""
+    """The benchmark's targets for DynMultiDep, checked on the rows present."""
     at = _index(rows)
     found = []
     families = [f for f in FAMILIES if ("dvlog", f, MODEL) in at]
@@ -74,11 +74,16 @@ def targets(rows: list[dict]) -> list[dict]:
                              f"{100 * gain:+.1f} points", gain >= 0.10))  # fmt: skip
     for family in FAMILIES:
         base, ours = at.get(("small", family, "functionals")), at.get(("small", family, MODEL))
-        if base is None or ours is None or base["test_acc"] < base["majority"] + 0.15:
+        if base is None or ours is None:
             continue
+        name = f"{SIZES['small']} vlogs, {family}: >= 15 points above the majority class"
         gain = ours["test_acc"] - ours["majority"]
-        found.append(_target(f"240 vlogs, {family}: >= 15 points above the majority class",
-                             f"{100 * gain:+.1f} points", gain >= 0.15))  # fmt: skip
+        if base["test_acc"] < base["majority"] + 0.15:  # the target applies where they are
+            base_gain = 100 * (base["test_acc"] - base["majority"])
+            found.append({"target": name, "met": None, "measured": f"{100 * gain:+.1f} points "
+                          f"(n/a: functionals {base_gain:+.1f})"})  # fmt: skip
+            continue
+        found.append(_target(name, f"{100 * gain:+.1f} points", gain >= 0.15))
     routed = at.get(("dvlog", "one_modality", MODEL))
     if routed is not None and routed["routed_informative"] is not None:
         share = routed["routed_informative"]
@@ -127,6 +132,6 @@ def tables(rows: list[dict], target_rows: list[dict]) -> list[tuple[str, list[st
         out.append((f"Scores, {SIZES[size]} vlogs ({size})", header, detail))
     if target_rows:
         out.append(("Learnability targets", ["target", "measured", "met"],
-                    [[t["target"], t["measured"], "yes" if t["met"] else "no"]
+                    [[t["target"], t["measured"], {True: "yes", False: "no"}.get(t["met"], "n/a")]
                      for t in target_rows]))  # fmt: skip
     return out

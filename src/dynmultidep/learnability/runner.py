@@ -4,7 +4,8 @@ Small models on a CPU are dominated by per-batch overheads, so a few worker
 processes with one torch thread each use the cores better than one process with
 several threads. Each job's scores are written to ``<work_dir>/results/<key>.json``
 as it ends; running a plan again skips the jobs whose results are there (with the
-same overrides), so a long run can be interrupted and resumed.
+same overrides and the same composed config), so a long run can be interrupted
+and resumed, and a changed default reruns what it changes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from dynmultidep.atomic import write_text_atomic
-from dynmultidep.learnability.jobs import Job, ModelSpec, ensure_corpus, quiet_worker, run_job
+from dynmultidep.learnability.jobs import (
+    Job,
+    ModelSpec,
+    config_digest,
+    ensure_corpus,
+    quiet_worker,
+    run_job,
+)
 from dynmultidep.learnability.plan import SIZES, Plan
 
 
@@ -44,13 +52,16 @@ def _result_path(work_dir: Path, job: Job) -> Path:
     return work_dir / "results" / f"{job.key}.json"
 
 
-def cached_result(work_dir: Path, job: Job) -> dict | None:
-    """A finished job's stored scores, if it ran with the same settings."""
+def cached_result(work_dir: Path, job: Job, conf_dir: str | Path) -> dict | None:
+    """A finished job's stored scores, if it ran with the same settings and the same
+    composed training config (:func:`~dynmultidep.learnability.jobs.config_digest`)."""
     path = _result_path(work_dir, job)
     if not path.is_file():
         return None
     result = json.loads(path.read_text())
     if result.get("error") or {k: result.get(k) for k in job.describe()} != job.describe():
+        return None
+    if result.get("config") != config_digest(job, work_dir, conf_dir):
         return None
     return result
 
@@ -72,7 +83,7 @@ def run_plan(
     work_dir = Path(work_dir)
     for job in jobs:
         ensure_corpus(job, work_dir)
-    results = {job.key: cached_result(work_dir, job) for job in jobs}
+    results = {job.key: cached_result(work_dir, job, conf_dir) for job in jobs}
     todo = [job for job in jobs if results[job.key] is None]
     done = len(jobs) - len(todo)
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
