@@ -22,7 +22,8 @@ class FeatureStandardizer:
     """``x -> (x - mean) / std`` per feature and modality.
 
     Statistics are over every valid step of the training vlogs (float64
-    sums); all-zero no-face rows count as data, as the model sees them.
+    sums), as the model sees them: all-zero no-face rows count as data (with face
+    normalisation they hold the vlog's mean face by then).
 
     Args:
         shared_scale: modalities whose features share one unit (landmarks in face

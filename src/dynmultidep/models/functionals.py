@@ -26,7 +26,7 @@ STATISTICS = ("mean", "std", "percentiles", "mean_abs_change")
 
 
 def masked_percentiles(x: Tensor, lengths: Tensor, percentiles: Sequence[float]) -> Tensor:
-    """Percentiles over valid steps (nearest rank after linear interpolation of the rank).
+    """Percentiles over valid steps, linearly interpolated between the closest ranks.
 
     ``x: (B, L, D)``, ``lengths: (B,)`` -> ``(B, P, D)``.
     """

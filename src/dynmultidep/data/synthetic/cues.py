@@ -44,6 +44,7 @@ from dynmultidep.data.synthetic.signals import (
     N_LANDMARKS,
     VlogStreams,
     draw_face_found,
+    draw_person,
 )
 
 # Acoustic descriptors (D-Vlog's eGeMAPS order).
@@ -202,9 +203,7 @@ def render_audio(rng: np.random.Generator, latents: Latents, audio_dim: int) -> 
 def render_face(rng: np.random.Generator, latents: Latents) -> tuple[np.ndarray, np.ndarray]:
     """``(T, 68, 2)`` landmarks in pixels and ``(T,)`` face-found flags."""
     steps = len(latents.voiced)
-    half_width = rng.uniform(70.0, 140.0)
-    centre = np.array([rng.uniform(500.0, 780.0), rng.uniform(280.0, 440.0)])
-    shape = FACE + 0.03 * rng.standard_normal(FACE.shape)  # this person's face
+    half_width, centre, shape = draw_person(rng)
     amplitude = EXPRESSION_AMPLITUDE * np.exp(EXPRESSIVITY_SPREAD * rng.standard_normal(3))
     offsets = shape + np.einsum("te,epc->tpc", latents.expression * amplitude, EXPRESSION_PATTERNS)
     if latents.corrupted == "video":

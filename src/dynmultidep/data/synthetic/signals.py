@@ -87,6 +87,15 @@ def smooth_noise(rng: np.random.Generator, steps: int, dim: int, phi: float) -> 
     return out
 
 
+def draw_person(rng: np.random.Generator) -> tuple[float, np.ndarray, np.ndarray]:
+    """Where one vlog's face sits in the frame: its half width (pixels), its centre
+    ``(2,)`` (pixels) and this person's face shape ``(68, 2)`` (face template units)."""
+    half_width = rng.uniform(70.0, 140.0)
+    centre = np.array([rng.uniform(500.0, 780.0), rng.uniform(280.0, 440.0)])
+    shape = FACE + 0.03 * rng.standard_normal(FACE.shape)
+    return half_width, centre, shape
+
+
 def draw_face_found(rng: np.random.Generator, steps: int) -> np.ndarray:
     """``(steps,)`` bool: False in runs of frames where no face was found (in a
     share ``NO_FACE_PROBABILITY`` of vlogs, 1 to 3 runs of up to 5% of the vlog)."""
@@ -117,9 +126,7 @@ def draw_streams(
     speaker = means + 0.5 * scales * rng.standard_normal(audio_dim)
     audio = speaker + scales * smooth_noise(rng, steps, audio_dim, phi=0.7)
 
-    half_width = rng.uniform(70.0, 140.0)
-    centre = np.array([rng.uniform(500.0, 780.0), rng.uniform(280.0, 440.0)])
-    shape = FACE + 0.03 * rng.standard_normal(FACE.shape)  # this person's face
+    half_width, centre, shape = draw_person(rng)
     head = 6.0 * smooth_noise(rng, steps, 2, phi=0.9)  # head motion, pixels
     zoom = 1.0 + 0.02 * smooth_noise(rng, steps, 1, phi=0.9)
     offsets = np.broadcast_to(shape, (steps, N_LANDMARKS, 2)).copy()
