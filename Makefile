@@ -7,7 +7,7 @@ TORCH_VERSION ?= 2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-slow lint format clean bench bench-quick
+.PHONY: install train test test-slow lint format clean bench bench-quick learnability
 
 install: $(STAMP)
 
@@ -47,3 +47,8 @@ bench: install
 
 bench-quick: install
 	$(PY) scripts/bench.py --quick
+
+# The learnability benchmark's full plan (about an hour on 2 cores; BENCHMARKS.md).
+learnability: install
+	mkdir -p logs && $(PY) scripts/learnability.py --json logs/learnability.json \
+		--markdown logs/learnability.md

@@ -209,28 +209,45 @@ def test_cfg_job_prints_the_composed_config():
     assert printed.dataset.corpus == "lmvd" and printed.model.audio_dim == 128
 
 
-@pytest.mark.parametrize(
-    ("override", "value"),
-    [
-        ("model.pooling=attentive_stats", "attentive_stats"), ("model.pooling=mean", "mean"),
-        ("model.input_deltas=false", False), ("model.zero_init_residual=true", True),
-        ("model.drop_path=0.1", 0.1), ("model.input_norm=false", False),
-        ("model.output_norm=false", False), ("model.gate_loss=1.0", 1.0),
-        ("model.expert_loss=0.0", 0.0), ("model.experts=[audio,video]", ["audio", "video"]),
-        ("dataset.face_normalization=center_scale", "center_scale"),
-        ("dataset.face_normalization=null", None), ("dataset.random_crop=0.5", 0.5),
-    ],
-)  # fmt: skip
-def test_every_learning_option_composes_and_reaches_what_it_builds(override, value):
+def audio_expert(net):
+    return net.encoders.experts["audio"]
+
+
+# override -> what the built DynMultiDep must show for it
+BUILT = {
+    "model.pooling=attentive_stats": lambda net: (
+        type(net.encoders.pools["audio"]).__name__ == "AttentiveStatisticsPooling"
+    ),
+    "model.pooling=mean": lambda net: type(net.encoders.pools["audio"]).__name__ == "MeanPooling",
+    "model.input_deltas=false": lambda net: audio_expert(net).input[0].in_features == 25,
+    "model.zero_init_residual=true": lambda net: all(
+        float(block.ffn.net[-2].weight.abs().max()) == 0.0 for block in audio_expert(net).blocks
+    ),
+    "model.drop_path=0.1": lambda net: audio_expert(net).blocks[0].drop_path == 0.1,
+    "model.input_norm=false": lambda net: isinstance(audio_expert(net).input[1], torch.nn.Identity),
+    "model.output_norm=false": lambda net: isinstance(audio_expert(net).norm, torch.nn.Identity),
+    "model.gate_loss=1.0": lambda net: net.gate_loss == 1.0,
+    "model.expert_loss=0.0": lambda net: net.expert_loss == 0.0,
+    "model.experts=[audio,video]": lambda net: tuple(net.expert_names) == ("audio", "video"),
+    "model.gate_input=encoded": lambda net: net.gate_input == "encoded",
+}
+DATA = {
+    "dataset.face_normalization=center_scale": ("face_normalization", "center_scale"),
+    "dataset.face_normalization=null": ("face_normalization", None),
+    "dataset.random_crop=0.5": ("random_crop", 0.5),
+}
+
+
+@pytest.mark.parametrize("override", [*BUILT, *DATA])
+def test_every_learning_option_composes_and_reaches_what_it_builds(override):
     cfg = compose_train(override)
-    group, name = override.split("=")[0].split(".")
-    if group == "model":
-        module = instantiate(cfg.module, model=cfg.model, _recursive_=False)
-        built = module.hparams.model[name]
-        assert (list(built) if isinstance(value, list) else built) == value
-        assert module(batch_of(cfg)).logits.shape == (2,)
-    else:
+    if override in DATA:
+        name, value = DATA[override]
         assert getattr(instantiate(cfg.dataset), name) == value
+        return
+    module = instantiate(cfg.module, model=cfg.model, _recursive_=False)
+    assert BUILT[override](module.net)
+    assert module(batch_of(cfg)).logits.shape == (2,)
 
 
 def batch_of(cfg) -> dict:
