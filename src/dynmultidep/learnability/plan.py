@@ -44,8 +44,9 @@ class Plan:
 
 
 PLANS = {
-    # About 1.5 hours on 2 CPU cores. At the small size the unimodal and late-fusion
-    # models are cut: the small-size target concerns DynMultiDep and the functionals.
+    # About an hour on 2 CPU cores (3,830 s in one run). At the small size the unimodal
+    # and late-fusion models are cut: the small-size target concerns DynMultiDep and the
+    # functionals.
     "full": Plan(
         models={
             "dvlog": MODELS,
