@@ -30,11 +30,11 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
-from rich.table import Table
 
 from dynmultidep.atomic import write_text_atomic
 from dynmultidep.bench.memory import bench_memory
 from dynmultidep.bench.scan import bench_scan, bench_scan_cuda
+from dynmultidep.bench.tables import markdown_tables, print_tables
 from dynmultidep.bench.throughput import bench_throughput
 from dynmultidep.bench.trained import bench_trained
 from dynmultidep.learnability.plan import PLANS as LEARNABILITY_PLANS
@@ -187,10 +187,7 @@ def targets(results: dict) -> list[dict]:
 
 def markdown(results: dict) -> str:
     lines = [f"Machine: {results['machine']}", f"Command: `{results['command']}`", ""]
-    for title, header, rows in tables(results):
-        lines += [f"**{title}**", "", "| " + " | ".join(header) + " |",
-                  "|" + "|".join("---" for _ in header) + "|"]  # fmt: skip
-        lines += ["| " + " | ".join(row) + " |" for row in rows] + [""]
+    lines += markdown_tables(tables(results))
     return "\n".join(lines)
 
 
@@ -251,13 +248,7 @@ def main() -> None:
         parser.error("--device cuda: no CUDA device here")
     results = run(sections, PLANS["quick" if args.quick else "full"], args.device)
     console = Console(width=160)
-    for title, header, rows in tables(results):
-        table = Table(title=title)
-        for column in header:
-            table.add_column(column, justify="right")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+    print_tables(console, tables(results))
     console.print(f"{results['seconds']:.0f} s on {results['machine']}")
     if args.json:
         write_text_atomic(args.json, json.dumps(results, indent=2) + "\n")

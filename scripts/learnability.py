@@ -27,9 +27,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from dynmultidep.atomic import write_text_atomic
+from dynmultidep.bench.tables import markdown_tables, print_tables
 from dynmultidep.cli import run_cli
 from dynmultidep.learnability.jobs import ModelSpec
 from dynmultidep.learnability.plan import FAMILIES, PLANS, SIZES
@@ -94,10 +94,7 @@ def choose_plan(args):
 
 def markdown(payload: dict) -> str:
     lines = [f"Command: `{payload['command']}`", ""]
-    for title, header, rows in tables(payload["summary"], payload["targets"]):
-        lines += [f"**{title}**", "", "| " + " | ".join(header) + " |",
-                  "|" + "|".join("---" for _ in header) + "|"]  # fmt: skip
-        lines += ["| " + " | ".join(row) + " |" for row in rows] + [""]
+    lines += markdown_tables(tables(payload["summary"], payload["targets"]))
     return "\n".join(lines)
 
 
@@ -128,14 +125,7 @@ def main(argv=None) -> int:
         "targets": targets(summary),
         "results": results,
     }  # fmt: skip
-    for title, header, rows in tables(summary, payload["targets"]):
-        table = Table(title=title)
-        for column in header:
-            table.add_column(column, justify="left" if column in ("family", "model", "target")
-                             else "right")  # fmt: skip
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+    print_tables(console, tables(summary, payload["targets"]), left=("family", "model", "target"))
     console.print(f"{payload['seconds']:.0f} s")
     if args.json:
         write_text_atomic(args.json, json.dumps(payload, indent=2) + "\n")

@@ -124,3 +124,10 @@ def test_variants_run_beside_the_plans_models_unless_models_are_named():
     assert set(plan.models.values()) == {("functionals", wide)}
     plan = script.choose_plan(script.parse_args(["--models", "", "--variant", wide, "--quick"]))
     assert plan.models == {"small": (wide,)} and plan.seeds == PLANS["quick"].seeds
+
+
+def test_tables_render_as_markdown_with_their_titles():
+    from dynmultidep.bench.tables import markdown_tables
+
+    lines = markdown_tables([("Accuracy", ["family", "acc"], [["pauses", "0.9"]])])
+    assert lines == ["**Accuracy**", "", "| family | acc |", "|---|---|", "| pauses | 0.9 |", ""]
