@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from dynmultidep.bench import compose_train
+from dynmultidep.bench import QUIET, compose_train
 from dynmultidep.bench.timing import median_time
 from dynmultidep.experiment.checkpoint import (
     classifier_from_checkpoint,
@@ -38,16 +38,13 @@ VARIANTS = {
     "video_only": ("model=video_only",),
     "functionals": ("model=functionals",),
 }
-QUIET = ("~logger", "callbacks.rich_progress_bar=null", "callbacks.model_summary=null",
-         "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false",
-         "trainer.accelerator=cpu")  # fmt: skip
 
 
 def train_variant(conf_dir: Path, name: str, out_dir: Path, epochs: int) -> Path:
     """Train variant ``name`` into ``out_dir``; return its best checkpoint."""
     from dynmultidep.experiment.train import train
 
-    overrides = [*VARIANTS[name], *QUIET, f"trainer.max_epochs={epochs}",
+    overrides = [*VARIANTS[name], "~logger", *QUIET, f"trainer.max_epochs={epochs}",
                  f"paths.output_dir={out_dir}"]  # fmt: skip
     cfg = compose_train(conf_dir, overrides)
     train(cfg)

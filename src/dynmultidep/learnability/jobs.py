@@ -23,15 +23,9 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from dynmultidep.bench import QUIET, compose_train
 from dynmultidep.data.synthetic import SyntheticSpec, generate_corpus, read_informative
 
-QUIET = (
-    "callbacks.rich_progress_bar=null",
-    "callbacks.model_summary=null",
-    "+trainer.enable_progress_bar=false",
-    "+trainer.enable_model_summary=false",
-    "trainer.accelerator=cpu",
-)
 SCORES = ("acc", "macro_f1", "auroc", "f1", "avg4")
 
 
@@ -153,19 +147,18 @@ def run_job(job: Job, work_dir: str | Path, conf_dir: str | Path) -> dict:
     The corpus must exist (:func:`ensure_corpus`). Output of the training run goes
     to its ``job.log``.
     """
-    from dynmultidep.bench import compose_train
     from dynmultidep.experiment.train import train
 
     work_dir = Path(work_dir)
     run_dir = work_dir / "runs" / job.key
     shutil.rmtree(run_dir, ignore_errors=True)  # never resume an earlier attempt
     run_dir.mkdir(parents=True)
-    result = {**job.describe(), "key": job.key, "error": None,
-              "config": config_digest(job, work_dir, conf_dir)}  # fmt: skip
+    result = {**job.describe(), "key": job.key, "error": None, "config": None}
     started = time.perf_counter()
     log_text = io.StringIO()
     try:
         cfg = compose_train(conf_dir, job.overrides(work_dir))
+        result["config"] = config_digest(cfg)
         with (
             contextlib.redirect_stdout(log_text),
             contextlib.redirect_stderr(log_text),
@@ -190,14 +183,11 @@ def run_job(job: Job, work_dir: str | Path, conf_dir: str | Path) -> dict:
     return result
 
 
-def config_digest(job: Job, work_dir: str | Path, conf_dir: str | Path) -> str:
-    """A digest of the whole training config ``job`` composes: it changes whenever a
+def config_digest(cfg) -> str:
+    """A digest of a job's whole composed training config: it changes whenever a
     default of ``conf/`` does, so that stored results of other settings are not reused."""
     from omegaconf import OmegaConf
 
-    from dynmultidep.bench import compose_train
-
-    cfg = compose_train(conf_dir, job.overrides(Path(work_dir)))
     return hashlib.sha256(OmegaConf.to_yaml(cfg).encode()).hexdigest()[:16]
 
 

@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from dynmultidep.atomic import write_text_atomic
+from dynmultidep.bench import compose_train
 from dynmultidep.learnability.jobs import (
     Job,
     ModelSpec,
@@ -61,7 +62,7 @@ def cached_result(work_dir: Path, job: Job, conf_dir: str | Path) -> dict | None
     result = json.loads(path.read_text())
     if result.get("error") or {k: result.get(k) for k in job.describe()} != job.describe():
         return None
-    if result.get("config") != config_digest(job, work_dir, conf_dir):
+    if result.get("config") != config_digest(compose_train(conf_dir, job.overrides(work_dir))):
         return None
     return result
 

@@ -65,10 +65,22 @@ class EncoderConfig:
         self.layer_mixers = mixers
 
 
+def valid_mask(x: Tensor, lengths: Tensor) -> Tensor:
+    """``(B, L)`` True at the valid steps of ``x: (B, L, ...)``."""
+    return torch.arange(x.shape[1], device=x.device) < lengths[:, None].to(x.device)
+
+
 def masked_mean(x: Tensor, lengths: Tensor) -> Tensor:
     """Mean over the valid steps: ``x: (B, L, D)``, ``lengths: (B,)`` -> ``(B, D)``."""
-    mask = torch.arange(x.shape[1], device=x.device) < lengths[:, None].to(x.device)
-    return (x * mask[..., None]).sum(1) / lengths[:, None].to(x.dtype).clamp_min(1)
+    return (x * valid_mask(x, lengths)[..., None]).sum(1) / lengths[:, None].to(x.dtype).clamp_min(
+        1
+    )
+
+
+def masked_mean_var(x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and (population) variance over the valid steps: ``(B, L, D) -> 2 x (B, D)``."""
+    mean = masked_mean(x, lengths)
+    return mean, masked_mean((x - mean[:, None]) ** 2, lengths)  # padding adds 0 after masking
 
 
 def step_deltas(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -82,8 +94,7 @@ def step_deltas(x: Tensor, lengths: Tensor | None) -> Tensor:
 def zero_padding(x: Tensor, lengths: Tensor | None) -> Tensor:
     if lengths is None:
         return x
-    mask = torch.arange(x.shape[1], device=x.device) < lengths[:, None].to(x.device)
-    return x * mask[..., None]
+    return x * valid_mask(x, lengths)[..., None]
 
 
 class FeedForward(nn.Module):
@@ -113,7 +124,7 @@ class ResidualBlock(nn.Module):
         self.ffn = FeedForward(config.d_model, config.d_ffn, config.activation, config.dropout)
 
         if config.zero_init_residual:
-            for last in (residual_output(mixer), self.ffn.net[-2]):
+            for last in (mixer.out_proj, self.ffn.net[-2]):  # what each branch adds
                 nn.init.zeros_(last.weight)
                 if last.bias is not None:
                     nn.init.zeros_(last.bias)
@@ -131,11 +142,6 @@ class ResidualBlock(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
         x = x + self._branch(self.drop(self.mixer(self.norm_mixer(x), lengths)))
         return zero_padding(x + self._branch(self.ffn(self.norm_ffn(x))), lengths)
-
-
-def residual_output(mixer: nn.Module) -> nn.Linear:
-    """The last linear layer of a mixer: what a residual branch adds to the stream."""
-    return mixer.out_proj
 
 
 def make_mixer(kind: str, config: EncoderConfig) -> nn.Module:

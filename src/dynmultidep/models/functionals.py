@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from dynmultidep.models.encoder import masked_mean
+from dynmultidep.models.encoder import masked_mean, masked_mean_var, valid_mask
 from dynmultidep.models.experts import MODALITIES
 from dynmultidep.models.output import ModelOutput
 
@@ -30,8 +30,7 @@ def masked_percentiles(x: Tensor, lengths: Tensor, percentiles: Sequence[float])
 
     ``x: (B, L, D)``, ``lengths: (B,)`` -> ``(B, P, D)``.
     """
-    steps = torch.arange(x.shape[1], device=x.device)
-    valid = steps[None, :] < lengths[:, None].to(x.device)
+    valid = valid_mask(x, lengths)
     ordered = x.masked_fill(~valid[..., None], float("inf")).sort(dim=1).values
     q = torch.tensor([p / 100.0 for p in percentiles], device=x.device, dtype=x.dtype)
     last = (lengths.to(x.device) - 1).clamp_min(0).to(x.dtype)  # (B,)
@@ -47,9 +46,8 @@ def functionals(x: Tensor, lengths: Tensor, percentiles: Sequence[float] = (10, 
     """``x: (B, L, D)``, ``lengths: (B,)`` -> ``(B, (3 + P) * D)``: mean, std,
     percentiles and mean absolute change of every channel over valid steps
     (a vlog of one step has std and change 0)."""
-    mean = masked_mean(x, lengths)
-    std = masked_mean((x - mean[:, None]) ** 2, lengths).clamp_min(0).sqrt()
-    parts = [mean, std]
+    mean, var = masked_mean_var(x, lengths)
+    parts = [mean, var.clamp_min(0).sqrt()]
     if percentiles:
         parts.append(masked_percentiles(x, lengths, percentiles).flatten(1))
     change = (x[:, 1:] - x[:, :-1]).abs()

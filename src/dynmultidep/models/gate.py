@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynmultidep.models.encoder import masked_mean
+from dynmultidep.models.encoder import masked_mean_var
 
 
 def raw_statistics(audio: Tensor, video: Tensor, lengths: Tensor) -> Tensor:
@@ -22,8 +22,7 @@ def raw_statistics(audio: Tensor, video: Tensor, lengths: Tensor) -> Tensor:
     """
     parts = []
     for x in (audio, video):
-        mean = masked_mean(x, lengths)
-        var = masked_mean((x - mean[:, None]) ** 2, lengths)  # padding adds 0 after masking
+        mean, var = masked_mean_var(x, lengths)
         parts += [mean, torch.sqrt(var + 1e-6)]
     return torch.cat(parts, dim=-1)
 

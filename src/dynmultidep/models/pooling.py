@@ -18,14 +18,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dynmultidep.models.encoder import POOLINGS, masked_mean
+from dynmultidep.models.encoder import POOLINGS, masked_mean, valid_mask
 
 STD_EPS = 1e-5  # inside the square root: a constant sequence has a finite gradient
-
-
-def valid_mask(x: Tensor, lengths: Tensor) -> Tensor:
-    """``(B, L)`` True at valid steps."""
-    return torch.arange(x.shape[1], device=x.device) < lengths[:, None].to(x.device)
 
 
 def weighted_statistics(x: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
