@@ -1,4 +1,4 @@
-"""The corpora the project reads, by name: feature widths and index reader."""
+"""The corpora the project reads, by name: default feature widths and index reader."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from dynmultidep.errors import DataError
 class CorpusSpec:
     name: str
     audio_dim: int  # Da, features per audio step
-    video_dim: int  # Dv, features per video step
+    video_dim: int  # Dv, features per video step, unless the corpus's features.json says other
+    video_columns: tuple[str, ...]  # their names, as the corpus's documentation gives them
     has_gender: bool
     read_index: Callable[[str | Path], list[Record]]
     find_vlogs: Callable[[Path], tuple[Path, list[str]]]  # path -> (root, ids), no index needed
@@ -41,6 +42,7 @@ CORPORA = {
         "dvlog",
         dvlog.AUDIO_DIM,
         dvlog.VIDEO_DIM,
+        dvlog.VIDEO_COLUMNS,
         True,
         dvlog.read_dvlog_index,
         dvlog.find_dvlog_vlogs,
@@ -51,6 +53,7 @@ CORPORA = {
         "lmvd",
         lmvd.AUDIO_DIM,
         lmvd.VIDEO_DIM,
+        lmvd.VIDEO_COLUMNS,
         False,
         lmvd.read_lmvd_index,
         lmvd.find_lmvd_vlogs,

@@ -16,6 +16,7 @@ from dynmultidep.errors import DataError
 
 AUDIO_DIM = 25
 VIDEO_DIM = 136
+VIDEO_COLUMNS = tuple(f"x{i}" for i in range(68)) + tuple(f"y{i}" for i in range(68))
 COLUMNS = ("index", "label", "duration", "gender", "fold")
 LABELS = {"depression": 1, "normal": 0}
 

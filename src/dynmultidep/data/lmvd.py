@@ -6,6 +6,9 @@ Layout (``root/``)::
     audio/{id}.npy          (T_a, 128) VGGish embeddings, one row per 0.96 s
     visual/{id}_visual.npy  (T_v, 136) landmarks x_0..x_67, y_0..y_67 at 1 Hz,
                             each row standardised across its 136 values
+    features.json           optional: the visual columns when they are other
+                            OpenFace sets (``--visual``; see
+                            :mod:`.feature_record`), and then (T_v, D)
 
 LMVD releases no gender: every record has ``gender=None``.
 """
@@ -14,10 +17,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dynmultidep.data.openface import LANDMARK_COLUMNS
 from dynmultidep.data.records import Record, check_unique, index_rows
 
 AUDIO_DIM = 128
-VIDEO_DIM = 136
+VIDEO_DIM = 136  # without a features.json: the landmarks
+VIDEO_COLUMNS = LANDMARK_COLUMNS
 COLUMNS = ("index", "label", "fold")
 LABELS = {"1": 1, "0": 0}
 

@@ -10,13 +10,23 @@ Prepared (``--out``)::
 
     labels.csv                     index,label,fold
     audio/{id}.npy                 (T_a, 128) float32
-    visual/{id}_visual.npy         (T_v, 136) float32: frames with
-                                   (frame - 1) % 30 == 0, columns x_0..x_67,
-                                   y_0..y_67, each row standardised
+    visual/{id}_visual.npy         (T_v, D) float32: frames with
+                                   (frame - 1) % 30 == 0, the columns of the
+                                   chosen OpenFace sets side by side
+    features.json                  {"visual": {"sets": [...], "columns": [...]}}
+
+The visual sets (``visual``, ``--visual landmarks,aus,gaze,pose``; default
+``landmarks``) are those of :mod:`.openface`: ``landmarks`` (136, each row
+standardised across its 136 values), ``aus`` (35), ``gaze`` (8), ``pose`` (6),
+in the order given. ``landmarks`` alone writes what this module wrote before
+feature sets existed, byte for byte. ``features.json`` (:mod:`.feature_record`)
+tells the DataModule and the configs the width and names of the columns.
 
 Ids stay strings from file name to ``labels.csv`` (``"0602"`` keeps its zero).
 Every output file is written atomically; finished vlogs are skipped on a
-re-run unless ``force``.
+re-run unless ``force``. A folder prepared with other visual sets (a folder
+without ``features.json`` holds ``landmarks``) is refused unless ``force``,
+which rewrites every vlog.
 """
 
 from __future__ import annotations
@@ -32,7 +42,19 @@ import numpy as np
 from dynmultidep.atomic import save_array_atomic, write_text_atomic
 from dynmultidep.data import lmvd
 from dynmultidep.data.arrays import load_features
-from dynmultidep.data.openface import read_landmarks, standardize_rows
+from dynmultidep.data.feature_record import (
+    FEATURE_RECORD,
+    recorded_visual_columns,
+    visual_entry,
+    write_feature_record,
+)
+from dynmultidep.data.openface import (
+    DEFAULT_SETS,
+    describe_columns,
+    parse_visual_sets,
+    read_visual_sets,
+    visual_columns,
+)
 from dynmultidep.data.records import FOLDS, parse_choice, read_table
 from dynmultidep.errors import DataError
 
@@ -146,17 +168,62 @@ def stratified_split(
     return folds
 
 
-def prepare_item(item: ReleaseItem, out: Path, force: bool) -> bool:
+def _width(path: Path) -> int | None:
+    """The number of columns of the 2-D ``.npy`` array at ``path``, read from its header."""
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+    except (OSError, ValueError):
+        return None
+    return shape[1] if len(shape) == 2 else None
+
+
+def prepare_item(
+    item: ReleaseItem, out: Path, force: bool, sets: Sequence[str] = DEFAULT_SETS
+) -> bool:
     """Write one vlog's prepared arrays; ``False`` if they existed already."""
     audio_out = lmvd.audio_path(out, item.id)
     video_out = lmvd.video_path(out, item.id)
-    if not force and audio_out.is_file() and video_out.is_file():
+    width = len(visual_columns(sets))
+    if not force and audio_out.is_file() and _width(video_out) == width:
         return False
     audio = load_features(item.audio, lmvd.AUDIO_DIM)
-    visual = standardize_rows(read_landmarks(item.video)).astype(np.float32)
+    visual = read_visual_sets(item.video, sets)
     save_array_atomic(audio_out, audio)
     save_array_atomic(video_out, visual)
     return True
+
+
+def _existing_columns(out: Path) -> tuple[str, ...] | None:
+    """The visual columns ``out`` was prepared with; ``None`` for a fresh folder."""
+    recorded = recorded_visual_columns(out)
+    if recorded is not None:
+        return recorded
+    if any((out / "visual").glob("*_visual.npy")):
+        return lmvd.VIDEO_COLUMNS  # prepared before features.json existed: landmarks
+    return None
+
+
+def claim_folder(out: Path, sets: Sequence[str], force: bool) -> None:
+    """Record ``sets`` in ``out/features.json`` before any array is written.
+
+    A folder prepared with other sets is refused unless ``force``; then the
+    visual entry is removed first and recorded once every vlog is rewritten
+    (by :func:`prepare_lmvd`), so an interrupted forced run leaves no record
+    claiming arrays it did not write.
+    """
+    if force:
+        if (out / FEATURE_RECORD).is_file():
+            write_feature_record(out, "visual", None)
+        return
+    existing = _existing_columns(out)
+    wanted = visual_columns(sets)
+    if existing is not None and tuple(existing) != wanted:
+        raise DataError(
+            out / FEATURE_RECORD,
+            f"this folder was prepared with visual sets {describe_columns(existing)}, not "
+            f"{describe_columns(wanted)}; pass --force to rewrite every vlog, or another --out",
+        )
+    write_feature_record(out, "visual", visual_entry(sets))
 
 
 def prepare_lmvd(
@@ -168,33 +235,43 @@ def prepare_lmvd(
     force: bool = False,
     workers: int = 1,
     on_progress: Callable[[int, int], None] | None = None,
+    visual: str | Sequence[str] = DEFAULT_SETS,
 ) -> dict[str, int]:
     """Prepare the release at ``release`` into ``out``.
+
+    Args:
+        visual: the OpenFace sets of the visual arrays, in order (a sequence
+            of names or ``"landmarks,gaze"``; see :mod:`.openface`).
 
     Returns:
         counts: ``written``, ``skipped`` and the number of vlogs per fold.
     """
     out = Path(out)
+    sets = parse_visual_sets(visual)
     items = scan_release(release)
     folds = (
         read_split_file(split_file, items) if split_file else stratified_split(items, ratios, seed)
     )
     items = [item for item in items if item.id in folds]
+    claim_folder(out, sets, force)
     written = 0
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            results = pool.map(prepare_item, items, [out] * len(items), [force] * len(items))
+            n = len(items)
+            results = pool.map(prepare_item, items, [out] * n, [force] * n, [sets] * n)
             for done, wrote in enumerate(results, start=1):
                 written += wrote
                 if on_progress:
                     on_progress(done, len(items))
     else:
         for done, item in enumerate(items, start=1):
-            written += prepare_item(item, out, force)
+            written += prepare_item(item, out, force, sets)
             if on_progress:
                 on_progress(done, len(items))
     lines = ["index,label,fold"] + [f"{i.id},{i.label},{folds[i.id]}" for i in items]
     write_text_atomic(out / "labels.csv", "\n".join(lines) + "\n")
+    if force:
+        write_feature_record(out, "visual", visual_entry(sets))
     counts = {"written": written, "skipped": len(items) - written}
     counts.update({fold: sum(folds[i.id] == fold for i in items) for fold in FOLDS})
     return counts
