@@ -25,8 +25,14 @@ from torch.utils.data import DataLoader
 
 from dynmultidep.data.corpora import get_corpus
 from dynmultidep.data.dataset import PadCollate, VlogDataset, random_crops
-from dynmultidep.data.faces import FACE_NORMALIZATIONS, normalize_faces
+from dynmultidep.data.faces import FACE_NORMALIZATIONS, N_LANDMARKS, normalize_faces
+from dynmultidep.data.feature_record import (
+    FEATURE_RECORD,
+    corpus_visual_columns,
+    recorded_visual_columns,
+)
 from dynmultidep.data.normalization import FeatureStandardizer
+from dynmultidep.data.openface import describe_columns
 from dynmultidep.data.records import Record, normalize_gender, select_records
 from dynmultidep.data.sampler import LengthBucketSampler, padding_fraction
 from dynmultidep.data.sharding import shard
@@ -74,7 +80,13 @@ class DepressionDataModule(L.LightningDataModule):
             when that folder holds none.
         seed: seeds the crops and the batch shuffling.
         audio_dim, video_dim: optional; checked against the corpus's widths
-            (the configs state them so that model configs can read them).
+            (the configs state them so that model configs can read them). The
+            video width is the number of visual columns in the corpus's
+            ``features.json`` (:mod:`dynmultidep.data.feature_record`), or the
+            layout's 136 landmarks without one.
+
+    The visual columns (``video_columns``) travel in the state dict, so a
+    checkpoint says which features its model was trained on.
     """
 
     def __init__(
@@ -101,13 +113,23 @@ class DepressionDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.spec = get_corpus(corpus)
-        for name, given, actual in (
-            ("audio_dim", audio_dim, self.spec.audio_dim),
-            ("video_dim", video_dim, self.spec.video_dim),
-        ):
-            if given is not None and given != actual:
-                raise ValueError(f"{name}={given} does not match corpus {corpus!r} ({actual})")
         self.root = Path(root)
+        self.video_columns = corpus_visual_columns(self.root, self.spec)
+        if audio_dim is not None and audio_dim != self.spec.audio_dim:
+            raise ValueError(
+                f"audio_dim={audio_dim} does not match corpus {corpus!r} ({self.spec.audio_dim})"
+            )
+        if video_dim is not None and video_dim != self.video_dim:
+            if recorded_visual_columns(self.root) is None:
+                raise ValueError(
+                    f"video_dim={video_dim} does not match corpus {corpus!r} ({self.video_dim}); "
+                    f"a corpus with other visual columns names them in {FEATURE_RECORD}"
+                )
+            raise DataError(
+                self.root / FEATURE_RECORD,
+                f"records {describe_columns(self.video_columns)} but the config says "
+                f"video_dim={video_dim}; remove dataset.video_dim or set it to {self.video_dim}",
+            )
         self.index_path = self.root / "labels.csv"
         self.genders = {}
         for key, value in (("train_gender", train_gender), ("test_gender", test_gender)):
@@ -132,6 +154,11 @@ class DepressionDataModule(L.LightningDataModule):
                 f"face_normalization must be null or one of {', '.join(FACE_NORMALIZATIONS)}, "
                 f"got {face_normalization!r}"
             )
+        if face_normalization is not None and self.video_dim != 2 * N_LANDMARKS:
+            raise ValueError(
+                f"face_normalization={face_normalization!r} works on the 136 landmark columns "
+                f"alone, but this corpus has {describe_columns(self.video_columns)}; use null"
+            )
         self.face_normalization = face_normalization
         if random_crop is not None and not 0 < random_crop <= 1:
             raise ValueError(f"random_crop must lie in (0, 1], got {random_crop}")
@@ -154,7 +181,7 @@ class DepressionDataModule(L.LightningDataModule):
 
     @property
     def video_dim(self) -> int:
-        return self.spec.video_dim
+        return len(self.video_columns)
 
     def prepare_data(self) -> None:
         """Generate the synthetic corpus if it is configured and absent."""
@@ -199,9 +226,7 @@ class DepressionDataModule(L.LightningDataModule):
         if name not in self._folds:
             gender = self.genders["test_gender" if name == "test" else "train_gender"]
             chosen = select_records(self.records(), name, gender, self.index_path)
-            vlogs = load_vlogs(
-                chosen, self.spec.audio_dim, self.spec.video_dim, str(self.index_path)
-            )
+            vlogs = load_vlogs(chosen, self.spec.audio_dim, self.video_dim, str(self.index_path))
             self._folds[name] = normalize_faces(vlogs, self.face_normalization)
             labels = np.array([v.label for v in self._folds[name]])
             log.info(
@@ -309,11 +334,20 @@ class DepressionDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict:
-        """Saved in every checkpoint: the training-fold feature statistics."""
-        if self.standardizer is None or not self.standardizer.fitted:
-            return {}
-        return {"standardizer": self.standardizer.state_dict()}
+        """Saved in every checkpoint: the visual columns and the training-fold
+        feature statistics."""
+        state: dict = {"visual_columns": list(self.video_columns)}
+        if self.standardizer is not None and self.standardizer.fitted:
+            state["standardizer"] = self.standardizer.state_dict()
+        return state
 
     def load_state_dict(self, state_dict: dict) -> None:
+        trained = state_dict.get("visual_columns")
+        if trained is not None and tuple(trained) != self.video_columns:
+            raise DataError(
+                self.root,
+                f"the checkpoint was trained on visual columns {describe_columns(trained)}, "
+                f"this corpus has {describe_columns(self.video_columns)}",
+            )
         if "standardizer" in state_dict and self.standardizer is not None:
             self.standardizer.load_state_dict(state_dict["standardizer"])

@@ -2,14 +2,15 @@
 
 A checkpoint written by ``src/train.py`` holds, besides Lightning's usual
 state, the classifier's hyper-parameters (model, optimiser and scheduler
-configs), the training-fold feature statistics (the DataModule's state) and
-the whole run's resolved config (``run_config``). Checkpoints are read with
+configs), the training-fold feature statistics and the names of the visual
+columns the model was trained on (the DataModule's state) and the whole run's
+resolved config (``run_config``). Checkpoints are read with
 ``torch.load(weights_only=True)``: loading one never runs code from the file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from dynmultidep.data import DepressionDataModule, FeatureStandardizer
+from dynmultidep.data.openface import describe_columns
 from dynmultidep.errors import CheckpointError
 from dynmultidep.experiment.classifier import DepressionClassifier
 
@@ -107,13 +109,40 @@ def datamodule_for(
     return datamodule
 
 
-def check_widths(module: DepressionClassifier, datamodule: DepressionDataModule, path) -> None:
-    """The model's input widths must match the corpus's."""
+def check_widths(
+    module: DepressionClassifier,
+    datamodule: DepressionDataModule,
+    path,
+    names: Sequence[str] = ("audio_dim", "video_dim"),
+) -> None:
+    """The model's input widths (``names``) must match the corpus's."""
     model = module.hparams.model
-    for name in ("audio_dim", "video_dim"):
+    for name in names:
         want, have = model.get(name), getattr(datamodule, name)
         if want is not None and want != have:
             raise CheckpointError(
                 path,
                 f"the model takes {name}={want} but corpus {datamodule.spec.name!r} has {have}",
             )
+
+
+def trained_visual_columns(checkpoint: dict) -> tuple[str, ...] | None:
+    """The visual columns the model was trained on; ``None`` in checkpoints written
+    before they were recorded."""
+    columns = checkpoint.get(DATAMODULE_KEY, {}).get("visual_columns")
+    return None if columns is None else tuple(columns)
+
+
+def check_visual_columns(
+    checkpoint: dict, corpus: DepressionDataModule | Sequence[str], path: str | Path
+) -> None:
+    """The corpus's visual columns (a DataModule's, or the names themselves) must be
+    those the model was trained on; checkpoints that do not record them pass."""
+    trained = trained_visual_columns(checkpoint)
+    have = tuple(corpus.video_columns if isinstance(corpus, DepressionDataModule) else corpus)
+    if trained is not None and trained != have:
+        raise CheckpointError(
+            path,
+            f"the model was trained on visual features {describe_columns(trained)} but the "
+            f"corpus has {describe_columns(have)}; use a corpus prepared with the same sets",
+        )

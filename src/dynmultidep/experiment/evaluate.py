@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from dynmultidep.data.records import FOLDS
 from dynmultidep.experiment.builders import build_trainer
 from dynmultidep.experiment.checkpoint import (
+    check_visual_columns,
     check_widths,
     ckpt_path_of,
     classifier_from_checkpoint,
@@ -38,7 +39,10 @@ def evaluate(cfg: DictConfig) -> dict:
     module = classifier_from_checkpoint(checkpoint, ckpt_path)
     dataset = cfg.get("dataset")
     datamodule = datamodule_for(checkpoint, ckpt_path, dataset)
-    check_widths(module, datamodule, ckpt_path)
+    # another corpus shows in the audio width; other visual sets of one corpus are named
+    check_widths(module, datamodule, ckpt_path, names=("audio_dim",))
+    check_visual_columns(checkpoint, datamodule, ckpt_path)
+    check_widths(module, datamodule, ckpt_path, names=("video_dim",))
     datamodule.prepare_data()
     trainer = build_trainer(cfg)
     try:
