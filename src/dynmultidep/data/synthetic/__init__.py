@@ -22,7 +22,9 @@ from dynmultidep.data.synthetic.plan import PlannedVlog, plan_corpus
 from dynmultidep.data.synthetic.writers import CUES_FILE, LAYOUTS, WRITERS
 
 MANIFEST = "synthetic.json"
-GENERATOR_VERSION = 2  # bump whenever the files a seed produces change
+# Per layout: bump a layout's version whenever the files a seed produces in it change
+# (lmvd-release 3: the OpenFace CSVs gained the gaze, pose and AU columns).
+GENERATOR_VERSIONS = {"dvlog": 2, "lmvd": 2, "lmvd-release": 3}
 CUE_FAMILIES = ("bursts", *CUES)
 # Manifest keys added after a generator version was released, with the value that
 # folders written before them were generated with.
@@ -74,7 +76,7 @@ class SyntheticSpec:
             if self.length_scale is None
             else float(self.length_scale),
             "seed": int(self.seed),
-            "version": GENERATOR_VERSION,
+            "version": GENERATOR_VERSIONS[self.layout],
         }
 
     def plan(self) -> list[PlannedVlog]:
