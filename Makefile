@@ -1,5 +1,6 @@
 # DynMultiDep developer commands. `make train` and `make test` work on a fresh
-# machine: they create .venv, install torch (TORCH_VERSION) and the project first.
+# machine: they create .venv, install torch (TORCH_VERSION) and the project first,
+# with the dev tools and the `extract` extra (feature extraction from videos).
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -14,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,extract]"
 	touch $(STAMP)
 
 # Train on the synthetic corpus (generated on first use) with the default
@@ -27,7 +28,7 @@ test: install
 
 # Also installs the optional launchers the slow tests exercise (submitit, Optuna).
 test-slow: install
-	$(PY) -m pip install --quiet -e ".[dev,slurm,optuna]"
+	$(PY) -m pip install --quiet -e ".[dev,extract,slurm,optuna]"
 	$(PY) -m pytest -m slow -q
 
 lint: install

@@ -1,24 +1,33 @@
-"""Data layer: corpus readers, the synthetic twins, batching and the DataModule."""
+"""Data layer: corpus readers, the synthetic twins, batching and the DataModule.
 
-from dynmultidep.data.corpora import CORPORA, CorpusSpec, get_corpus
-from dynmultidep.data.datamodule import DepressionDataModule
-from dynmultidep.data.dataset import PadCollate, VlogDataset
-from dynmultidep.data.normalization import FeatureStandardizer
-from dynmultidep.data.records import Record
-from dynmultidep.data.sampler import LengthBucketSampler, padding_fraction
-from dynmultidep.data.vlogs import Vlog, load_vlogs
+The names below are imported on first use (PEP 562), so that the corpus
+readers can be used without importing Lightning and torch (the feature
+extractor's worker processes start in well under a second).
+"""
 
-__all__ = [
-    "CORPORA",
-    "CorpusSpec",
-    "DepressionDataModule",
-    "FeatureStandardizer",
-    "LengthBucketSampler",
-    "PadCollate",
-    "Record",
-    "Vlog",
-    "VlogDataset",
-    "get_corpus",
-    "load_vlogs",
-    "padding_fraction",
-]
+from importlib import import_module
+
+_EXPORTS = {
+    "CORPORA": "corpora",
+    "CorpusSpec": "corpora",
+    "get_corpus": "corpora",
+    "DepressionDataModule": "datamodule",
+    "PadCollate": "dataset",
+    "VlogDataset": "dataset",
+    "FeatureStandardizer": "normalization",
+    "Record": "records",
+    "LengthBucketSampler": "sampler",
+    "padding_fraction": "sampler",
+    "Vlog": "vlogs",
+    "load_vlogs": "vlogs",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

@@ -56,7 +56,10 @@ def read_dvlog_index(root: str | Path) -> list[Record]:
             raise DataError(
                 path, f"line {line}: duration {row['duration']!r} is not a number"
             ) from None
-        gender = parse_choice(row["gender"], GENDERS, "gender", path, line)
+        # empty: unknown (corpora extracted from a researcher's own videos may not say)
+        gender = (
+            parse_choice(row["gender"], GENDERS, "gender", path, line) if row["gender"] else None
+        )
         records.append(
             Record(
                 vlog_id, label, fold, gender, audio_path(root, vlog_id), video_path(root, vlog_id)
