@@ -29,6 +29,7 @@ from dynmultidep.data.faces import FACE_NORMALIZATIONS, N_LANDMARKS, normalize_f
 from dynmultidep.data.feature_record import (
     FEATURE_RECORD,
     corpus_visual_columns,
+    read_feature_record,
     recorded_visual_columns,
 )
 from dynmultidep.data.normalization import FeatureStandardizer
@@ -115,6 +116,9 @@ class DepressionDataModule(L.LightningDataModule):
         self.spec = get_corpus(corpus)
         self.root = Path(root)
         self.video_columns = corpus_visual_columns(self.root, self.spec)
+        # settings of a corpus extracted from videos (dynmultidep.features), else None
+        record = read_feature_record(self.root) or {}
+        self.extraction = (record.get("extraction") or {}).get("settings")
         if audio_dim is not None and audio_dim != self.spec.audio_dim:
             raise ValueError(
                 f"audio_dim={audio_dim} does not match corpus {corpus!r} ({self.spec.audio_dim})"
@@ -334,9 +338,11 @@ class DepressionDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict:
-        """Saved in every checkpoint: the visual columns and the training-fold
-        feature statistics."""
+        """Saved in every checkpoint: the visual columns, the extraction settings
+        of a corpus extracted from videos, and the training-fold feature statistics."""
         state: dict = {"visual_columns": list(self.video_columns)}
+        if self.extraction is not None:
+            state["extraction"] = dict(self.extraction)
         if self.standardizer is not None and self.standardizer.fitted:
             state["standardizer"] = self.standardizer.state_dict()
         return state

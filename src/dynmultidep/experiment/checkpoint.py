@@ -133,6 +133,12 @@ def trained_visual_columns(checkpoint: dict) -> tuple[str, ...] | None:
     return None if columns is None else tuple(columns)
 
 
+def trained_extraction(checkpoint: dict) -> dict | None:
+    """The extraction settings of the training corpus, when it was extracted from
+    videos by :mod:`dynmultidep.features` (``None`` otherwise)."""
+    return checkpoint.get(DATAMODULE_KEY, {}).get("extraction")
+
+
 def check_visual_columns(
     checkpoint: dict, corpus: DepressionDataModule | Sequence[str], path: str | Path
 ) -> None:

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dynmultidep.data.dvlog import VIDEO_COLUMNS
 from dynmultidep.errors import DataError
 
-POINTS = 68
-COLUMNS = tuple(f"x{i}" for i in range(POINTS)) + tuple(f"y{i}" for i in range(POINTS))
+COLUMNS = VIDEO_COLUMNS  # x0..x67, y0..y67: the release's names and order
 PREDICTOR_NAME = "shape_predictor_68_face_landmarks.dat"
 SYSTEM_PREDICTORS = (Path("/usr/share/dlib") / PREDICTOR_NAME,)
 
