@@ -296,3 +296,40 @@ def test_video_folders_are_searched_and_ids_must_be_unique(tmp_path, videos):
         find_videos([folder])
     with pytest.raises(DataError, match="not found"):
         find_videos([tmp_path / "nothing.mp4"])
+
+
+def test_vggish_audio_writes_lmvd_prepared_layout(tmp_path, videos):
+    """Random VGGish weights (no real ones are shipped): LMVD's layout and row counts."""
+    import torch
+
+    from dynmultidep.data.lmvd import read_lmvd_index
+    from dynmultidep.features.mel import num_examples
+    from dynmultidep.features.vggish import VGGish
+
+    torch.manual_seed(0)
+    weights = tmp_path / "vggish.pth"
+    torch.save(VGGish().state_dict(), weights)
+    labels_file = tmp_path / "labels.csv"
+    labels_file.write_text("id,label,fold\na,1,train\nb,0,test\n")
+    out = tmp_path / "lmvd"
+    settings = ExtractionSettings(audio="vggish")
+    with pytest.raises(DataError, match="VGGish features need the network's weights"):
+        extract(out, [videos["a"]], settings=settings)
+    report = extract(
+        out, [videos["a"], videos["b"]], settings=settings, labels=read_labels(labels_file),
+        vggish_checkpoint=weights,
+    )  # fmt: skip
+    assert [o.status for o in report.outcomes] == ["extracted", "extracted"]
+    records = {r.id: r for r in read_lmvd_index(out)}
+    assert (records["a"].label, records["a"].fold, records["b"].label) == (1, "train", 0)
+    audio, visual = np.load(records["a"].audio_path), np.load(records["a"].video_path)
+    assert audio.shape == (num_examples(round(5.6 * SAMPLE_RATE)), 128) == (5, 128)
+    assert audio.dtype == visual.dtype == np.float32 and visual.shape == (5, 136)
+    # each row standardised across its 136 values, no-face rows zero (LMVD's preparation)
+    faces = np.any(visual != 0, axis=1)
+    assert faces.tolist() == [s not in SPEC.blank for s in range(5)]
+    np.testing.assert_allclose(visual[faces].mean(1), 0, atol=1e-5)
+    np.testing.assert_allclose(visual[faces].std(1), 1, atol=1e-4)
+    record = json.loads((out / "features.json").read_text())
+    assert record["visual"]["columns"][:2] == ["x_0", "x_1"]
+    assert record["extraction"]["layout"] == "lmvd"

@@ -21,7 +21,6 @@ from dynmultidep.features.acoustic import UNVOICED, EgemapsExtractor, aggregate_
 from dynmultidep.features.visual import COLUMNS, LandmarkExtractor
 
 AUDIO_FEATURES = ("egemaps", "vggish")
-VGGISH_SECONDS = 0.96  # one VGGish example: 96 frames of 10 ms
 
 
 @dataclass(frozen=True)
@@ -152,5 +151,9 @@ class Extractor:
             starts, values = described
             audio = aggregate_steps(starts, values, steps, rate, self.settings.unvoiced)
         else:
-            audio = np.asarray(described, dtype=np.float64)[: int(duration / VGGISH_SECONDS + 1e-6)]
+            from dynmultidep.features.mel import num_examples
+
+            # the examples that end within the vlog's duration
+            kept = num_examples(int(round(duration * media.SAMPLE_RATE)))
+            audio = np.asarray(described, dtype=np.float64)[:kept]
         return VlogFeatures(audio, visual, duration)
