@@ -10,7 +10,8 @@ the machine's arithmetic bound), ``memory`` (peak memory against sequence length
 ``throughput`` (a training epoch of the D-Vlog recipe, bucketed vs random batches),
 ``trained`` (dynamic inference and missing modalities, on models trained first),
 ``learnability`` (the quick plan of ``scripts/learnability.py``: every cue family at
-the small size; its targets need the full plan, ``python scripts/learnability.py``).
+the small size; its targets need the full plan, ``python scripts/learnability.py``),
+``extraction`` (feature extraction from 720p vlogs against real time).
 Figures are medians of repeated runs in one process; ratios are measured in the same
 run. Prints one table per section and the targets met or missed; ``--json`` and
 ``--markdown`` write the same results.
@@ -32,6 +33,7 @@ import torch
 from rich.console import Console
 
 from dynmultidep.atomic import write_text_atomic
+from dynmultidep.bench.extraction import bench_extraction
 from dynmultidep.bench.memory import bench_memory
 from dynmultidep.bench.scan import bench_scan, bench_scan_cuda
 from dynmultidep.bench.tables import markdown_tables, print_tables
@@ -43,7 +45,7 @@ from dynmultidep.learnability.report import tables as learnability_tables
 from dynmultidep.learnability.runner import plan_jobs, run_plan
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-SECTIONS = ("scan", "memory", "throughput", "trained", "learnability")
+SECTIONS = ("scan", "memory", "throughput", "trained", "learnability", "extraction")
 # what each section runs: full (make bench) and --quick (make bench-quick)
 PLANS = {
     "full": {
@@ -53,6 +55,7 @@ PLANS = {
         "throughput": {"fractions": (0.2, 0.1)},
         "trained": {"epochs": 12, "repeats": 5},
         "learnability": {"plan": "quick"},
+        "extraction": {"count": 4, "seconds": 60.0},
     },
     "quick": {
         "scan": {"lengths": [600, 2048], "states": [16], "repeats": 1, "fused_repeats": 3},
@@ -61,6 +64,7 @@ PLANS = {
         "trained": {"epochs": 2, "repeats": 2},
         "learnability": {"plan": "quick", "families": ("flat_affect", "cross_modal"),
                          "epochs": 2},
+        "extraction": {"count": 2, "seconds": 15.0},
     },
 }  # fmt: skip
 
@@ -137,6 +141,19 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     if "learnability" in results:
         for title, header, rows in learnability_tables(results["learnability"]["summary"], []):
             out.append((f"Learnability (quick plan): {title}", header, rows))
+    if "extraction" in results:
+        extraction = results["extraction"]
+        header = ["stage of one vlog", "seconds", "x real time"]
+        rows = [[r["stage"], f"{r['seconds']:.2f}", f"{r['x_realtime']:.1f}"]
+                for r in extraction["stages"]]  # fmt: skip
+        title = (f"Feature extraction: {extraction['video']}, "
+                 f"{extraction['seconds_per_vlog']:.0f} s vlogs")  # fmt: skip
+        out.append((title, header, rows))
+        header = ["run", "videos", "video (s)", "wall (s)", "x real time"]
+        rows = [[r["run"], str(r["videos"]), f"{r['media_s']:.0f}", f"{r['wall_s']:.1f}",
+                 f"{r['x_realtime']:.1f}"] for r in extraction["runs"]]  # fmt: skip
+        out.append(("Feature extraction at the defaults (eGeMAPS, landmarks at 1 frame/s)",
+                    header, rows))  # fmt: skip
     if results.get("targets"):
         header = ["target", "measured", "met"]
         rows = [[t["target"], t["measured"], "yes" if t["met"] else "no"]
@@ -182,6 +199,9 @@ def targets(results: dict) -> list[dict]:
                             f"{saved:.0%} fewer FLOPs", saved >= 0.35))  # fmt: skip
         found.append(target("dynamic inference: <= 1 point of accuracy lost",
                             f"{100 * change:+.1f} points", change >= -0.01))  # fmt: skip
+    for r in results.get("extraction", {}).get("runs", []):
+        found.append(target(f"extraction, {r['run']}: >= 10x real time",
+                            f"{r['x_realtime']:.1f}x", r["x_realtime"] >= 10))  # fmt: skip
     return found
 
 
@@ -224,6 +244,8 @@ def run(sections: list[str], plan: dict, device: str) -> dict:
             results["trained"] = bench_trained(CONF_DIR, Path(work_dir), **plan["trained"])
     if "learnability" in sections and device == "cpu":
         results["learnability"] = bench_learnability(**plan["learnability"])
+    if "extraction" in sections and device == "cpu":
+        results["extraction"] = bench_extraction(**plan["extraction"])
     results["targets"] = targets(results)
     results["seconds"] = time.perf_counter() - started
     return results

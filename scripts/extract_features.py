@@ -16,7 +16,6 @@ status 1 if any video failed (each failure is listed at the end).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from rich.console import Console
@@ -32,7 +31,7 @@ from rich.progress import (
 
 from dynmultidep.cli import run_cli
 from dynmultidep.features.acoustic import UNVOICED
-from dynmultidep.features.corpus import Outcome, extract_corpus
+from dynmultidep.features.corpus import Outcome, default_workers, extract_corpus
 from dynmultidep.features.corpus import Progress as Callbacks
 from dynmultidep.features.pipeline import AUDIO_FEATURES, ExtractionSettings
 from dynmultidep.features.sources import find_videos, read_labels
@@ -46,8 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="corpus folder to write")
     parser.add_argument("--labels", default=None, help="CSV id,label[,gender,fold]")
     parser.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)"
-    )
+        "--workers", type=int, default=default_workers(),
+        help="processes (default: one per two cores; each runs audio and video side by side)",
+    )  # fmt: skip
     parser.add_argument("--force", action="store_true", help="re-extract finished vlogs")
     parser.add_argument("--audio", choices=AUDIO_FEATURES, default="egemaps")
     parser.add_argument("--rate", type=float, default=1.0, help="steps per second (D-Vlog: 1)")

@@ -24,8 +24,15 @@ from dynmultidep.features.acoustic import DESCRIPTORS
 from dynmultidep.features.corpus import extract_corpus
 from dynmultidep.features.pipeline import ExtractionSettings, Extractor
 from dynmultidep.features.sources import find_videos, read_labels
+from dynmultidep.features.synthetic_video import (
+    PATCH_COLS,
+    PATCH_ROWS,
+    SAMPLE_RATE,
+    VlogSpec,
+    voice,
+    write_vlog,
+)
 from dynmultidep.features.visual import COLUMNS
-from videos import PATCH_COLS, PATCH_ROWS, SAMPLE_RATE, VlogSpec, voice, write_vlog
 
 pytest.importorskip("opensmile")  # the `extract` extra; `make test` installs it
 

@@ -24,8 +24,8 @@ from dynmultidep.features.for_checkpoint import (
     settings_for,
 )
 from dynmultidep.features.pipeline import ExtractionSettings
+from dynmultidep.features.synthetic_video import VlogSpec, write_vlog
 from dynmultidep.models.output import ModelOutput
-from videos import VlogSpec, write_vlog
 
 pytest.importorskip("opensmile")  # the `extract` extra; `make test` installs it
 

@@ -27,6 +27,7 @@ import csv
 import io
 import logging
 import multiprocessing
+import os
 import queue
 import time
 from collections.abc import Callable, Sequence
@@ -186,6 +187,12 @@ def _worker_job(job: Job) -> Outcome:
 
 
 # ------------------------------------------------------------ the corpus
+def default_workers() -> int:
+    """One worker process per two cores: each vlog already keeps two busy (its
+    audio in a thread beside frame-threaded decoding and face detection)."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
 @dataclass
 class Progress:
     """Callbacks a front end (the script's rich display) implements."""

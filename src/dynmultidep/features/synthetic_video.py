@@ -1,5 +1,7 @@
-"""Short test vlogs encoded with PyAV: a real face moving and growing across frames,
-blank seconds, and a generated voice whose voiced and silent halves alternate."""
+"""Synthetic vlog files for the tests and the extraction benchmark, encoded with PyAV:
+a real face (scikit-image's astronaut photograph, a dev dependency) moving and
+growing across the frames, blank seconds, and a generated voice whose voiced
+and noisy halves alternate in every second."""
 
 from __future__ import annotations
 
@@ -74,8 +76,9 @@ def frame(spec: VlogSpec, second: int) -> np.ndarray:
     return image
 
 
-def write_vlog(path: Path, spec: VlogSpec = VlogSpec()) -> Path:
-    """Encode ``spec`` into ``path``: H.264 video and lossless PCM audio (``.mkv``)."""
+def write_vlog(path: Path, spec: VlogSpec = VlogSpec(), audio_codec: str = "pcm_s16le") -> Path:
+    """Encode ``spec`` into ``path``: H.264 video and, by default, lossless PCM audio
+    (``.mkv``; ``audio_codec="aac"`` for ``.mp4``, as vlogs are usually stored)."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +89,7 @@ def write_vlog(path: Path, spec: VlogSpec = VlogSpec()) -> Path:
             video.width, video.height, video.pix_fmt = spec.width, spec.height, "yuv420p"
         audio = None
         if spec.audio:
-            audio = container.add_stream("pcm_s16le", rate=SAMPLE_RATE, layout="mono")
+            audio = container.add_stream(audio_codec, rate=SAMPLE_RATE, layout="mono")
         if video is not None:
             cache: dict[int, np.ndarray] = {}
             for i in range(round(spec.seconds * spec.fps)):
@@ -102,6 +105,12 @@ def write_vlog(path: Path, spec: VlogSpec = VlogSpec()) -> Path:
                 chunk = av.AudioFrame.from_ndarray(
                     samples[None, start : start + 1600], format="s16", layout="mono"
                 )
+                if audio_codec != "pcm_s16le":  # e.g. AAC takes float planes
+                    chunk = av.AudioFrame.from_ndarray(
+                        samples[None, start : start + 1600].astype(np.float32) / 32768,
+                        format="fltp",
+                        layout="mono",
+                    )
                 chunk.sample_rate = SAMPLE_RATE
                 chunk.pts = start
                 container.mux(audio.encode(chunk))
