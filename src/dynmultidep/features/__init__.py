@@ -6,3 +6,17 @@ their 68 landmarks, and :mod:`.vggish` computes LMVD's audio embeddings from a
 checkpoint the user supplies. Modules import these packages lazily, so the rest
 of the project works without them.
 """
+
+from importlib import import_module
+from types import ModuleType
+
+
+def import_extra(name: str) -> ModuleType:
+    """Import ``name``, one of the ``extract`` extra's packages, or say how to install it."""
+    try:
+        return import_module(name)
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            f"feature extraction needs {name!r} from the 'extract' extra: "
+            "pip install -e '.[extract]'"
+        ) from None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dynmultidep.features import import_extra
 from dynmultidep.features.media import SAMPLE_RATE
 
 UNVOICED = ("exclude", "include")
@@ -53,12 +54,7 @@ DESCRIPTORS = (
 
 
 def _smile():
-    try:
-        import opensmile
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "acoustic features need the 'extract' extra: pip install -e '.[extract]'"
-        ) from None
+    opensmile = import_extra("opensmile")
     return opensmile.Smile(
         feature_set=opensmile.FeatureSet.eGeMAPSv02,
         feature_level=opensmile.FeatureLevel.LowLevelDescriptors,

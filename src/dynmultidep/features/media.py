@@ -19,21 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from dynmultidep.errors import DataError
+from dynmultidep.features import import_extra
 
 SAMPLE_RATE = 16_000  # Hz: what openSMILE's eGeMAPS and VGGish expect
 VIDEO_SUFFIXES = (
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp",
 )  # fmt: skip
-
-
-def _av():
-    try:
-        import av
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "feature extraction needs the 'extract' extra: pip install -e '.[extract]'"
-        ) from None
-    return av
 
 
 @dataclass(frozen=True)
@@ -58,7 +49,7 @@ def _problem(err: Exception) -> str:
 
 
 def _open(path: Path):
-    av = _av()
+    av = import_extra("av")
     if not path.is_file():
         raise DataError(path, "video file not found")
     if path.stat().st_size == 0:
@@ -81,7 +72,7 @@ def read_audio(path: str | Path) -> np.ndarray:
 
     FFmpeg's resampler mixes the channels down and converts the rate.
     """
-    av = _av()
+    av = import_extra("av")
     path = Path(path)
     with _open(path) as container:
         stream = _stream(container, "audio", path)
@@ -132,7 +123,7 @@ def video_frames(path: str | Path, rate: float = 1.0) -> Iterator[tuple[int, np.
     at most ``t``; a step past the last frame's display end is not yielded. Only
     the chosen frames are converted, so the cost is the decoder's.
     """
-    av = _av()
+    av = import_extra("av")
     path = Path(path)
     with _open(path) as container:
         stream = _stream(container, "video", path)

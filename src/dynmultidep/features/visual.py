@@ -26,6 +26,7 @@ import numpy as np
 
 from dynmultidep.data.dvlog import VIDEO_COLUMNS
 from dynmultidep.errors import DataError
+from dynmultidep.features import import_extra
 
 COLUMNS = VIDEO_COLUMNS  # x0..x67, y0..y67: the release's names and order
 PREDICTOR_NAME = "shape_predictor_68_face_landmarks.dat"
@@ -56,16 +57,6 @@ def find_predictor(path: str | Path | None = None) -> Path:
     )
 
 
-def _dlib():
-    try:
-        import dlib
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "visual features need the 'extract' extra: pip install -e '.[extract]'"
-        ) from None
-    return dlib
-
-
 def downscale(gray: np.ndarray, factor: int) -> np.ndarray:
     """``(H, W)`` uint8 -> ``(H // f, W // f)``: the mean of each ``f x f`` block."""
     h, w = (gray.shape[0] // factor) * factor, (gray.shape[1] // factor) * factor
@@ -92,7 +83,7 @@ class LandmarkExtractor:
     ):
         if upsample < 0:
             raise ValueError(f"upsample must be >= 0, got {upsample}")
-        dlib = _dlib()
+        dlib = import_extra("dlib")
         self.upsample = upsample
         self.detect_height = detect_height or None
         self.predictor_path = find_predictor(predictor)
