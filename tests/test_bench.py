@@ -60,3 +60,16 @@ def test_quick_benchmark_writes_its_tables(tmp_path):
     results = json.loads(out_json.read_text())
     assert {"scan", "memory", "throughput", "trained", "targets"} <= set(results)
     assert "**Targets**" in out_md.read_text()
+
+
+def test_extraction_bench_times_whole_vlogs_at_the_defaults():
+    pytest.importorskip("opensmile")  # the `extract` extra
+    from dynmultidep.bench.extraction import bench_extraction
+
+    result = bench_extraction(count=3, seconds=2.0, workers=1)
+    one, corpus = result["runs"]
+    assert (one["videos"], one["media_s"]) == (1, pytest.approx(2.0))
+    assert (corpus["videos"], corpus["media_s"]) == (3, pytest.approx(6.0))
+    assert result["face_found"] == 1.0  # a face in both seconds of every vlog
+    for row in (*result["stages"], *result["runs"]):
+        assert row["x_realtime"] > 0

@@ -1,7 +1,7 @@
 """Feature extraction speed against real time, on synthetic 720p vlogs.
 
 The vlogs (:mod:`dynmultidep.features.synthetic_video`) are H.264 at 30 fps with
-AAC audio, as vlogs are usually stored, with a face of about 170 px moving
+AAC audio, as vlogs are usually stored, with a face of about 120 px moving
 across the frame. Three measurements, each in the same process:
 
 * the stages of one vlog alone: decoding the frames, decoding the audio plus
@@ -72,7 +72,7 @@ def bench_extraction(count: int = 4, seconds: float = 60.0, workers: int | None 
         stage["x_realtime"] = duration / stage["seconds"]
     runs = [
         {"run": "one vlog, 1 worker", "videos": 1, "media_s": duration, "wall_s": one_s},
-        {"run": f"{count} vlogs, {workers} workers (default)", "videos": count,
+        {"run": f"{count} vlogs, default workers ({workers})", "videos": count,
          "media_s": corpus.media_seconds, "wall_s": corpus.wall_seconds},
     ]  # fmt: skip
     for run in runs:
