@@ -160,6 +160,12 @@ def test_corpus_in_dvlog_layout_with_labels(tmp_path, videos):
     )
     assert record["visual"]["columns"] == list(COLUMNS)
     assert record["audio"]["columns"] == list(DESCRIPTORS)
+    # a model trained on it carries the settings in its checkpoint (predict re-applies them)
+    from dynmultidep.data import DepressionDataModule
+
+    state = DepressionDataModule(corpus="dvlog", root=out).state_dict()
+    assert state["extraction"] == ExtractionSettings().as_dict()
+    assert state["visual_columns"] == list(COLUMNS)
 
 
 def test_unlabelled_corpus_is_one_predict_accepts(tmp_path, videos):
