@@ -11,11 +11,13 @@ import pytest
 import torch
 
 from dynmultidep.errors import DataError
+from dynmultidep.features import mel
 from dynmultidep.features.mel import (
     log_mel_examples,
     mel_filterbank,
     num_examples,
     resample,
+    resample_reference,
     to_mono,
 )
 from dynmultidep.features.vggish import Postprocessor, VGGish, load_vggish, vggish_embeddings
@@ -153,6 +155,34 @@ def test_resampling_keeps_tones(rate):
     t16 = np.arange(32000) / 16000
     want = 0.5 * np.sin(2 * np.pi * 440 * t16) + 0.3 * np.sin(2 * np.pi * 2500 * t16 + 1)
     assert np.abs(y - want)[500:-500].max() < 1e-6  # edges see the zeros beyond the ends
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("rate", [44100, 48000, 22050, 8000])
+def test_resample_matches_reference(rate, dtype, monkeypatch):
+    samples = int(0.3 * rate) + 7  # output length not a multiple of the phase count
+    x = torch.from_numpy(np.random.default_rng(rate).standard_normal(samples)).to(dtype)
+    want = resample_reference(x, rate)
+    assert want.shape == (samples * 16000 // rate,) and want.dtype == dtype
+    # Both sum in float64 and differ only in rounding. The fast path forms each
+    # filter distance as j * (down / up) - m, |d| <= down + reach (579 input periods
+    # at 22.05 kHz), to within ~3 ulps of that: 2e-13. Times the kernel's slope
+    # (0.61 per period there, 1.15 at most when upsampling, where |d| <= 66) and
+    # sum |x| over the 278 taps (< 1200 for this noise): < 1.5e-10 worst case; seen
+    # ~1e-13. A wrong phase, offset or edge is off by ~0.1. float32 output adds one
+    # rounding at the end: one ulp.
+    atol = 2e-10
+    rtol = 2.0**-23 if dtype == torch.float32 else 0.0
+    fast = resample(x, rate)
+    monkeypatch.setattr(mel, "_RESAMPLE_BLOCK", 1000)  # several conv1d blocks, joined
+    blocked = resample(x, rate)
+    for got in (fast, blocked):
+        assert got.shape == want.shape and got.dtype == dtype
+        torch.testing.assert_close(got, want, rtol=rtol, atol=atol)
+        # The edges, where the window reaches past the signal into zeros.
+        torch.testing.assert_close(got[:3], want[:3], rtol=rtol, atol=atol)
+        torch.testing.assert_close(got[-3:], want[-3:], rtol=rtol, atol=atol)
+    assert want[0].abs() > 0.01 and want[-1].abs() > 0.01  # the edges are not trivially zero
 
 
 def test_resampled_examples_match_16k_input():

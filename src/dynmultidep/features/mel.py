@@ -29,7 +29,13 @@ import torch
 
 @dataclass(frozen=True)
 class LogMelSettings:
-    """The numbers that define VGGish's input; written into a corpus manifest."""
+    """The constants of VGGish's front end (AudioSet's ``vggish_params.py`` and its resampler).
+
+    The functions here take them as ``settings``, defaulting to ``VGGISH_LOG_MEL``;
+    ``as_dict()`` gives them as a plain dict for records. A corpus manifest does
+    not hold them: it records the extraction settings (``audio="vggish"`` names
+    this front end), not these numbers.
+    """
 
     sample_rate: int = 16000  # Hz; input of other rates is resampled to this
     window_length: int = 400  # samples per STFT frame (25 ms)
@@ -152,7 +158,7 @@ def _kaiser_sinc(distance: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 def resample(waveform: torch.Tensor, sample_rate: int, target_rate: int = 16000) -> torch.Tensor:
-    """Band-limited resampling of ``(S,)`` to ``(int(S * target_rate / sample_rate),)``.
+    """Band-limited resampling of ``(S,)`` to ``(S * target_rate // sample_rate,)``.
 
     A polyphase windowed sinc with resampy's ``kaiser_best`` filter (what
     AudioSet's VGGish code calls), evaluated exactly instead of read from a
@@ -165,7 +171,8 @@ def resample(waveform: torch.Tensor, sample_rate: int, target_rate: int = 16000)
     at least 32), applied as one ``conv1d`` per block of output, so memory stays
     bounded on long audio. Rates sharing few factors with 16 kHz (e.g. 44101 Hz)
     would need a huge kernel and are refused; resample those beforehand. Same
-    rate: returned unchanged.
+    rate: returned unchanged. :func:`resample_reference` is the plain direct sum
+    this must agree with.
     """
     if sample_rate <= 0 or target_rate <= 0:
         raise ValueError(f"sample rates must be positive, got {sample_rate} -> {target_rate}")
@@ -195,7 +202,7 @@ def resample(waveform: torch.Tensor, sample_rate: int, target_rate: int = 16000)
     weights = torch.nn.functional.pad(weights, (0, span * down - taps))
     kernel = weights.reshape(up, span, down).transpose(1, 2).contiguous()  # (up, down, span)
 
-    n_out = int(waveform.shape[0] * target_rate / sample_rate)
+    n_out = waveform.shape[0] * target_rate // sample_rate
     n_cols = -(-n_out // up)  # polyphase columns q
     length = (n_cols + span - 1) * down
     padded = torch.nn.functional.pad(
@@ -210,6 +217,37 @@ def resample(waveform: torch.Tensor, sample_rate: int, target_rate: int = 16000)
         cols = torch.nn.functional.conv1d(block[None], kernel)[0]  # (up, q1 - q0)
         out.append(cols.T.reshape(-1).to(waveform.dtype))
     return torch.cat(out)[:n_out] if out else waveform.new_zeros(0)
+
+
+def resample_reference(
+    waveform: torch.Tensor, sample_rate: int, target_rate: int = 16000
+) -> torch.Tensor:
+    """The reference of :func:`resample`: the same filter as a plain direct sum.
+
+    Output sample ``n`` sits at input time ``t = n * sample_rate / target_rate``
+    and is ``sum_k x[k] * _kaiser_sinc(t - k, scale)`` over the input samples
+    ``k`` within ``NUM_ZEROS / scale`` of ``t``, ``x[k] = 0`` outside ``[0, S)``.
+    No phases, blocks or reshapes: one row of weights per output sample, held all
+    at once, ``(S_out, 2 * NUM_ZEROS / scale)`` float64. Slow and memory-hungry;
+    for tests only.
+    """
+    if sample_rate == target_rate:
+        return waveform
+    x = waveform.to(torch.float64)
+    scale = min(1.0, target_rate / sample_rate)
+    reach = math.ceil(_NUM_ZEROS / scale)
+    n_out = x.shape[0] * target_rate // sample_rate
+    n = torch.arange(n_out, dtype=torch.int64)
+    # t = left + frac with left = floor(t), exactly, in integers.
+    left = n * sample_rate // target_rate  # (S_out,)
+    frac = (n * sample_rate - left * target_rate).to(torch.float64) / target_rate
+    # Every k with |t - k| <= reach lies in [left - reach, left + reach + 1].
+    offset = torch.arange(-reach, reach + 2, dtype=torch.int64)  # (W,)
+    k = left[:, None] + offset[None, :]  # (S_out, W) input indices
+    weights = _kaiser_sinc(frac[:, None] - offset[None, :].to(torch.float64), scale)
+    inside = (k >= 0) & (k < x.shape[0])
+    samples = torch.where(inside, x[k.clamp(0, max(x.shape[0] - 1, 0))], 0.0)
+    return (weights * samples).sum(dim=1).to(waveform.dtype)
 
 
 def log_mel(waveform_16k: torch.Tensor, settings: LogMelSettings = VGGISH_LOG_MEL) -> torch.Tensor:
