@@ -31,8 +31,9 @@ from rich.progress import (
 
 from dynmultidep.cli import run_cli
 from dynmultidep.features.acoustic import UNVOICED
-from dynmultidep.features.corpus import Outcome, default_workers, extract_corpus
 from dynmultidep.features.corpus import Progress as Callbacks
+from dynmultidep.features.corpus import default_workers, extract_corpus
+from dynmultidep.features.jobs import Outcome
 from dynmultidep.features.pipeline import AUDIO_FEATURES, ExtractionSettings
 from dynmultidep.features.sources import find_videos, read_labels
 

@@ -131,6 +131,39 @@ def test_media_reads_the_exact_samples_and_the_frame_on_screen(videos):
     assert frames[2][1].max() <= 61  # the blank second: background only
 
 
+@pytest.mark.parametrize(
+    ("name", "spec", "steps", "duration"),
+    [
+        ("audio longer", VlogSpec(seconds=3.5, audio_seconds=5.0), 3, 3.5),
+        ("audio shorter", VlogSpec(seconds=5.0, audio_seconds=3.5), 3, 3.5),
+        ("video just short", VlogSpec(seconds=4.9, audio_seconds=5.05), 4, 4.9),
+    ],
+)
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_rows_are_the_whole_seconds_of_the_shorter_stream(
+    extractor, tmp_path, name, spec, steps, duration, suffix
+):
+    codec = "aac" if suffix == ".mp4" else "pcm_s16le"
+    features = extractor(write_vlog(tmp_path / f"v{suffix}", spec, audio_codec=codec))
+    assert features.audio.shape[0] == features.visual.shape[0] == steps, name
+    assert features.duration == pytest.approx(duration, abs=0.03), name
+
+
+def test_a_late_stream_keeps_its_offset(extractor, tmp_path):
+    """Audio that starts 0.5 s after the video is preceded by 0.5 s of silence."""
+    spec = VlogSpec(seconds=4.0, audio_seconds=3.0, audio_start=0.5, blank=())
+    path = write_vlog(tmp_path / "late.mkv", spec)
+    info = media.probe(path)
+    assert info.origin == pytest.approx(0.0)
+    samples = media.read_audio(path, info.origin)
+    assert (samples[:8000] == 0).all()
+    np.testing.assert_array_equal(samples[8000:] * 32768, voice(spec)[: len(samples) - 8000])
+    features = extractor(path)
+    assert features.visual.shape[0] == 3 and features.duration == pytest.approx(3.5)
+    loudness = features.audio[:, DESCRIPTORS.index("Loudness_sma3")]
+    assert loudness[0] < loudness[1]  # the first second is half silence
+
+
 # ------------------------------------------------------------- the corpus folder
 def extract(out: Path, paths, **kwargs):
     return extract_corpus(list(paths), out, **kwargs)
@@ -155,9 +188,9 @@ def test_corpus_in_dvlog_layout_with_labels(tmp_path, videos):
     assert (out / "labels.csv").read_text().splitlines()[1] == "a,depression,5.60,f,train"
     record = json.loads((out / "features.json").read_text())
     assert record["extraction"]["settings"] == ExtractionSettings().as_dict()
-    assert {"opensmile", "av", "dlib-bin", "shape_predictor"} <= set(
-        record["extraction"]["versions"]
-    )
+    assert {"opensmile", "av", "dlib-bin"} <= set(record["extraction"]["versions"])
+    predictor = record["extraction"]["models"]["shape_predictor"]
+    assert predictor.startswith("shape_predictor_68_face_landmarks.dat (")
     assert record["visual"]["columns"] == list(COLUMNS)
     assert record["audio"]["columns"] == list(DESCRIPTORS)
     # a model trained on it carries the settings in its checkpoint (predict re-applies them)
@@ -190,11 +223,14 @@ def test_labels_without_folds_get_a_stratified_split(tmp_path):
 def test_features_do_not_depend_on_workers_or_companions(tmp_path, videos):
     alone = tmp_path / "alone"
     together = tmp_path / "together"
-    extract(alone, [videos["a"]], workers=1)
+    for vlog_id, path in videos.items():
+        extract(alone / vlog_id, [path], workers=1)
     report = extract(together, videos.values(), workers=2)
     assert sorted(o.id for o in report.of("extracted")) == ["a", "b", "c"]
-    for name in ("a_acoustic.npy", "a_visual.npy"):
-        assert (alone / "a" / name).read_bytes() == (together / "a" / name).read_bytes()
+    for vlog_id in videos:
+        for name in (f"{vlog_id}_acoustic.npy", f"{vlog_id}_visual.npy"):
+            one = (alone / vlog_id / vlog_id / name).read_bytes()
+            assert one == (together / vlog_id / name).read_bytes(), name
 
 
 def test_rerun_skips_finished_vlogs_unless_forced(tmp_path, videos):
@@ -209,7 +245,40 @@ def test_rerun_skips_finished_vlogs_unless_forced(tmp_path, videos):
     forced = extract(out, [videos["a"]], force=True)
     assert [o.status for o in forced.outcomes] == ["extracted"]
     lines = (out / "extracted.csv").read_text().splitlines()
-    assert lines[0] == "id,source,duration,steps,face_found" and len(lines) == 4
+    assert lines[0] == "id,source,bytes,modified_ns,duration,steps,face_found"
+    assert len(lines) == 4
+    # another file under the same name (same id) is extracted again, not served stale
+    other = tmp_path / "other" / "a.mkv"
+    other.parent.mkdir()
+    shutil.copy(videos["b"], other)
+    (redone,) = extract(out, [other]).outcomes
+    assert redone.status == "extracted"
+    np.testing.assert_array_equal(
+        np.load(out / "a" / "a_visual.npy"), np.load(out / "b" / "b_visual.npy")
+    )
+
+
+def test_labels_cover_every_vlog_the_folder_holds(tmp_path, videos):
+    labels_file = tmp_path / "labels_in.csv"
+    labels_file.write_text("id,label,fold\na,1,train\nb,0,valid\nc,1,test\n")
+    labels = read_labels(labels_file)
+    out = tmp_path / "corpus"
+    extract(out, [videos["a"], videos["b"]], labels=labels)
+    extract(out, [videos["c"]], labels=labels)  # a later run with other videos
+    assert [r.id for r in read_dvlog_index(out)] == ["a", "b", "c"]
+    # a vlog that fails on a forced re-run leaves the labels too (here: its file is gone)
+    (tmp_path / "gone").mkdir()
+    gone = shutil.copy(videos["b"], tmp_path / "gone" / "b.mkv")
+    extract(out, [Path(gone)], force=True)
+    Path(gone).write_bytes(b"")
+    report = extract(out, [Path(gone)], force=True)
+    assert [o.status for o in report.outcomes] == ["failed"]
+    assert [r.id for r in read_dvlog_index(out)] == ["a", "c"]
+    assert sorted(read_index_ids(out)) == ["a", "c"]
+
+
+def read_index_ids(out: Path) -> list[str]:
+    return [line.split(",", 1)[0] for line in (out / "extracted.csv").read_text().splitlines()[1:]]
 
 
 def test_a_corpus_written_with_other_settings_is_refused(tmp_path, videos):
@@ -250,7 +319,7 @@ def bad_inputs(tmp_path_factory, videos) -> dict[str, tuple[Path, str]]:
                      "has no video stream"),
         "too short": (write_vlog(folder / "short.mkv", VlogSpec(seconds=0.5)),
                       "shorter than one step"),
-        "truncated": (truncated, "truncated or corrupt: 2 of the 5 steps"),
+        "truncated": (truncated, "truncated or corrupt: "),
         "corrupt": (corrupt, "corrupt video stream"),
     }  # fmt: skip
 
@@ -346,3 +415,33 @@ def test_vggish_audio_writes_lmvd_prepared_layout(tmp_path, videos):
     record = json.loads((out / "features.json").read_text())
     assert record["visual"]["columns"][:2] == ["x_0", "x_1"]
     assert record["extraction"]["layout"] == "lmvd"
+
+
+def crashing_worker(job):
+    """A worker whose process dies on the vlog named 'crash' (as a native crash would)."""
+    import os
+
+    from dynmultidep.features.workers import worker_job
+
+    if job.id == "crash":
+        os._exit(3)
+    return worker_job(job)
+
+
+def test_a_worker_crash_fails_only_its_video(tmp_path, videos):
+    from dynmultidep.features.corpus import Progress
+    from dynmultidep.features.jobs import Job
+    from dynmultidep.features.workers import run_parallel
+
+    crash = shutil.copy(videos["c"], tmp_path / "crash.mkv")
+    out = tmp_path / "corpus"
+    jobs = [Job(p.stem, p, out, "dvlog") for p in (videos["a"], Path(crash), videos["c"])]
+    arguments = {"settings": ExtractionSettings(), "predictor": None,
+                 "vggish_checkpoint": None, "vggish_pca": None}  # fmt: skip
+    ended = []
+    outcomes = run_parallel(jobs, arguments, 2, Progress(end_video=ended.append), crashing_worker)
+    status = {o.id: (o.status, o.message) for o in outcomes}
+    assert status["a"][0] == status["c"][0] == "extracted"
+    assert status["crash"] == ("failed", f"{crash}: its worker process died while extracting it")
+    assert sorted(o.id for o in ended) == ["a", "c", "crash"]  # one end per video
+    assert not (out / "crash").exists()

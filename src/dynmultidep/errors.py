@@ -9,8 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def describe_error(err: BaseException) -> str:
+    """``"Type: first line of its message"``: another library's error, on one line."""
+    text = (str(err).splitlines() or [""])[0]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 class DynMultiDepError(Exception):
     """Base class of the errors this project raises on purpose."""
+
+
+class MissingExtraError(DynMultiDepError, ImportError):
+    """An optional extra's package is not installed."""
 
 
 class FileError(DynMultiDepError, ValueError):

@@ -69,6 +69,12 @@ def normalize_landmarks(rows: np.ndarray, method: str = "center_scale") -> np.nd
     return out.astype(np.float32)
 
 
+def faces_found(rows: np.ndarray) -> np.ndarray:
+    """``(T, D) -> (T,)`` bool: the rows holding a face (the corpora write an
+    all-zero row for a frame with no face)."""
+    return np.any(rows != 0, axis=1)
+
+
 def fill_missing_faces(rows: np.ndarray, found: np.ndarray) -> np.ndarray:
     """``rows (T, 136)`` with the rows where ``found (T,)`` is False set to the mean of
     the others (left at zero when no frame has a face)."""
@@ -87,5 +93,5 @@ def normalize_faces(vlogs: Sequence[Vlog], method: str | None) -> list[Vlog]:
     out = []
     for v in vlogs:
         face = normalize_landmarks(v.video, method)
-        out.append(dataclasses.replace(v, video=fill_missing_faces(face, (face != 0).any(1))))
+        out.append(dataclasses.replace(v, video=fill_missing_faces(face, faces_found(face))))
     return out

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dynmultidep.data import DepressionDataModule, FeatureStandardizer
 from dynmultidep.data.openface import describe_columns
-from dynmultidep.errors import CheckpointError
+from dynmultidep.errors import CheckpointError, describe_error
 from dynmultidep.experiment.classifier import DepressionClassifier
 
 DATAMODULE_KEY = DepressionDataModule.__qualname__  # where Lightning saves its state
@@ -41,8 +41,7 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for truncated or foreign files
-        first_line = (str(err).splitlines() or [""])[0]
-        problem = f"cannot be read as a checkpoint ({type(err).__name__}: {first_line})"
+        problem = f"cannot be read as a checkpoint ({describe_error(err)})"
         raise CheckpointError(path, problem) from None
     missing = [k for k in _REQUIRED if not isinstance(checkpoint, dict) or k not in checkpoint]
     if missing or "model" not in checkpoint["hyper_parameters"]:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from dynmultidep.data import PadCollate, VlogDataset, get_corpus, load_vlogs
-from dynmultidep.data.faces import normalize_faces
+from dynmultidep.data.faces import faces_found, normalize_faces
 from dynmultidep.data.feature_record import corpus_visual_columns
 from dynmultidep.errors import DataError
 from dynmultidep.experiment.builders import build_trainer
@@ -69,9 +68,11 @@ def predict(cfg: DictConfig) -> Predictions:
     module = classifier_from_checkpoint(checkpoint, ckpt_path)
     corpus = cfg.get("corpus") or training_dataset_config(checkpoint, ckpt_path)["corpus"]
     failures = []
+    seconds_per_step = 1.0  # both corpora: one row per second (LMVD's audio: 0.96 s)
     if is_video_input(cfg.input):
         extracted = _extract(cfg, checkpoint, ckpt_path, corpus)
         failures = extracted.report.of("failed")
+        seconds_per_step = 1 / extracted.settings.rate
         spec = get_corpus(extracted.layout)
         records = [r for r in spec.unlabelled_records(extracted.root) if r.id in extracted.ids]
         source = str(extracted.root)
@@ -93,7 +94,8 @@ def predict(cfg: DictConfig) -> Predictions:
     log.info("%d vlogs scored; predictions in %s", len(vlogs), output)
     if cfg.timeline == "all" or (cfg.timeline == "videos" and source != str(cfg.input)):
         folder = output.parent / "timelines"
-        write_timelines(module, vlogs, {v.id: v for v in raw}, collate, folder)
+        raw_by_id = {v.id: v for v in raw}
+        write_timelines(module, vlogs, raw_by_id, collate, folder, seconds_per_step)
         log.info("timelines of per-second contributions in %s", folder)
     print(DISCLAIMER)
     if failures:
@@ -120,7 +122,9 @@ def _extract(cfg: DictConfig, checkpoint: dict, ckpt_path: str, corpus: str):
     )  # fmt: skip
 
 
-def write_timelines(module, vlogs, raw: dict, collate: PadCollate, folder: Path) -> None:
+def write_timelines(
+    module, vlogs, raw: dict, collate: PadCollate, folder: Path, seconds_per_step: float = 1.0
+) -> None:
     """``{id}.png`` and ``{id}.csv`` in ``folder`` for each vlog (see :mod:`.timeline`)."""
     for vlog in vlogs:
         batch = collate([VlogDataset([vlog])[0]])
@@ -133,7 +137,8 @@ def write_timelines(module, vlogs, raw: dict, collate: PadCollate, folder: Path)
             float(logits[0]),
             audio[0].numpy(),
             video[0].numpy(),
-            np.any(raw[vlog.id].video != 0, axis=1),
+            faces_found(raw[vlog.id].video),
+            seconds_per_step,
         )
         write_timeline_png(folder / f"{vlog.id}.png", timeline)
         write_timeline_csv(folder / f"{vlog.id}.csv", timeline)

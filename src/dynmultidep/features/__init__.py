@@ -10,13 +10,15 @@ of the project works without them.
 from importlib import import_module
 from types import ModuleType
 
+from dynmultidep.errors import MissingExtraError
+
 
 def import_extra(name: str) -> ModuleType:
     """Import ``name``, one of the ``extract`` extra's packages, or say how to install it."""
     try:
         return import_module(name)
     except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError(
+        raise MissingExtraError(
             f"feature extraction needs {name!r} from the 'extract' extra: "
             "pip install -e '.[extract]'"
         ) from None

@@ -21,14 +21,16 @@ from pathlib import Path
 
 from dynmultidep.data.corpora import get_corpus
 from dynmultidep.errors import CheckpointError, DataError
-from dynmultidep.features.corpus import Report, extract_corpus
+from dynmultidep.features.corpus import Report, extract_corpus, extraction_manifest
+from dynmultidep.features.manifest import LAYOUTS
 from dynmultidep.features.media import VIDEO_SUFFIXES
 from dynmultidep.features.pipeline import ExtractionSettings
 from dynmultidep.features.sources import find_videos
+from dynmultidep.features.visual import find_predictor
 
 log = logging.getLogger(__name__)
 
-AUDIO_OF_LAYOUT = {"dvlog": "egemaps", "lmvd": "vggish"}
+AUDIO_OF_LAYOUT = {layout: audio for audio, layout in LAYOUTS.items()}
 
 
 def is_video_input(path: str | Path) -> bool:
@@ -51,6 +53,7 @@ class Extracted:
     layout: str
     ids: list[str]  # the videos' ids, extracted now or found in the cache
     report: Report
+    settings: ExtractionSettings
 
 
 def settings_for(
@@ -75,12 +78,20 @@ def settings_for(
         )
     settings = dict(trained or {})
     settings.setdefault("audio", AUDIO_OF_LAYOUT[corpus])
-    return ExtractionSettings(**settings)
+    try:
+        return ExtractionSettings(**settings)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(
+            path, f"records extraction settings this version cannot apply ({err})"
+        ) from None
 
 
-def cache_folder(cache_dir: str | Path, settings: ExtractionSettings) -> Path:
-    digest = hashlib.sha256(json.dumps(settings.as_dict(), sort_keys=True).encode()).hexdigest()
-    return Path(cache_dir) / f"{settings.audio}-{digest[:10]}"
+def cache_folder(cache_dir: str | Path, wanted: dict) -> Path:
+    """``{cache_dir}/{audio}-{digest}``: the digest of the settings and model files
+    of the manifest ``wanted`` (:func:`~.corpus.extraction_manifest`)."""
+    keyed = {"settings": wanted["settings"], "models": wanted["models"]}
+    digest = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
+    return Path(cache_dir) / f"{wanted['settings']['audio']}-{digest[:10]}"
 
 
 def extract_for_checkpoint(
@@ -102,7 +113,8 @@ def extract_for_checkpoint(
             "(torchvggish's vggish-10086976.pth)",
         )
     paths = find_videos([videos])
-    root = cache_folder(cache_dir, settings)
+    wanted = extraction_manifest(settings, find_predictor(predictor), vggish_checkpoint, vggish_pca)
+    root = cache_folder(cache_dir, wanted)
     log.info("extracting %d videos into %s (a cache reused by later runs)", len(paths), root)
     report = extract_corpus(
         paths, root, settings, workers=workers, predictor=predictor,
@@ -114,4 +126,4 @@ def extract_for_checkpoint(
     if not ids:
         first = report.of("failed")[0].message
         raise DataError(videos, f"no video could be extracted (first failure: {first})")
-    return Extracted(root, "dvlog" if settings.audio == "egemaps" else "lmvd", ids, report)
+    return Extracted(root, LAYOUTS[settings.audio], ids, report, settings)

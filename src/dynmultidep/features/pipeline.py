@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dynmultidep.data.faces import faces_found
 from dynmultidep.errors import DataError
 from dynmultidep.features import media
 from dynmultidep.features.acoustic import UNVOICED, EgemapsExtractor, aggregate_steps
@@ -73,7 +74,7 @@ class VlogFeatures:
     @property
     def face_found(self) -> np.ndarray:
         """``(T,)`` bool: steps whose frame had a face."""
-        return np.any(self.visual != 0, axis=1)
+        return faces_found(self.visual)
 
 
 class Extractor:
@@ -111,9 +112,9 @@ class Extractor:
                 vggish_checkpoint, pca_path=vggish_pca, postprocess=settings.vggish_postprocess
             )
 
-    def _audio(self, path: Path) -> tuple[float, object]:
+    def _audio(self, path: Path, origin: float) -> tuple[float, object]:
         """``(seconds, described)``: eGeMAPS frames or VGGish embeddings of the audio."""
-        samples = media.read_audio(path)
+        samples = media.read_audio(path, origin)
         seconds = len(samples) / media.SAMPLE_RATE
         if self.vggish is not None:
             from dynmultidep.features.vggish import vggish_embeddings
@@ -127,26 +128,25 @@ class Extractor:
         """Extract the vlog at ``path``; ``on_step(done, total)`` reports video steps."""
         path = Path(path)
         rate = self.settings.rate
-        expected = media.probe(path).steps(rate)  # fails fast without both streams
+        info = media.probe(path)  # fails fast without both streams
+        declared = info.declared_seconds()
+        expected = int(np.floor((declared or 0) * rate + 1e-6))  # for progress only
+        frames = media.video_frames(path, rate, info.origin)
         with ThreadPoolExecutor(1) as pool:
-            audio_job = pool.submit(self._audio, path)
+            audio_job = pool.submit(self._audio, path, info.origin)
             rows = []  # a failure here waits for the audio thread, then propagates
-            for _, gray in media.video_frames(path, rate):
+            for _, gray in frames:
                 points = self.landmarks(gray)
                 rows.append(np.zeros(len(COLUMNS)) if points is None else points)
                 if on_step is not None:
                     on_step(len(rows), max(expected, len(rows)))
             audio_seconds, described = audio_job.result()
-        steps = min(len(rows), int(np.floor(audio_seconds * rate + 1e-6)))
-        if steps < expected - max(1, 0.02 * expected):
-            raise DataError(
-                path,
-                f"truncated or corrupt: {steps} of the {expected} steps its header declares decode",
-            )
+        check_complete(path, info, audio_seconds, frames.seconds, 1 / rate)
+        duration = min(audio_seconds, frames.seconds)
+        steps = int(np.floor(duration * rate + 1e-6))
         if steps == 0:
             raise DataError(path, f"shorter than one step ({1 / rate:g} s): nothing to extract")
         visual = np.asarray(rows[:steps], dtype=np.float64)
-        duration = min(audio_seconds, len(rows) / rate)
         if self.vggish is None:
             starts, values = described
             audio = aggregate_steps(starts, values, steps, rate, self.settings.unvoiced)
@@ -157,3 +157,28 @@ class Extractor:
             kept = num_examples(int(round(duration * media.SAMPLE_RATE)))
             audio = np.asarray(described, dtype=np.float64)[:kept]
         return VlogFeatures(audio, visual, duration)
+
+
+def check_complete(
+    path: Path, info: media.MediaInfo, audio_seconds: float, video_seconds: float, step: float
+) -> None:
+    """Refuse a file whose streams decode to less than its header declares: each
+    stream against its own duration where the container gives one, the longer
+    stream against the container's (a margin of a step or 2%)."""
+    declared = info.declared_seconds() or 0.0
+    margin = max(step, 0.02 * declared)
+    short = [
+        (got, want)
+        for got, want in (
+            (audio_seconds, info.audio_seconds),
+            (video_seconds, info.video_seconds),
+            (max(audio_seconds, video_seconds), info.container_seconds),
+        )
+        if want is not None and got < want - margin
+    ]
+    if short:
+        got, want = short[0]
+        raise DataError(
+            path,
+            f"truncated or corrupt: {got:.1f} s of the {want:.1f} s its header declares decode",
+        )

@@ -42,6 +42,8 @@ class VlogSpec:
     audio: bool = True
     video: bool = True
     pitch: float = 140.0  # Hz of the voice's fundamental
+    audio_seconds: float | None = None  # the audio's length (default: ``seconds``)
+    audio_start: float = 0.0  # when the audio stream starts, in seconds
     seed: int = 0
     boxes: dict = field(default_factory=dict, compare=False)
 
@@ -57,7 +59,8 @@ class VlogSpec:
 def voice(spec: VlogSpec) -> np.ndarray:
     """``(S,)`` int16: a harmonic voice in the first half of every second, noise after."""
     rng = np.random.default_rng(spec.seed)
-    t = np.arange(round(spec.seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    seconds = spec.seconds if spec.audio_seconds is None else spec.audio_seconds
+    t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     f0 = spec.pitch * (1 + 0.05 * np.sin(2 * np.pi * 0.7 * t))
     phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
     harmonic = sum(np.sin(k * phase) / k for k in range(1, 9))
@@ -101,18 +104,17 @@ def write_vlog(path: Path, spec: VlogSpec = VlogSpec(), audio_codec: str = "pcm_
             container.mux(video.encode(None))
         if audio is not None:
             samples = voice(spec)
+            first = round(spec.audio_start * SAMPLE_RATE)
             for start in range(0, len(samples), 1600):
-                chunk = av.AudioFrame.from_ndarray(
-                    samples[None, start : start + 1600], format="s16", layout="mono"
-                )
-                if audio_codec != "pcm_s16le":  # e.g. AAC takes float planes
+                part = samples[None, start : start + 1600]
+                if audio_codec == "pcm_s16le":
+                    chunk = av.AudioFrame.from_ndarray(part, format="s16", layout="mono")
+                else:  # e.g. AAC takes float planes
                     chunk = av.AudioFrame.from_ndarray(
-                        samples[None, start : start + 1600].astype(np.float32) / 32768,
-                        format="fltp",
-                        layout="mono",
+                        part.astype(np.float32) / 32768, format="fltp", layout="mono"
                     )
                 chunk.sample_rate = SAMPLE_RATE
-                chunk.pts = start
+                chunk.pts = first + start
                 container.mux(audio.encode(chunk))
             container.mux(audio.encode(None))
     return path

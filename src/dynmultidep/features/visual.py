@@ -78,7 +78,7 @@ class LandmarkExtractor:
     def __init__(
         self,
         upsample: int = 0,
-        detect_height: int | None = 480,
+        detect_height: int | None = None,
         predictor: str | Path | None = None,
     ):
         if upsample < 0:
