@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -445,3 +446,27 @@ def test_a_worker_crash_fails_only_its_video(tmp_path, videos):
     assert status["crash"] == ("failed", f"{crash}: its worker process died while extracting it")
     assert sorted(o.id for o in ended) == ["a", "c", "crash"]  # one end per video
     assert not (out / "crash").exists()
+
+
+def test_the_frame_on_screen_at_each_second_with_a_variable_frame_rate(tmp_path):
+    """Frames at irregular times: step k takes the last frame shown at or before k s."""
+    import av
+
+    times = [0.0, 0.3, 1.7, 2.2, 3.9]  # seconds; the last frame is shown for 0.1 s
+    path = tmp_path / "vfr.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            image = np.full((48, 64, 3), 20 + 40 * i, np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    frames = media.video_frames(path)
+    shown = [
+        int(np.argmin([abs(gray.mean() - (20 + 40 * i)) for i in range(5)])) for _, gray in frames
+    ]
+    assert shown == [0, 1, 2, 3]  # seconds 0..3; the video ends at 4.0 s
+    assert frames.seconds == pytest.approx(4.0)
