@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     if failed:
-        print(f"{len(failed)} videos failed:", file=sys.stderr)
+        print(f"{len(failed)} video{'s' if len(failed) > 1 else ''} failed:", file=sys.stderr)
         for outcome in failed:
             print(f"  {outcome.message}", file=sys.stderr)
         return 1

@@ -363,7 +363,7 @@ def test_script_summarises_failures_and_exits_1(tmp_path, videos, bad_inputs, ca
     )
     err = capsys.readouterr().err
     assert code == 1
-    assert "1 videos failed:" in err and f"{bad}: has no audio stream" in err
+    assert "1 video failed:" in err and f"{bad}: has no audio stream" in err
     ok = extract_features.main(["--videos", str(videos["c"]), "--out", str(out), "--quiet"])
     assert ok == 0 and "0 extracted, 1 already done, 0 failed" in capsys.readouterr().out
 
