@@ -146,3 +146,41 @@ def test_contributions_add_up_to_the_logit_of_a_linear_model():
     _, alone, _ = step_contributions(net, audio[1:, :5], video[1:, :5], lengths[1:])
     torch.testing.assert_close(alone[0], from_audio[1, :5])
     assert np.isfinite(from_video.numpy()).all()
+
+
+def test_from_videos_to_a_trained_model_and_back(tmp_path):
+    """Extract a labelled corpus, train on it with the D-Vlog config, score a new video:
+    the checkpoint carries the corpus's extraction settings and predict applies them."""
+    from dynmultidep.features.corpus import extract_corpus
+    from dynmultidep.features.sources import read_labels
+
+    folds = ["train"] * 4 + ["valid"] * 2 + ["test"] * 2
+    videos, rows = [], []
+    for i, fold in enumerate(folds):
+        spec = VlogSpec(seconds=3.2, blank=(1,) if i % 2 else (), pitch=120 + 20 * i, seed=i)
+        videos.append(write_vlog(tmp_path / "videos" / f"{i:02d}.mkv", spec))
+        rows.append(f"{i:02d},{'depression' if i % 2 else 'normal'},{'f' if i < 5 else 'm'},{fold}")
+    (tmp_path / "labels.csv").write_text("id,label,gender,fold\n" + "\n".join(rows) + "\n")
+    corpus = tmp_path / "corpus"
+    settings = ExtractionSettings(unvoiced="include")  # not the default: must travel
+    report = extract_corpus(videos, corpus, settings, labels=read_labels(tmp_path / "labels.csv"))
+    assert len(report.of("extracted")) == 8
+    out = tmp_path / "train"
+    cfg = compose_config(
+        "train",
+        ["dataset=dvlog", f"dataset.root={corpus}", "dataset.batch_size=4",
+         "dataset.max_tokens=null", "trainer.max_epochs=1", f"paths.output_dir={out}",
+         *TINY_MODEL, *QUIET],
+    )  # fmt: skip
+    train(cfg)
+    rows = read_csv(out / "predictions.csv")
+    assert sorted(r["id"] for r in rows) == ["06", "07"]  # the test fold, ids kept as strings
+    ckpt = out / "checkpoints" / "last.ckpt"
+    new = write_vlog(tmp_path / "new" / "new.mkv", VlogSpec(seconds=2.4))
+    scored = tmp_path / "scored"
+    predict(predict_config(str(ckpt), new, scored))
+    (cached,) = (scored / "cache").iterdir()
+    assert cached.name.startswith("egemaps-")
+    record = (cached / "features.json").read_text()
+    assert '"unvoiced": "include"' in record
+    assert [r["id"] for r in read_csv(scored / "predictions.csv")] == ["new"]
