@@ -105,8 +105,10 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append((title, header, rows))
     if "scan_cuda" in results:
         scan = results["scan_cuda"]
-        header = ["N", "L", "pass", "reference (s)", "mamba_ssm (s)", "speed-up"]
+        header = ["N", "L", "pass", "reference (s)", "chunked (s)", "speed-up",
+                  "mamba_ssm (s)", "speed-up"]  # fmt: skip
         rows = [[str(r["N"]), str(r["L"]), r["pass"], fmt(r["reference_s"], ".4f"),
+                 fmt(r["chunked_s"], ".4f"), fmt(r["chunked_speedup"], ".1f"),
                  fmt(r["mamba_ssm_s"], ".4f"), fmt(r["speedup"], ".1f")]
                 for r in scan["rows"]]  # fmt: skip
         out.append((f"Selective scan on {scan['device']}", header, rows))

@@ -49,7 +49,17 @@ def assert_close(actual, expected, rtol, name):
     assert error <= rtol, f"{name}: relative error {error:.2e} > {rtol:.0e}"
 
 
-SHAPES = [(1, 1, 1, 1), (2, 5, 7, 3), (2, 70, 130, 16), (1, 33, 300, 12), (3, 129, 65, 16)]
+SHAPES = [
+    (1, 1, 1, 1),
+    (2, 5, 7, 3),
+    (2, 70, 130, 16),
+    (1, 33, 300, 12),
+    (3, 129, 65, 16),
+    (2, 3, 32, 2),
+    (2, 3, 33, 2),
+    (1, 4, 64, 3),
+]  # fmt: skip  (chunk edges)
+FAST = ("fused", "chunked")  # every fast path, each against the reference
 OPTIONS = [
     ((), False),
     (("D",), False),
@@ -59,21 +69,23 @@ OPTIONS = [
 ]
 
 
+@pytest.mark.parametrize("backend", FAST)
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize(("use", "softplus"), OPTIONS)
-def test_fused_matches_reference(shape, use, softplus):
+def test_fast_paths_match_reference(backend, shape, use, softplus):
     delta_scale = 1.0 if softplus else 0.3  # a raw delta must stay positive-ish to be a step size
     inputs = make_inputs(*shape, delta_scale=delta_scale)
     if not softplus:
         inputs["delta"] = inputs["delta"].detach().abs().requires_grad_()
     y0, last0, grads0, weights = run(inputs, "reference", use, softplus)
-    y1, last1, grads1, _ = run(inputs, "fused", use, softplus, weights)
+    y1, last1, grads1, _ = run(inputs, backend, use, softplus, weights)
     assert_close(y1, y0, 2e-5, "y")
     assert_close(last1, last0, 2e-5, "last state")
     for name, grad in grads0.items():
         assert_close(grads1[name], grad, 5e-5, f"d{name}")
 
 
+@pytest.mark.parametrize("backend", FAST)
 @pytest.mark.parametrize(
     ("shape", "delta_scale", "softplus"),
     [
@@ -82,24 +94,25 @@ def test_fused_matches_reference(shape, use, softplus):
         ((1, 6, 4096, 4), 1.0, True),  # the longest sequences the tests cover
     ],
 )
-def test_fused_matches_reference_at_the_extremes(shape, delta_scale, softplus):
+def test_fast_paths_match_reference_at_the_extremes(backend, shape, delta_scale, softplus):
     inputs = make_inputs(*shape, delta_scale=delta_scale, seed=3)
     if not softplus:
         inputs["delta"] = inputs["delta"].detach().abs().requires_grad_()
     use = ("D", "z", "delta_bias") if softplus else ("D", "z")
     y0, last0, grads0, weights = run(inputs, "reference", use, softplus)
-    y1, last1, grads1, _ = run(inputs, "fused", use, softplus, weights)
+    y1, last1, grads1, _ = run(inputs, backend, use, softplus, weights)
     assert_close(y1, y0, 2e-5, "y")
     assert_close(last1, last0, 2e-5, "last state")
     for name, grad in grads0.items():
         assert_close(grads1[name], grad, 1e-4, f"d{name}")
 
 
-def test_bf16_inputs_compute_in_fp32_and_return_bf16():
+@pytest.mark.parametrize("backend", FAST)
+def test_bf16_inputs_compute_in_fp32_and_return_bf16(backend):
     inputs = make_inputs(2, 16, 40, 8, dtype=torch.bfloat16)
     use = ("D", "z", "delta_bias")
     y0, _, grads0, weights = run(inputs, "reference", use, True)
-    y1, _, grads1, _ = run(inputs, "fused", use, True, weights)
+    y1, _, grads1, _ = run(inputs, backend, use, True, weights)
     assert y0.dtype == y1.dtype == torch.bfloat16
     assert_close(y1, y0, 1e-2, "y")
     for name, grad in grads0.items():
@@ -107,16 +120,25 @@ def test_bf16_inputs_compute_in_fp32_and_return_bf16():
         assert_close(grads1[name].float(), grad.float(), 2e-2, f"d{name}")
 
 
-def test_autocast_does_not_lower_the_scan_precision():
+@pytest.mark.parametrize("backend", ("reference", *FAST))
+def test_autocast_does_not_lower_the_scan_precision(backend):
     inputs = make_inputs(2, 16, 40, 8)
-    args = {k: inputs[k].detach() for k in ("u", "delta", "A", "B", "C")}
+    args = {k: inputs[k].detach().requires_grad_() for k in ("u", "delta", "A", "B", "C")}
     expected = selective_scan_reference(**args, delta_softplus=True)
+    upstream = torch.randn_like(expected)
+    want = torch.autograd.grad((expected * upstream).sum(), list(args.values()))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        got = selective_scan(**args, delta_softplus=True, backend="reference")
-    torch.testing.assert_close(got, expected)
+        got = selective_scan(**args, delta_softplus=True, backend=backend)
+    # backward outside autocast, as PyTorch recommends (and Lightning does)
+    grads = torch.autograd.grad((got * upstream).sum(), list(args.values()))
+    assert got.dtype == torch.float32
+    assert_close(got, expected, 2e-5, "y")
+    for name, a, b in zip(args, grads, want, strict=True):
+        assert_close(a, b, 5e-5, f"d{name}")
 
 
-def test_channels_last_layout_gives_the_same_values_and_gradients():
+@pytest.mark.parametrize("backend", FAST)
+def test_channels_last_layout_gives_the_same_values_and_gradients(backend):
     inputs = make_inputs(2, 70, 33, 8)
     expected = selective_scan(**inputs, delta_softplus=True, backend="reference")
     upstream = torch.randn_like(expected)
@@ -125,7 +147,7 @@ def test_channels_last_layout_gives_the_same_values_and_gradients():
         k: (v.detach().transpose(1, 2) if v.dim() == 3 else v.detach()) for k, v in inputs.items()
     }
     moved = {k: v.requires_grad_() for k, v in moved.items()}
-    got = selective_scan_channels_last(**moved, delta_softplus=True, backend="fused")
+    got = selective_scan_channels_last(**moved, delta_softplus=True, backend=backend)
     assert_close(got.transpose(1, 2), expected, 2e-5, "y")
     got_grads = torch.autograd.grad((got * upstream.transpose(1, 2)).sum(), list(moved.values()))
     for name, a, b in zip(inputs, got_grads, grads, strict=True):
@@ -133,9 +155,10 @@ def test_channels_last_layout_gives_the_same_values_and_gradients():
         assert_close(a, b, 5e-5, f"d{name}")
 
 
-def test_zero_inputs_and_single_steps_stay_finite():
+@pytest.mark.parametrize("backend", FAST)
+def test_zero_inputs_and_single_steps_stay_finite(backend):
     inputs = {k: torch.zeros_like(v.detach()) for k, v in make_inputs(2, 8, 1, 4).items()}
-    y = selective_scan(**inputs, delta_softplus=True, backend="fused")
+    y = selective_scan(**inputs, delta_softplus=True, backend=backend)
     assert torch.isfinite(y).all() and (y == 0).all()
 
 
@@ -143,7 +166,47 @@ def test_backend_resolution():
     cpu = torch.device("cpu")
     assert resolve_backend("auto", cpu) == "fused"
     assert resolve_backend("reference", cpu) == "reference"
+    assert resolve_backend("chunked", cpu) == "chunked"
+    # a GPU without mamba_ssm (not installed here) gets the chunked parallel scan
+    assert resolve_backend("auto", torch.device("cuda")) == "chunked"
     with pytest.raises(ValueError, match="needs CUDA tensors"):
         resolve_backend("cuda", cpu)
     with pytest.raises(ValueError, match="unknown scan backend 'fast'"):
         resolve_backend("fast", cpu)
+
+
+def test_chunked_scan_without_autograd_gives_the_same_values():
+    """Inference skips the recomputation that bounds training memory: same numbers."""
+    from dynmultidep.models.ssm.chunked import selective_scan_chunked
+
+    inputs = make_inputs(2, 6, 75, 5)
+    with_grad = selective_scan_chunked(**inputs, delta_softplus=True, chunk=16)
+    with torch.inference_mode():
+        plain = selective_scan_chunked(**inputs, delta_softplus=True, chunk=16)
+    torch.testing.assert_close(plain, with_grad.detach(), rtol=0, atol=0)
+    for chunk in (1, 7, 75, 200):  # any chunk length gives the reference's values
+        got = selective_scan_chunked(**inputs, delta_softplus=True, chunk=chunk)
+        assert_close(got.detach(), selective_scan_reference(**inputs, delta_softplus=True).detach(),
+                     2e-5, f"chunk {chunk}")  # fmt: skip
+
+
+def test_chunked_scan_training_memory_stays_within_its_bound():
+    """Under autograd each state's T x T chunk weights are recomputed, not kept: what
+    the chunked scan saves for its backward pass stays about one state's weights
+    (batch x d_inner x L x T values), not the N times as much keeping them would take."""
+    from dynmultidep.models.ssm.chunked import CHUNK
+
+    batch, channels, length, n_state = 2, 16, 512, 8
+    inputs = make_inputs(batch, channels, length, n_state)
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        y = selective_scan(**inputs, delta_softplus=True, backend="chunked")
+    one_state = batch * channels * length * CHUNK * 4  # bytes of one state's weights
+    assert sum(saved) < 2 * one_state < n_state * one_state
+    y.sum().backward()  # and the recomputing backward runs
+    assert all(torch.isfinite(inputs[k].grad).all() for k in ("u", "delta", "A", "B", "C"))

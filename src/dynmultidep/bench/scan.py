@@ -77,14 +77,14 @@ def mambapy_available() -> bool:
 
 
 def scan_pass(path: str, inputs: dict, backward: bool, upstream: torch.Tensor) -> None:
-    """One forward (and backward) of ``path``: fused, fused_cl, reference, cuda (mamba_ssm's
-    kernels) or mambapy."""
+    """One forward (and backward) of ``path``: fused, fused_cl, reference, chunked, cuda
+    (mamba_ssm's kernels) or mambapy."""
     with torch.set_grad_enabled(backward):
         if path == "mambapy":
             y = mambapy_scan(**inputs)
         else:
             scan = selective_scan_channels_last if path == "fused_cl" else selective_scan
-            backend = path if path in ("reference", "cuda") else "fused"
+            backend = path if path in ("reference", "chunked", "cuda") else "fused"
             y = scan(**inputs, delta_softplus=True, backend=backend)
         if backward:
             y.backward(upstream)
@@ -173,11 +173,13 @@ def synchronized(fn, *args) -> None:
 
 
 def bench_scan_cuda(lengths: list[int], states: list[int], repeats: int) -> dict:
-    """On a GPU: the sequential PyTorch reference against mamba_ssm's kernels (when they
-    import). Not yet run on a GPU."""
+    """On a GPU: the sequential PyTorch reference, the chunked parallel scan (the
+    default without mamba_ssm) and mamba_ssm's kernels (when they import). Not yet
+    run on a GPU."""
     from dynmultidep.models.ssm import _mamba_ssm_scan
 
     have_kernels = _mamba_ssm_scan() is not None
+    paths = ("reference", "chunked", "cuda") if have_kernels else ("reference", "chunked")
     rows = []
     for n_state in states:
         for length in lengths:
@@ -186,14 +188,16 @@ def bench_scan_cuda(lengths: list[int], states: list[int], repeats: int) -> dict
             upstream = torch.randn(BATCH, CHANNELS, length, device="cuda")
             for backward in (False, True):
                 times = {}
-                for path in ("reference", "cuda") if have_kernels else ("reference",):
+                for path in paths:
                     run = functools.partial(synchronized, scan_pass, path, inputs, backward,
                                             upstream)  # fmt: skip
                     run()
                     times[path] = median_time(run, repeats)
                 rows.append({
                     "N": n_state, "L": length, "pass": "fwd+bwd" if backward else "fwd",
-                    "reference_s": times["reference"], "mamba_ssm_s": times.get("cuda"),
+                    "reference_s": times["reference"], "chunked_s": times["chunked"],
+                    "mamba_ssm_s": times.get("cuda"),
                     "speedup": times["reference"] / times["cuda"] if "cuda" in times else None,
+                    "chunked_speedup": times["reference"] / times["chunked"],
                 })  # fmt: skip
     return {"device": torch.cuda.get_device_name(), "mamba_ssm": have_kernels, "rows": rows}

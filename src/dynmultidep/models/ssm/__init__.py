@@ -5,9 +5,11 @@ Backends (``backend=``):
 * ``reference``: :func:`selective_scan_reference`, a plain sequential loop.
 * ``fused``: numba-compiled CPU kernels (:mod:`.cpu_kernel`), forward and
   backward, fp32, agreeing with the reference to fp32 rounding.
+* ``chunked``: :mod:`.chunked`, a parallel scan in plain PyTorch (closed form
+  within chunks, a short sequential pass across them), on any device.
 * ``cuda``: ``mamba_ssm``'s CUDA kernels, when that optional package is installed.
 * ``auto`` (default): ``fused`` on CPU, ``cuda`` on a GPU when ``mamba_ssm``
-  imports, else ``reference``.
+  imports, else ``chunked``.
 
 Arithmetic is fp32 whatever the input dtype (autocast is switched off
 inside), and the output takes the dtype of ``u``.
@@ -23,7 +25,7 @@ from torch import Tensor
 
 from dynmultidep.models.ssm.reference import selective_scan_reference
 
-BACKENDS = ("auto", "reference", "fused", "cuda")
+BACKENDS = ("auto", "reference", "fused", "chunked", "cuda")
 
 
 @functools.cache
@@ -47,7 +49,7 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     on_gpu = device.type == "cuda"
     if backend == "auto":
         if on_gpu:
-            return "cuda" if _mamba_ssm_scan() is not None else "reference"
+            return "cuda" if _mamba_ssm_scan() is not None else "chunked"
         return "fused" if fused_available() else "reference"
     if backend == "fused" and (on_gpu or not fused_available()):
         raise ValueError("scan backend 'fused' needs CPU tensors and the numba package")
@@ -123,6 +125,10 @@ def _scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state
                 scan = _mamba_ssm_scan()
                 A, D = A.float(), None if D is None else D.float()
                 delta_bias = None if delta_bias is None else delta_bias.float()
+            elif backend == "chunked":
+                from dynmultidep.models.ssm.chunked import selective_scan_chunked
+
+                scan = selective_scan_chunked
             else:
                 scan = selective_scan_reference
             y, last = scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, True)
