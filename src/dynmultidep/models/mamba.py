@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dynmultidep.models.causal_conv import causal_conv1d
 from dynmultidep.models.ssm import selective_scan_channels_last
 
 
@@ -57,7 +58,9 @@ class Mamba(nn.Module):
 
     Args mirror ``mamba_ssm.modules.mamba_simple.Mamba``; in addition
     ``bidirectional`` adds the backward branch, ``scan_backend`` picks the
-    selective-scan implementation (see :mod:`dynmultidep.models.ssm`).
+    selective-scan implementation (see :mod:`dynmultidep.models.ssm`); the
+    causal convolution is fused with its SiLU on CPU
+    (:mod:`dynmultidep.models.causal_conv`), in PyTorch for ``reference``.
     """
 
     def __init__(
@@ -141,8 +144,8 @@ class Mamba(nn.Module):
         dt_proj = getattr(self, f"dt_proj{suffix}")
         A_log = self.A_b_log if suffix else self.A_log
         D = self.D_b if suffix else self.D
-        length = x.shape[1]
-        x = F.silu(conv(x.transpose(1, 2))[..., :length].transpose(1, 2))  # causal conv
+        conv_backend = "reference" if self.scan_backend == "reference" else "auto"
+        x = causal_conv1d(x, conv.weight[:, 0, :], conv.bias, silu=True, backend=conv_backend)
         dt, B, C = torch.split(x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.linear(dt, dt_proj.weight)  # bias enters the scan as delta_bias
         return selective_scan_channels_last(

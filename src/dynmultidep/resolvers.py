@@ -1,5 +1,5 @@
-"""OmegaConf resolvers the configs use; registered when :mod:`dynmultidep.experiment`
-is imported (as ``src/train.py``, ``src/eval.py`` and ``src/predict.py`` do).
+"""OmegaConf resolvers the configs use; registered when the ``dynmultidep`` package is
+imported, so any code that composes the project's configs has them.
 
 * ``${corpus_video_dim:ROOT,DEFAULT}``: the number of visual columns recorded in
   ``ROOT/features.json`` (:mod:`dynmultidep.data.feature_record`), or ``DEFAULT``
