@@ -6,7 +6,8 @@
     python scripts/bench.py --device cuda --json logs/bench_gpu.json     # on a GPU
 
 Sections (``dynmultidep.bench``): ``scan`` (selective scan against the references and
-the machine's arithmetic bound), ``memory`` (peak memory against sequence length),
+the machine's arithmetic bound), ``step`` (one training step of the recipe model,
+profiled by op group), ``memory`` (peak memory against sequence length),
 ``throughput`` (a training epoch of the D-Vlog recipe, bucketed vs random batches),
 ``trained`` (dynamic inference and missing modalities, on models trained first),
 ``learnability`` (the quick plan of ``scripts/learnability.py``: every cue family at
@@ -36,6 +37,7 @@ from dynmultidep.atomic import write_text_atomic
 from dynmultidep.bench.extraction import bench_extraction
 from dynmultidep.bench.memory import bench_memory
 from dynmultidep.bench.scan import bench_scan, bench_scan_cuda
+from dynmultidep.bench.step import bench_step
 from dynmultidep.bench.tables import markdown_tables, print_tables
 from dynmultidep.bench.throughput import bench_throughput
 from dynmultidep.bench.trained import bench_trained
@@ -45,12 +47,13 @@ from dynmultidep.learnability.report import tables as learnability_tables
 from dynmultidep.learnability.runner import plan_jobs, run_plan
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-SECTIONS = ("scan", "memory", "throughput", "trained", "learnability", "extraction")
+SECTIONS = ("scan", "step", "memory", "throughput", "trained", "learnability", "extraction")
 # what each section runs: full (make bench) and --quick (make bench-quick)
 PLANS = {
     "full": {
         "scan": {"lengths": [256, 600, 2048, 4096], "states": [12, 16], "repeats": 3,
                  "fused_repeats": 5},
+        "step": {"batch": 32, "length": 1000},
         "memory": {"lengths": [1024, 4096, 16384, 32768]},
         "throughput": {"fractions": (0.2, 0.1)},
         "trained": {"epochs": 12, "repeats": 5},
@@ -59,6 +62,7 @@ PLANS = {
     },
     "quick": {
         "scan": {"lengths": [600, 2048], "states": [16], "repeats": 1, "fused_repeats": 3},
+        "step": {"batch": 8, "length": 300},
         "memory": {"lengths": [1024, 4096]},
         "throughput": {"fractions": (0.03, 0.02)},
         "trained": {"epochs": 2, "repeats": 2},
@@ -112,6 +116,23 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                  fmt(r["mamba_ssm_s"], ".4f"), fmt(r["speedup"], ".1f")]
                 for r in scan["rows"]]  # fmt: skip
         out.append((f"Selective scan on {scan['device']}", header, rows))
+    if "step" in results:
+        step = results["step"]
+        shape = f"batch {step['batch']} x {step['length']} steps"
+        header = ["op group", "seconds (self)", "share"]
+        rows = [[r["group"], f"{r['seconds']:.2f}", f"{r['share']:.0%}"] for r in step["groups"]]
+        out.append((f"One training step of the D-Vlog recipe model, {shape}: profile",
+                    header, rows))  # fmt: skip
+        header = ["training step (s)", "matrix products + scan (s)", "ratio", "inference (s)"]
+        rows = [
+            [
+                f"{step['step_s']:.2f}",
+                f"{step['matmul_plus_scan_s']:.2f}",
+                fmt(step["step_over_matmul_plus_scan"], ".2f"),
+                f"{step['inference_s']:.2f}",
+            ]
+        ]
+        out.append((f"Training step against its defining work, {shape}", header, rows))
     if "memory" in results:
         header = ["L", "pass", "peak extra memory (MiB)", "MiB per 1k steps", "time (s)"]
         rows = [[str(r["L"]), r["pass"], "—", "—", r.get("error", "failed")] if "error" in r
@@ -178,6 +199,11 @@ def targets(results: dict) -> list[dict]:
             found.append(target(f"{shape}: >= 30x the reference", f"{best:.1f}x", best >= 30))
             times = r["times_bound"]
             found.append(target(f"{shape}: within 3x of the bound", f"{times:.1f}x", times <= 3))
+    step = results.get("step")
+    if step and step["step_over_matmul_plus_scan"] is not None:
+        ratio = step["step_over_matmul_plus_scan"]
+        found.append(target("training step <= 1.5x its matrix products + scan",
+                            f"{ratio:.2f}x", ratio <= 1.5))  # fmt: skip
     memory = [r for r in results.get("memory", []) if "error" not in r]
     for pass_name in ("fwd", "fwd+bwd"):
         rows = sorted((r for r in memory if r["pass"] == pass_name), key=lambda r: r["L"])
@@ -234,6 +260,8 @@ def run(sections: list[str], plan: dict, device: str) -> dict:
             results["scan_cuda"] = bench_scan_cuda(scan["lengths"], scan["states"], 5)
         else:
             results["scan"] = bench_scan(**plan["scan"])
+    if "step" in sections and device == "cpu":
+        results["step"] = bench_step(CONF_DIR, **plan["step"])
     if "memory" in sections and device == "cpu":
         results["memory"] = bench_memory(CONF_DIR, **plan["memory"])
     if "throughput" in sections:

@@ -73,3 +73,14 @@ def test_extraction_bench_times_whole_vlogs_at_the_defaults():
     assert result["face_found"] == 1.0  # a face in both seconds of every vlog
     for row in (*result["stages"], *result["runs"]):
         assert row["x_realtime"] > 0
+
+
+def test_step_profile_sees_the_fused_kernels_and_adds_up():
+    from dynmultidep.bench.step import OTHER, bench_step
+
+    result = bench_step(CONF_DIR, batch=2, length=40)
+    seconds = {r["group"]: r["seconds"] for r in result["groups"]}
+    assert seconds["selective scan (fused)"] > 0 and seconds["causal conv (fused)"] > 0
+    assert seconds["matrix products"] > 0 and seconds["mkldnn convolution"] == 0
+    assert sum(r["share"] for r in result["groups"]) == pytest.approx(1.0)
+    assert OTHER in seconds and result["step_over_matmul_plus_scan"] > 1

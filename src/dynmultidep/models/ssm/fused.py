@@ -38,11 +38,12 @@ class FusedScan(torch.autograd.Function):
         out = torch.empty_like(u)
         chunk_states = u.new_empty(batch, -(-length // CHUNK), n_state, channels)
         last = u.new_empty(batch, n_state, channels)
-        scan_forward(
-            _array(u), _array(delta), _array(AT), _array(B), _array(C), _array(D_), _array(z_),
-            _array(bias), D is not None, z is not None, delta_softplus, channels_last, CHUNK,
-            out.numpy(), chunk_states.numpy(), last.numpy(),
-        )  # fmt: skip
+        with torch.profiler.record_function("selective_scan_forward"):  # named in profiles
+            scan_forward(
+                _array(u), _array(delta), _array(AT), _array(B), _array(C), _array(D_),
+                _array(z_), _array(bias), D is not None, z is not None, delta_softplus,
+                channels_last, CHUNK, out.numpy(), chunk_states.numpy(), last.numpy(),
+            )  # fmt: skip
         ctx.save_for_backward(u, delta, AT, B, C, D_, z_, bias, chunk_states)
         ctx.flags = (D is not None, z is not None, delta_bias is not None, delta_softplus)
         ctx.channels_last = channels_last
@@ -70,14 +71,14 @@ class FusedScan(torch.autograd.Function):
         dC_part = u.new_empty(batch, blocks, length, n_state)
         dD_part = u.new_empty(batch, channels)
         dbias_part = u.new_empty(batch, channels)
-        scan_backward(
-            _array(u), _array(delta), _array(AT), _array(B), _array(C), _array(D_), _array(z_),
-            _array(bias), has_D, has_z, softplus, channels_last, CHUNK, _array(chunk_states),
-            _array(dout),
-            _array(dlast_), has_dlast, du.numpy(), ddelta.numpy(), dz.numpy(),
-            dA_part.numpy(), dB_part.numpy(), dC_part.numpy(), dD_part.numpy(),
-            dbias_part.numpy(),
-        )  # fmt: skip
+        with torch.profiler.record_function("selective_scan_backward"):
+            scan_backward(
+                _array(u), _array(delta), _array(AT), _array(B), _array(C), _array(D_),
+                _array(z_), _array(bias), has_D, has_z, softplus, channels_last, CHUNK,
+                _array(chunk_states), _array(dout), _array(dlast_), has_dlast, du.numpy(),
+                ddelta.numpy(), dz.numpy(), dA_part.numpy(), dB_part.numpy(), dC_part.numpy(),
+                dD_part.numpy(), dbias_part.numpy(),
+            )  # fmt: skip
         dB, dC = dB_part.sum(1), dC_part.sum(1)  # (batch, L, N)
         if not channels_last:
             dB, dC = dB.transpose(1, 2), dC.transpose(1, 2)

@@ -1,0 +1,102 @@
+"""One training step of the D-Vlog recipe model, profiled by op group.
+
+A forward + backward + Adam step at ``batch x length`` (random features, every
+vlog full length), profiled with ``torch.profiler``; each op's *self* time is
+put in one group (matrix products, the fused scan and convolution kernels,
+which run under named ``record_function`` ranges, layout and dtype copies,
+the reversal within lengths, dropout masks, everything else). The step's wall
+time is also set against the time of its matrix products plus its scan, the
+work that defines it (their self times inside the step). Inference is the
+same forward under ``torch.inference_mode`` in eval mode.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+
+from dynmultidep.bench.throughput import recipe_config
+
+GROUPS = {
+    "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
+    "selective scan (fused)": ("selective_scan_forward", "selective_scan_backward"),
+    "causal conv (fused)": ("causal_conv_forward", "causal_conv_backward"),
+    "mkldnn convolution": ("aten::mkldnn_convolution", "aten::convolution_backward"),
+    "copies (layout, dtype)": ("aten::copy_", "aten::clone", "aten::contiguous"),
+    "reversal within lengths": ("aten::gather", "aten::scatter_add_", "aten::scatter_add"),
+    "dropout masks": ("aten::bernoulli_",),
+}
+OTHER = "other (elementwise, reductions, optimiser)"
+
+
+def group_of(name: str) -> str:
+    for group, names in GROUPS.items():
+        if name in names:
+            return group
+    return OTHER
+
+
+def recipe_model(conf_dir: Path):
+    return instantiate(recipe_config(conf_dir, "tiny", ()).model)
+
+
+def _inputs(batch: int, length: int):
+    g = torch.Generator().manual_seed(0)
+    audio = torch.randn(batch, length, 25, generator=g)
+    video = torch.randn(batch, length, 136, generator=g)
+    return audio, video, torch.full((batch,), length)
+
+
+def bench_step(conf_dir: Path, batch: int = 32, length: int = 1000) -> dict:
+    net = recipe_model(conf_dir)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    audio, video, lengths = _inputs(batch, length)
+
+    def step() -> None:
+        out = net(audio, video, lengths)
+        loss = out.logits.float().square().mean()
+        if out.aux_loss is not None:
+            loss = loss + out.aux_loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def infer() -> None:
+        net.eval()
+        with torch.inference_mode():
+            net(audio, video, lengths)
+        net.train()
+
+    step()  # warm-up: kernels compiled, buffers allocated
+    start = time.perf_counter()
+    step()
+    step_s = time.perf_counter() - start
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        step()
+    seconds: dict[str, float] = defaultdict(float)
+    for event in profile.key_averages():
+        seconds[group_of(event.key)] += event.self_cpu_time_total / 1e6
+    profiled = sum(seconds.values())
+    infer()
+    start = time.perf_counter()
+    infer()
+    inference_s = time.perf_counter() - start
+    groups = [
+        {"group": g, "seconds": seconds.get(g, 0.0), "share": seconds.get(g, 0.0) / profiled}
+        for g in (*GROUPS, OTHER)
+    ]
+    defining = seconds.get("matrix products", 0.0) + seconds.get("selective scan (fused)", 0.0)
+    return {
+        "batch": batch,
+        "length": length,
+        "step_s": step_s,
+        "profiled_s": profiled,
+        "groups": groups,
+        "matmul_plus_scan_s": defining,
+        "step_over_matmul_plus_scan": step_s / defining if defining else None,
+        "inference_s": inference_s,
+    }
