@@ -177,3 +177,26 @@ def test_eval_refuses_a_corpus_whose_widths_the_model_does_not_take(trained, tmp
     with pytest.raises(CheckpointError, match="audio_dim="):
         evaluate(cfg)
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_evaluation_and_prediction_run_under_inference_mode(trained, tmp_path, monkeypatch):
+    from dynmultidep.experiment.classifier import DepressionClassifier
+
+    dataset, root, out, _ = trained
+    ckpt = json.loads((out / "metrics.json").read_text())["checkpoint"]
+    modes = []
+    forward = DepressionClassifier.forward
+
+    def recording(self, batch):
+        modes.append((self.training, torch.is_inference_mode_enabled()))
+        return forward(self, batch)
+
+    monkeypatch.setattr(DepressionClassifier, "forward", recording)
+    eval_extra = ["fold=valid", "callbacks.rich_progress_bar=null", "~logger"]
+    for task, extra in ((evaluate, eval_extra), (predict, [f"input={root}"])):
+        cfg = compose_config(
+            "eval" if task is evaluate else "predict",
+            [f"ckpt_path={ckpt}", f"paths.output_dir={tmp_path}", *extra, *QUIET[2:]],
+        )
+        task(cfg)
+    assert modes and all(mode == (False, True) for mode in modes)
