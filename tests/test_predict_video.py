@@ -43,15 +43,19 @@ def read_csv(path: Path) -> list[dict]:
 def checkpoint(synthetic_corpus, tmp_path_factory) -> str:
     """A tiny model trained on the synthetic D-Vlog twin (eGeMAPS and landmarks)."""
     root, _ = synthetic_corpus("dvlog", "tiny")
-    out = tmp_path_factory.mktemp("train")
+    return str(train_tiny(root, tmp_path_factory.mktemp("train"), batch_size=8))
+
+
+def train_tiny(root: Path, out: Path, batch_size: int) -> Path:
+    """One epoch of a tiny model with the D-Vlog config on ``root``; its last checkpoint."""
     cfg = compose_config(
         "train",
-        ["dataset=dvlog", f"dataset.root={root}", "dataset.batch_size=8",
+        ["dataset=dvlog", f"dataset.root={root}", f"dataset.batch_size={batch_size}",
          "dataset.max_tokens=null", "trainer.max_epochs=1", f"paths.output_dir={out}",
          *TINY_MODEL, *QUIET],
     )  # fmt: skip
     train(cfg)
-    return str(out / "checkpoints" / "last.ckpt")
+    return out / "checkpoints" / "last.ckpt"
 
 
 def predict_config(ckpt: str, video_input: Path, out: Path, *extra: str):
@@ -166,16 +170,9 @@ def test_from_videos_to_a_trained_model_and_back(tmp_path):
     report = extract_corpus(videos, corpus, settings, labels=read_labels(tmp_path / "labels.csv"))
     assert len(report.of("extracted")) == 8
     out = tmp_path / "train"
-    cfg = compose_config(
-        "train",
-        ["dataset=dvlog", f"dataset.root={corpus}", "dataset.batch_size=4",
-         "dataset.max_tokens=null", "trainer.max_epochs=1", f"paths.output_dir={out}",
-         *TINY_MODEL, *QUIET],
-    )  # fmt: skip
-    train(cfg)
+    ckpt = train_tiny(corpus, out, batch_size=4)
     rows = read_csv(out / "predictions.csv")
     assert sorted(r["id"] for r in rows) == ["06", "07"]  # the test fold, ids kept as strings
-    ckpt = out / "checkpoints" / "last.ckpt"
     new = write_vlog(tmp_path / "new" / "new.mkv", VlogSpec(seconds=2.4))
     scored = tmp_path / "scored"
     predict(predict_config(str(ckpt), new, scored))
