@@ -191,22 +191,27 @@ def test_chunked_scan_without_autograd_gives_the_same_values():
 
 
 def test_chunked_scan_training_memory_stays_within_its_bound():
-    """Under autograd each state's T x T chunk weights are recomputed, not kept: what
-    the chunked scan saves for its backward pass stays about one state's weights
-    (batch x d_inner x L x T values), not the N times as much keeping them would take."""
+    """Under autograd each state's T x T chunk weights (batch x d_inner x L x T values)
+    are recomputed in the backward pass, not kept: each further state adds far less to
+    what is saved for backward than its weights would."""
     from dynmultidep.models.ssm.chunked import CHUNK
 
-    batch, channels, length, n_state = 2, 16, 512, 8
-    inputs = make_inputs(batch, channels, length, n_state)
-    saved = []
+    batch, channels, length = 2, 16, 512
 
-    def pack(tensor):
-        saved.append(tensor.numel() * tensor.element_size())
-        return tensor
+    def saved_bytes(n_state: int) -> int:
+        inputs = make_inputs(batch, channels, length, n_state)
+        saved = []
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        y = selective_scan(**inputs, delta_softplus=True, backend="chunked")
+        def pack(tensor):
+            saved.append(tensor.numel() * tensor.element_size())
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            y = selective_scan(**inputs, delta_softplus=True, backend="chunked")
+        y.sum().backward()  # and the recomputing backward runs
+        assert all(torch.isfinite(inputs[k].grad).all() for k in ("u", "delta", "A", "B", "C"))
+        return sum(saved)
+
     one_state = batch * channels * length * CHUNK * 4  # bytes of one state's weights
-    assert sum(saved) < 2 * one_state < n_state * one_state
-    y.sum().backward()  # and the recomputing backward runs
-    assert all(torch.isfinite(inputs[k].grad).all() for k in ("u", "delta", "A", "B", "C"))
+    per_state = (saved_bytes(16) - saved_bytes(8)) / 8
+    assert per_state < one_state / 4
