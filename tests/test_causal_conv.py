@@ -119,3 +119,15 @@ def test_fused_experts_sharing_a_match_the_pytorch_ones():
     assert "audio.A_log" in want_grads and "video.A_log" not in want_grads  # one shared A
     for name, grad in want_grads.items():
         assert relative_error(got_grads[name], grad) < 1e-4, name
+
+
+def test_auto_keeps_fp64_exact_and_skips_an_unneeded_input_gradient():
+    torch.manual_seed(5)
+    x = torch.randn(2, 20, 8, dtype=torch.float64)
+    weight = torch.randn(8, 4, dtype=torch.float64, requires_grad=True)
+    got = causal_conv1d(x, weight, None)  # auto: fp64 goes to the exact reference
+    torch.testing.assert_close(got, causal_conv_reference(x, weight, None, True), rtol=0, atol=0)
+    x32, w32 = x.float(), weight.detach().float().requires_grad_()
+    (grad,) = torch.autograd.grad(causal_conv1d(x32, w32, None, backend="fused").sum(), [w32])
+    (want,) = torch.autograd.grad(causal_conv_reference(x32, w32, None, True).sum(), [w32])
+    assert relative_error(grad, want) < 1e-5

@@ -65,13 +65,14 @@ class FusedCausalConv(torch.autograd.Function):
         dpre = torch.empty_like(dout)
         dw_part = x.new_empty(jobs, wT.shape[0], channels)
         dbias_part = x.new_empty(jobs, channels)
-        dx = torch.empty_like(dout)
+        dx = torch.empty_like(dout) if ctx.needs_input_grad[0] else None
         with torch.profiler.record_function("causal_conv_backward"):
             conv_backward_pre(
                 _array(x), _array(wT), _array(bias_), has_bias, silu, _array(dout),
                 dpre.numpy(), dw_part.numpy(), dbias_part.numpy(),
             )  # fmt: skip
-            conv_backward_input(_array(wT), dpre.numpy(), dx.numpy())
+            if dx is not None:
+                conv_backward_input(_array(wT), dpre.numpy(), dx.numpy())
         dweight = dw_part.sum(0).t()
         return dx, dweight, dbias_part.sum(0) if has_bias else None, None
 
@@ -84,11 +85,12 @@ def causal_conv1d(
 
     Args:
         x: ``(B, L, C)``; weight: ``(C, K)``; bias: ``(C,)`` or None.
-        backend: ``auto`` (``fused`` on CPU when numba is there, else
-            ``reference``), ``fused`` or ``reference``.
+        backend: ``auto`` (``fused`` for CPU tensors up to fp32 when numba is
+            there, else ``reference``), ``fused`` or ``reference``.
     """
-    if backend == "auto":
-        backend = "fused" if x.device.type == "cpu" and fused_available() else "reference"
+    if backend == "auto":  # the kernels compute in fp32: fp64 (e.g. gradcheck) stays exact
+        fused = x.device.type == "cpu" and x.dtype != torch.float64 and fused_available()
+        backend = "fused" if fused else "reference"
     if backend == "reference":
         return causal_conv_reference(x, weight, bias, silu)
     if backend != "fused" or x.device.type != "cpu":

@@ -59,8 +59,10 @@ class Mamba(nn.Module):
     Args mirror ``mamba_ssm.modules.mamba_simple.Mamba``; in addition
     ``bidirectional`` adds the backward branch, ``scan_backend`` picks the
     selective-scan implementation (see :mod:`dynmultidep.models.ssm`); the
-    causal convolution is fused with its SiLU on CPU
-    (:mod:`dynmultidep.models.causal_conv`), in PyTorch for ``reference``.
+    causal convolution is fused with its SiLU on CPU with the ``auto`` and
+    ``fused`` backends (:mod:`dynmultidep.models.causal_conv`), plain PyTorch
+    otherwise. The convolution module's weight and bias are used directly (its
+    ``forward`` and hooks are not called).
     """
 
     def __init__(
@@ -144,7 +146,8 @@ class Mamba(nn.Module):
         dt_proj = getattr(self, f"dt_proj{suffix}")
         A_log = self.A_b_log if suffix else self.A_log
         D = self.D_b if suffix else self.D
-        conv_backend = "reference" if self.scan_backend == "reference" else "auto"
+        # the fused CPU path with the fused scan; plain PyTorch with any other backend
+        conv_backend = "auto" if self.scan_backend in ("auto", "fused") else "reference"
         x = causal_conv1d(x, conv.weight[:, 0, :], conv.bias, silu=True, backend=conv_backend)
         dt, B, C = torch.split(x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.linear(dt, dt_proj.weight)  # bias enters the scan as delta_bias

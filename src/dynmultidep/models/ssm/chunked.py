@@ -35,16 +35,16 @@ CHUNK = 16
 
 
 def _one_state(steps: Tensor, inputs: Tensor, a_n: Tensor, B_n: Tensor, C_n: Tensor):
-    """One state's within-chunk scan.
+    """One state's within-chunk scan, from the chunk's own inputs.
 
     Args:
         steps: ``delta (b, d, c, T)``; inputs: ``delta * u (b, d, c, T)``.
         a_n: ``A[:, n] (d,)``; B_n, C_n: ``(b, c, T)``.
 
     Returns:
-        y ``(b, d, c, T)`` from the chunk's own inputs; end ``(b, d, c)``, the state
-        at each chunk's end from them; total ``(b, d, c)``, each chunk's summed
-        ``a``; carry ``(b, d, c, T)``, what an incoming state of 1 adds to ``y``.
+        y ``(b, d, c, T)``; end ``(b, d, c)``, the state at each chunk's end;
+        total ``(b, d, c)``, each chunk's summed ``a`` (copies, not views, so the
+        chunk-sized tensors they come from are freed).
     """
     T = steps.shape[-1]
     a = steps * a_n[:, None, None]  # (b, d, c, T), <= 0
@@ -54,9 +54,14 @@ def _one_state(steps: Tensor, inputs: Tensor, a_n: Tensor, B_n: Tensor, C_n: Ten
     segment.masked_fill_(later.T, float("-inf"))  # k > t: the future
     weights = torch.exp(segment)  # [t, k] = exp(sum_{k<j<=t} a_j) for k <= t, else 0
     h = torch.einsum("...tk,...k->...t", weights, inputs * B_n[:, None])
-    C = C_n[:, None]
-    running = a.cumsum(-1)  # within one chunk only
-    return h * C, h[..., -1], running[..., -1], torch.exp(running) * C
+    return h * C_n[:, None], h[..., -1].clone(), a.sum(-1)
+
+
+def _carried_in(steps: Tensor, a_n: Tensor, C_n: Tensor, incoming_n: Tensor) -> Tensor:
+    """What the state entering each chunk, ``incoming_n (b, d, c)``, adds to that
+    chunk's ``y (b, d, c, T)``: ``C_t exp(sum_{j <= t} a_j) h_in``."""
+    running = (steps * a_n[:, None, None]).cumsum(-1)  # within one chunk only
+    return torch.exp(running) * C_n[:, None] * incoming_n[..., None]
 
 
 def selective_scan_chunked(
@@ -89,27 +94,30 @@ def selective_scan_chunked(
     C = F.pad(C.float(), (0, pad)).view(batch, states, chunks, T)
     A = A.float()
     recompute = torch.is_grad_enabled() and any(t.requires_grad for t in (steps, inputs, A, B, C))
+
+    def run(fn, *args):
+        if recompute:  # no randomness inside: no RNG state to keep
+            return checkpoint(fn, *args, use_reentrant=False, preserve_rng_state=False)
+        return fn(*args)
+
     y = u32.new_zeros(batch, channels, chunks, T)
-    ends, totals, carries = [], [], []
+    ends, totals = [], []
     for n in range(states):
-        args = (steps, inputs, A[:, n], B[:, n], C[:, n])
-        if recompute:
-            y_n, end, total, carry = checkpoint(_one_state, *args, use_reentrant=False)
-        else:
-            y_n, end, total, carry = _one_state(*args)
+        y_n, end, total = run(_one_state, steps, inputs, A[:, n], B[:, n], C[:, n])
         y = y + y_n
         ends.append(end)
         totals.append(total)
-        carries.append(carry)
     ends = torch.stack(ends, -1)  # (b, d, c, N)
     decays = torch.exp(torch.stack(totals, -1))
     h = u32.new_zeros(batch, channels, states)
     incoming = []
-    for c in range(chunks):  # the short sequential pass
+    # the short sequential pass (unbind: indexing a step would make backward O(chunks^2))
+    for decay, end in zip(decays.unbind(2), ends.unbind(2), strict=True):
         incoming.append(h)
-        h = decays[:, :, c] * h + ends[:, :, c]
+        h = decay * h + end
     incoming = torch.stack(incoming, 2)  # (b, d, c, N): the state entering each chunk
-    y = y + torch.einsum("bdctn,bdcn->bdct", torch.stack(carries, -1), incoming)
+    for n in range(states):
+        y = y + run(_carried_in, steps, A[:, n], C[:, n], incoming[..., n])
     y = y.reshape(batch, channels, chunks * T)[..., :length]
     if D is not None:
         y = y + u32 * D.float()[:, None]
