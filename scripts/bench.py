@@ -123,17 +123,12 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         rows = [[r["group"], f"{r['seconds']:.2f}", f"{r['share']:.0%}"] for r in step["groups"]]
         out.append((f"One training step of the D-Vlog recipe model, {shape}: profile",
                     header, rows))  # fmt: skip
-        header = ["training step (s)", "profiled step (s)", "matrix products + scan (s)",
-                  "ratio (profiled)", "inference (s)"]  # fmt: skip
-        rows = [
-            [
-                f"{step['step_s']:.2f}",
-                f"{step['profiled_s']:.2f}",
-                f"{step['matmul_plus_scan_s']:.2f}",
-                fmt(step["step_over_matmul_plus_scan"], ".2f"),
-                f"{step['inference_s']:.2f}",
-            ]
-        ]
+        header = ["convolution", "training step (s)", "profiled step (s)",
+                  "matrix products + scan (s)", "ratio (profiled)", "inference (s)"]  # fmt: skip
+        runs = [step] + ([results["step_pytorch_conv"]] if "step_pytorch_conv" in results else [])
+        rows = [[r["conv"], f"{r['step_s']:.2f}", f"{r['profiled_s']:.2f}",
+                 f"{r['matmul_plus_scan_s']:.2f}", fmt(r["step_over_matmul_plus_scan"], ".2f"),
+                 f"{r['inference_s']:.2f}"] for r in runs]  # fmt: skip
         out.append((f"Training step against its defining work, {shape}", header, rows))
     if "memory" in results:
         header = ["L", "pass", "peak extra memory (MiB)", "MiB per 1k steps", "time (s)"]
@@ -168,9 +163,9 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
             out.append((f"Learnability (quick plan): {title}", header, rows))
     if "extraction" in results:
         extraction = results["extraction"]
-        header = ["stage of one vlog", "seconds", "x real time"]
-        rows = [[r["stage"], f"{r['seconds']:.2f}", f"{r['x_realtime']:.1f}"]
-                for r in extraction["stages"]]  # fmt: skip
+        header = ["stage of one vlog", "seconds", "x real time", "faces found"]
+        rows = [[r["stage"], f"{r['seconds']:.2f}", f"{r['x_realtime']:.1f}",
+                 fmt(r.get("found"), ".0%")] for r in extraction["stages"]]  # fmt: skip
         title = (f"Feature extraction: {extraction['video']}, "
                  f"{extraction['seconds_per_vlog']:.0f} s vlogs")  # fmt: skip
         out.append((title, header, rows))
@@ -264,6 +259,7 @@ def run(sections: list[str], plan: dict, device: str) -> dict:
             results["scan"] = bench_scan(**plan["scan"])
     if "step" in sections and device == "cpu":
         results["step"] = bench_step(CONF_DIR, **plan["step"])
+        results["step_pytorch_conv"] = bench_step(CONF_DIR, **plan["step"], conv="reference")
     if "memory" in sections and device == "cpu":
         results["memory"] = bench_memory(CONF_DIR, **plan["memory"])
     if "throughput" in sections:

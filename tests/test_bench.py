@@ -71,6 +71,9 @@ def test_extraction_bench_times_whole_vlogs_at_the_defaults():
     assert (one["videos"], one["media_s"]) == (1, pytest.approx(2.0))
     assert (corpus["videos"], corpus["media_s"]) == (3, pytest.approx(6.0))
     assert result["face_found"] == 1.0  # a face in both seconds of every vlog
+    assert result["seconds_per_vlog"] == 2.0
+    found = {r["stage"]: r.get("found") for r in result["stages"]}
+    assert found["faces + landmarks (1 frame/s)"] == 1.0 and len(found) == 5
     for row in (*result["stages"], *result["runs"]):
         assert row["x_realtime"] > 0
 

@@ -5,7 +5,8 @@ AAC audio, as vlogs are usually stored, with a face of about 120 px moving
 across the frame. Three measurements, each in the same process:
 
 * the stages of one vlog alone: decoding the frames, decoding the audio plus
-  eGeMAPS, detecting faces and placing landmarks;
+  eGeMAPS, detecting faces and placing landmarks (also with the detector's
+  options that trade speed for the smallest face found);
 * one vlog end to end with one worker (the latency of scoring one recording);
 * the whole set with the default number of workers (one per two cores): the
   throughput of building a corpus.
@@ -24,6 +25,7 @@ from dynmultidep.features import media
 from dynmultidep.features.corpus import default_workers, extract_corpus
 from dynmultidep.features.pipeline import ExtractionSettings, Extractor
 from dynmultidep.features.synthetic_video import VlogSpec, write_vlog
+from dynmultidep.features.visual import LandmarkExtractor
 
 
 def make_videos(folder: Path, count: int, seconds: float) -> list[Path]:
@@ -59,14 +61,20 @@ def bench_extraction(count: int = 4, seconds: float = 60.0, workers: int | None 
         first = videos[0]
         decode_s, frames = _time(lambda: list(media.video_frames(first)))
         audio_s, _ = _time(lambda: extractor.egemaps.frames(media.read_audio(first)))
-        faces_s, _ = _time(lambda: [extractor.landmarks(gray) for _, gray in frames])
+        faces = []
+        for label, upsample, height in (("", 0, None), (", --upsample 1", 1, None),
+                                        (", --detect-height 360", 0, 360)):  # fmt: skip
+            detector = LandmarkExtractor(upsample, height)
+            took, found = _time(lambda d=detector: [d(gray) for _, gray in frames])
+            faces.append({"stage": f"faces + landmarks (1 frame/s){label}", "seconds": took,
+                          "found": sum(f is not None for f in found) / len(found)})  # fmt: skip
         one_s, features = _time(lambda: extractor(first))
         duration = features.duration
         corpus = extract_corpus(videos, folder / "corpus", settings, workers=workers)
     stages = [
         {"stage": "decode video frames", "seconds": decode_s},
         {"stage": "decode audio + eGeMAPS", "seconds": audio_s},
-        {"stage": "faces + landmarks (1 frame/s)", "seconds": faces_s},
+        *faces,
     ]
     for stage in stages:
         stage["x_realtime"] = duration / stage["seconds"]

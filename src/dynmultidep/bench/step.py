@@ -9,7 +9,8 @@ step's total is set against the time of its matrix products plus its scan, the
 work that defines it (their self times in the same step, so the profiler's
 overhead is on both sides); the unprofiled step's wall time is reported
 beside it. Inference is the same forward under ``torch.inference_mode`` in
-eval mode.
+eval mode. ``make bench`` runs it with the fused convolution and again with
+PyTorch's, the same-process comparison of that kernel.
 """
 
 from __future__ import annotations
@@ -42,8 +43,16 @@ def group_of(name: str) -> str:
     return OTHER
 
 
-def recipe_model(conf_dir: Path):
-    return instantiate(recipe_config(conf_dir, "tiny", ()).model)
+def recipe_model(conf_dir: Path, conv: str | None = None):
+    """The recipe model; ``conv`` (``fused`` | ``reference``) picks its Mamba blocks'
+    causal convolution (default: as the scan backend implies)."""
+    from dynmultidep.models.mamba import Mamba
+
+    net = instantiate(recipe_config(conf_dir, "tiny", ()).model)
+    for module in net.modules():
+        if isinstance(module, Mamba):
+            module.conv_backend = conv
+    return net
 
 
 def _inputs(batch: int, length: int):
@@ -53,8 +62,10 @@ def _inputs(batch: int, length: int):
     return audio, video, torch.full((batch,), length)
 
 
-def bench_step(conf_dir: Path, batch: int = 32, length: int = 1000) -> dict:
-    net = recipe_model(conf_dir)
+def bench_step(
+    conf_dir: Path, batch: int = 32, length: int = 1000, conv: str | None = None
+) -> dict:
+    net = recipe_model(conf_dir, conv)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     audio, video, lengths = _inputs(batch, length)
 
@@ -93,6 +104,7 @@ def bench_step(conf_dir: Path, batch: int = 32, length: int = 1000) -> dict:
     ]
     defining = seconds.get("matrix products", 0.0) + seconds.get("selective scan (fused)", 0.0)
     return {
+        "conv": conv or "fused",
         "batch": batch,
         "length": length,
         "step_s": step_s,

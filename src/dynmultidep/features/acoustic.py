@@ -23,7 +23,6 @@ from dynmultidep.features import import_extra
 from dynmultidep.features.media import SAMPLE_RATE
 
 UNVOICED = ("exclude", "include")
-HOP_SECONDS = 0.01  # openSMILE eGeMAPS LLD frame step
 DESCRIPTORS = (
     "Loudness_sma3",
     "alphaRatio_sma3",
@@ -62,13 +61,10 @@ def _smile():
 
 
 class EgemapsExtractor:
-    """eGeMAPS LLDs of 16 kHz mono audio, aggregated to steps of ``1 / rate`` s."""
+    """openSMILE's eGeMAPS LLD frames of 16 kHz mono audio (:func:`aggregate_steps`
+    turns them into steps)."""
 
-    def __init__(self, rate: float = 1.0, unvoiced: str = "exclude"):
-        if unvoiced not in UNVOICED:
-            raise ValueError(f"unvoiced must be one of {', '.join(UNVOICED)}, got {unvoiced!r}")
-        self.rate = rate
-        self.unvoiced = unvoiced
+    def __init__(self):
         self.smile = _smile()
 
     def frames(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,11 +75,6 @@ class EgemapsExtractor:
             raise RuntimeError(f"openSMILE returned unexpected columns {list(table.columns)[:3]}")
         starts = table.index.get_level_values("start").total_seconds().to_numpy()
         return starts, table.to_numpy(dtype=np.float64)
-
-    def __call__(self, samples: np.ndarray, steps: int) -> np.ndarray:
-        """``(steps, 25)`` float64: one row per step of the first ``steps`` steps."""
-        starts, values = self.frames(samples)
-        return aggregate_steps(starts, values, steps, self.rate, self.unvoiced)
 
 
 def aggregate_steps(

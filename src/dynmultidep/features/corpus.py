@@ -95,12 +95,7 @@ def extraction_manifest(
     vggish_pca: str | Path | None = None,
 ) -> dict:
     """The manifest of an extraction with these settings and model files."""
-
-    def path(p):
-        return None if p is None else Path(p)
-
-    models = model_files(predictor, path(vggish_checkpoint), path(vggish_pca))
-    return manifest(settings, models)
+    return manifest(settings, model_files(predictor, vggish_checkpoint, vggish_pca))
 
 
 def extract_corpus(

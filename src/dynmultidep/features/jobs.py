@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,6 @@ class Outcome:
     duration: float = 0.0  # seconds of media covered
     steps: int = 0
     face_found: float = 0.0  # share of steps with a face
-    seconds: float = 0.0  # wall time spent on it
 
     def index_row(self) -> dict[str, str]:
         """Its ``extracted.csv`` row (an extracted vlog's; the source is stat'ed now)."""
@@ -54,7 +52,6 @@ def run_job(
     extractor: Extractor, job: Job, on_step: Callable[[int, int], None] | None = None
 ) -> Outcome:
     """Extract and write one video; every expected failure becomes a failed outcome."""
-    start = time.perf_counter()
     try:
         features = extractor(job.source, on_step)
         write_vlog(job.out, job.layout, job.id, features)
@@ -69,5 +66,4 @@ def run_job(
         duration=features.duration,
         steps=len(features.visual),
         face_found=float(features.face_found.mean()),
-        seconds=time.perf_counter() - start,
     )

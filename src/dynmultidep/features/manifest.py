@@ -51,7 +51,9 @@ def file_identity(path: Path) -> str:
     return f"{path.name} ({path.stat().st_size} bytes, {head})"
 
 
-def model_files(predictor: Path, vggish: Path | None = None, pca: Path | None = None) -> dict:
+def model_files(
+    predictor: Path, vggish: str | Path | None = None, pca: str | Path | None = None
+) -> dict:
     """The model files an extraction reads, as :func:`file_identity` strings."""
     found = {"shape_predictor": file_identity(predictor)}
     for name, path in (("vggish_checkpoint", vggish), ("vggish_pca", pca)):

@@ -43,9 +43,6 @@ class MediaInfo:
     video_seconds: float | None
     container_seconds: float | None
     origin: float
-    fps: float
-    width: int
-    height: int
 
     def declared_seconds(self) -> float | None:
         """The longest duration the header declares."""
@@ -106,7 +103,7 @@ def read_audio(path: str | Path, origin: float = 0.0) -> np.ndarray:
 
 
 def probe(path: str | Path) -> MediaInfo:
-    """Stream durations, start times and frame size, from the header (no decoding)."""
+    """Stream durations and start times, from the header (no decoding)."""
     path = Path(path)
     with _open(path) as container:
         audio = _stream(container, "audio", path)
@@ -125,9 +122,6 @@ def probe(path: str | Path) -> MediaInfo:
             seconds(video, video.duration),
             None if container.duration is None else container.duration / 1_000_000,
             min(starts) if starts else 0.0,
-            float(video.average_rate or video.guessed_rate or 0.0),
-            video.codec_context.width,
-            video.codec_context.height,
         )
 
 

@@ -98,7 +98,7 @@ class Extractor:
         self.landmarks = LandmarkExtractor(settings.upsample, settings.detect_height, predictor)
         self.vggish = None
         if settings.audio == "egemaps":
-            self.egemaps = EgemapsExtractor(settings.rate, settings.unvoiced)
+            self.egemaps = EgemapsExtractor()
         else:
             from dynmultidep.features.vggish import load_vggish
 

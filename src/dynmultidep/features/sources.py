@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dynmultidep.data.lmvd_prepare import stratified_split
-from dynmultidep.data.records import FOLDS, GENDERS, normalize_gender
+from dynmultidep.data.records import FOLDS, GENDERS, normalize_gender, parse_choice
 from dynmultidep.errors import DataError
 from dynmultidep.features.media import VIDEO_SUFFIXES
 
@@ -55,14 +55,6 @@ def find_videos(inputs: Sequence[str | Path]) -> list[Path]:
     return list(found.values())
 
 
-def _choice(value: str, allowed: Sequence[str], what: str, path: Path, line: int) -> str:
-    if value not in allowed:
-        raise DataError(
-            path, f"line {line}: unknown {what} {value!r} (expected one of {', '.join(allowed)})"
-        )
-    return value
-
-
 def read_labels(
     path: str | Path, ratios: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 0
 ) -> dict[str, Labelled]:
@@ -89,15 +81,15 @@ def read_labels(
                 raise DataError(path, f"line {line}: empty id")
             if values["id"] in rows:
                 raise DataError(path, f"line {line}: id {values['id']!r} is listed twice")
-            _choice(values["label"].lower(), tuple(LABEL_VALUES), "label", path, line)
+            parse_choice(values["label"].lower(), tuple(LABEL_VALUES), "label", path, line)
             gender = values.get("gender", "")
             if gender:
                 try:
                     values["gender"] = normalize_gender(gender)
                 except ValueError:
-                    _choice(gender, GENDERS, "gender", path, line)
+                    parse_choice(gender, GENDERS, "gender", path, line)
             if values.get("fold"):
-                _choice(values["fold"], FOLDS, "fold", path, line)
+                parse_choice(values["fold"], FOLDS, "fold", path, line)
             values["line"] = str(line)
             rows[values["id"]] = values
     if not rows:

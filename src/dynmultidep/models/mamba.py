@@ -94,6 +94,9 @@ class Mamba(nn.Module):
         self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
         self.bidirectional = bidirectional
         self.scan_backend = scan_backend
+        # None: the fused CPU convolution with the fused scan, PyTorch's otherwise;
+        # "reference" or "fused" to choose it alone (the training-step bench does)
+        self.conv_backend: str | None = None
         self.in_proj = nn.Linear(d_model, self.d_inner * 2, bias=bias, **factory)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias, **factory)
         dt = dict(dt_min=dt_min, dt_max=dt_max, dt_init=dt_init, dt_scale=dt_scale,
@@ -147,7 +150,9 @@ class Mamba(nn.Module):
         A_log = self.A_b_log if suffix else self.A_log
         D = self.D_b if suffix else self.D
         # the fused CPU path with the fused scan; plain PyTorch with any other backend
-        conv_backend = "auto" if self.scan_backend in ("auto", "fused") else "reference"
+        conv_backend = self.conv_backend or (
+            "auto" if self.scan_backend in ("auto", "fused") else "reference"
+        )
         x = causal_conv1d(x, conv.weight[:, 0, :], conv.bias, silu=True, backend=conv_backend)
         dt, B, C = torch.split(x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.linear(dt, dt_proj.weight)  # bias enters the scan as delta_bias
