@@ -131,3 +131,33 @@ def test_auto_keeps_fp64_exact_and_skips_an_unneeded_input_gradient():
     (grad,) = torch.autograd.grad(causal_conv1d(x32, w32, None, backend="fused").sum(), [w32])
     (want,) = torch.autograd.grad(causal_conv_reference(x32, w32, None, True).sum(), [w32])
     assert relative_error(grad, want) < 1e-5
+
+
+@pytest.mark.parametrize("lengths", [None, [1, 2, 37, 64]])
+@pytest.mark.parametrize("backend", ["reference", "fused"])
+def test_reverse_convolves_backwards_within_each_length(lengths, backend):
+    """``reverse`` equals the convolution of each sequence reversed within its length,
+    reversed back: values and every gradient, padding included."""
+    torch.manual_seed(6)
+    parent = torch.randn(4, 64, 2 * 40, requires_grad=True)
+    x = parent[..., :40]  # strided, as in the block
+    weight = torch.randn(40, 4, requires_grad=True)
+    bias = torch.randn(40, requires_grad=True)
+    n = lengths or [64] * 4
+
+    def flip(t):
+        out = t.clone()
+        for b, k in enumerate(n):
+            out[b, :k] = t[b, :k].flip(0)
+        return out
+
+    expected = flip(causal_conv_reference(flip(x), weight, bias, True))
+    order = {"reverse": True, "lengths": None if lengths is None else torch.tensor(lengths)}
+    got = causal_conv1d(x, weight, bias, True, backend=backend, **order)
+    assert relative_error(got, expected) < 1e-6
+    upstream = torch.randn_like(expected)
+    leaves = [parent, weight, bias]
+    want = torch.autograd.grad((expected * upstream).sum(), leaves)
+    have = torch.autograd.grad((got * upstream).sum(), leaves)
+    for name, a, e in zip(("x", "weight", "bias"), have, want, strict=True):
+        assert relative_error(a, e) < 1e-5, name

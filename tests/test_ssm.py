@@ -215,3 +215,70 @@ def test_chunked_scan_training_memory_stays_within_its_bound():
     one_state = batch * channels * length * CHUNK * 4  # bytes of one state's weights
     per_state = (saved_bytes(16) - saved_bytes(8)) / 8
     assert per_state < one_state / 4
+
+
+def flipped_within(x: torch.Tensor, lengths: list[int], time_dim: int) -> torch.Tensor:
+    """Each sample's first ``lengths[b]`` steps in reverse order, the rest in place."""
+    out = x.clone()
+    for b, n in enumerate(lengths):
+        steps = torch.arange(n - 1, -1, -1)
+        out[b].index_copy_(time_dim - 1, torch.arange(n), x[b].index_select(time_dim - 1, steps))
+    return out
+
+
+@pytest.mark.parametrize("backend", ("reference", *FAST))
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("lengths", [None, [1, 70, 33]])
+def test_reverse_scans_backwards_within_each_length(backend, channels_last, lengths):
+    """``reverse`` equals the scan of each sequence reversed within its length, its
+    output reversed back: values, last state and every gradient (padding included)."""
+    inputs = make_inputs(3, 70, 70, 6, seed=5)
+    if channels_last:
+        inputs = {k: (v.detach().transpose(1, 2).contiguous() if v.dim() == 3 else v.detach())
+                  for k, v in inputs.items()}  # fmt: skip
+        inputs = {k: v.requires_grad_() for k, v in inputs.items()}
+    time_dim = 1 if channels_last else 2
+    scan = selective_scan_channels_last if channels_last else selective_scan
+    n = lengths or [70, 70, 70]
+    seq = ("u", "delta", "B", "C", "z")
+    flipped = {k: flipped_within(v, n, time_dim) if k in seq else v for k, v in inputs.items()}
+    y0, last0 = scan(**flipped, delta_softplus=True, return_last_state=True, backend="reference")
+    y0 = flipped_within(y0, n, time_dim)
+    order = {"reverse": True, "lengths": None if lengths is None else torch.tensor(lengths)}
+    y1, last1 = scan(**inputs, delta_softplus=True, return_last_state=True, backend=backend,
+                     **order)  # fmt: skip
+    assert_close(y1, y0, 2e-5, "y")
+    assert_close(last1, last0, 2e-5, "last state")
+    weights = torch.randn_like(y0), torch.randn_like(last0)
+    leaves = list(inputs.values())
+    want = torch.autograd.grad((y0 * weights[0]).sum() + (last0 * weights[1]).sum(), leaves)
+    have = torch.autograd.grad((y1 * weights[0]).sum() + (last1 * weights[1]).sum(), leaves)
+    for name, a, b in zip(inputs, have, want, strict=True):
+        assert_close(a, b, 5e-5, f"d{name}")
+
+
+def test_kernel_exp_is_within_a_few_ulp_of_float64():
+    import numba
+    import numpy as np
+
+    from dynmultidep.models.ssm.cpu_kernel import fast_exp, fast_softplus
+
+    @numba.njit
+    def apply(x, out_exp, out_softplus):
+        for i in range(x.shape[0]):
+            out_exp[i] = fast_exp(x[i])
+            out_softplus[i] = fast_softplus(x[i])
+
+    x = np.linspace(-87.0, 88.0, 2_000_001, dtype=np.float32)
+    e, sp = np.empty_like(x), np.empty_like(x)
+    apply(x, e, sp)
+    # about 2 ulp, plus the rounding of x log2(e) to float32: as accurate as the exp of
+    # x moved by about an ulp, the accuracy x itself has when the kernels compute it
+    bound = 1.5e-7 + 8e-8 * np.abs(x.astype(np.float64))
+    assert np.all(np.abs(e / np.exp(x.astype(np.float64)) - 1) <= bound)
+    soft = np.logaddexp(0.0, x.astype(np.float64))
+    assert np.all(np.abs(sp / soft - 1) <= bound + 1e-7)  # and the log1p series near 0
+    far = np.array([-1e4, -200.0, 200.0, 1e4], dtype=np.float32)  # clamped, still normal
+    e, sp = np.empty_like(far), np.empty_like(far)
+    apply(far, e, sp)
+    assert np.all(np.isfinite(e)) and e[0] >= np.finfo(np.float32).tiny

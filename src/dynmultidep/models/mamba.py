@@ -18,12 +18,17 @@ code            paper                  shape
 
 The bidirectional block adds a backward branch with its own ``conv1d_b``,
 ``x_proj_b``, ``dt_proj_b``, ``A_b_log`` and ``D_b``, sharing ``in_proj`` and
-``out_proj``; the two directions are averaged. The backward branch reverses
-each sequence *within its own length*: padded steps never enter the state of
+``out_proj``; the two directions are averaged. The backward branch runs
+each sequence backwards *within its own length*
+(:mod:`dynmultidep.models.time_order`): padded steps never enter the state of
 valid ones, so a sample's output does not depend on what it is batched with.
+Only the convolution and the scan depend on time order; both take it as an
+argument (the fused CPU kernels read by index, the other backends gather
+reversed copies), so every per-step projection runs on the sequence as it is.
 
 Everything computes in the channels-last layout ``(B, L, d_inner)``, which
-the fused CPU scan reads directly.
+the fused CPU kernels read directly; ``in_proj`` runs as two products over
+its weight's halves, so ``x`` and ``z`` are contiguous without a split.
 """
 
 from __future__ import annotations
@@ -38,21 +43,6 @@ from dynmultidep.models.causal_conv import causal_conv1d
 from dynmultidep.models.ssm import selective_scan_channels_last
 
 
-def reverse_within_length(x: Tensor, lengths: Tensor | None) -> Tensor:
-    """Reverse ``x: (B, L, ...)`` along time, each sample within its length.
-
-    Steps at or beyond a sample's length stay where they are, so the map is
-    its own inverse and never moves padding in front of valid steps.
-    """
-    if lengths is None:
-        return x.flip(1)
-    steps = torch.arange(x.shape[1], device=x.device)
-    lengths = lengths.to(x.device)[:, None]
-    index = torch.where(steps < lengths, lengths - 1 - steps, steps)  # (B, L)
-    index = index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x)
-    return x.gather(1, index)
-
-
 class Mamba(nn.Module):
     """Mamba mixer ``(B, L, d_model) -> (B, L, d_model)``.
 
@@ -61,8 +51,9 @@ class Mamba(nn.Module):
     selective-scan implementation (see :mod:`dynmultidep.models.ssm`); the
     causal convolution is fused with its SiLU on CPU with the ``auto`` and
     ``fused`` backends (:mod:`dynmultidep.models.causal_conv`), plain PyTorch
-    otherwise. The convolution module's weight and bias are used directly (its
-    ``forward`` and hooks are not called).
+    otherwise. The weights and biases of ``in_proj``, the convolutions and (when
+    bidirectional) ``out_proj``
+    are used directly (their ``forward`` and hooks are not called).
     """
 
     def __init__(
@@ -142,8 +133,11 @@ class Mamba(nn.Module):
         setattr(self, a_name, A_log)
         setattr(self, d_name, D)
 
-    def _direction(self, x: Tensor, z: Tensor, suffix: str) -> Tensor:
-        """One scan direction: ``x, z: (B, L, d_inner) -> (B, L, d_inner)``."""
+    def _direction(
+        self, x: Tensor, z: Tensor, suffix: str, lengths: Tensor | None, reverse: bool
+    ) -> Tensor:
+        """One scan direction: ``x, z: (B, L, d_inner) -> (B, L, d_inner)``, in
+        time order or (``reverse``) backwards within ``lengths``."""
         conv = getattr(self, f"conv1d{suffix}")
         x_proj = getattr(self, f"x_proj{suffix}")
         dt_proj = getattr(self, f"dt_proj{suffix}")
@@ -153,12 +147,15 @@ class Mamba(nn.Module):
         conv_backend = self.conv_backend or (
             "auto" if self.scan_backend in ("auto", "fused") else "reference"
         )
-        x = causal_conv1d(x, conv.weight[:, 0, :], conv.bias, silu=True, backend=conv_backend)
+        order = {"reverse": reverse, "lengths": lengths}
+        x = causal_conv1d(x, conv.weight[:, 0, :], conv.bias, silu=True, backend=conv_backend,
+                          **order)  # fmt: skip
         dt, B, C = torch.split(x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.linear(dt, dt_proj.weight)  # bias enters the scan as delta_bias
         return selective_scan_channels_last(
             x, delta, -torch.exp(A_log.float()), B, C, D.float(), z,
             delta_bias=dt_proj.bias.float(), delta_softplus=True, backend=self.scan_backend,
+            **order,
         )  # fmt: skip
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
@@ -167,13 +164,15 @@ class Mamba(nn.Module):
         Outputs at padded steps are not meaningful; outputs at valid steps do
         not depend on them.
         """
-        xz = self.in_proj(x)
-        y = self._direction(*xz.chunk(2, dim=-1), "")
-        if self.bidirectional:
-            xz_b = reverse_within_length(xz, lengths)
-            y_b = reverse_within_length(self._direction(*xz_b.chunk(2, dim=-1), "_b"), lengths)
-            y = 0.5 * (y + y_b)
-        return self.out_proj(y)
+        weight, bias = self.in_proj.weight, self.in_proj.bias
+        halves = (slice(None, self.d_inner), slice(self.d_inner, None))
+        x, z = (F.linear(x, weight[h], None if bias is None else bias[h]) for h in halves)
+        y = self._direction(x, z, "", lengths, reverse=False)
+        if not self.bidirectional:
+            return self.out_proj(y)
+        # the directions' mean: its 1/2 goes on out_proj's (d_model, d_inner) weight
+        y = y + self._direction(x, z, "_b", lengths, reverse=True)
+        return F.linear(y, 0.5 * self.out_proj.weight, self.out_proj.bias)
 
 
 def tie_state_transition(source: Mamba, target: Mamba) -> None:

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from dynmultidep.models.ssm.reference import selective_scan_reference
+from dynmultidep.models.time_order import reverse_within_length
 
 BACKENDS = ("auto", "reference", "fused", "chunked", "cuda")
 
@@ -70,6 +71,8 @@ def selective_scan(
     delta_softplus: bool = False,
     return_last_state: bool = False,
     backend: str = "auto",
+    reverse: bool = False,
+    lengths: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Selective scan in ``mamba_ssm``'s layout and semantics (real ``A``).
 
@@ -78,13 +81,17 @@ def selective_scan(
         A: ``(d_inner, N)``.
         B, C: ``(batch, N, L)``.
         D, delta_bias: ``(d_inner,)``.
+        reverse: scan backwards in time, each sequence within its ``lengths``
+            ``(batch,)`` (None: all ``L`` steps); padded steps stay in place,
+            after the valid ones (:mod:`dynmultidep.models.time_order`). The
+            output is in the input's time order.
 
     Returns:
         ``y: (batch, d_inner, L)`` in ``u``'s dtype; with ``return_last_state``
         also the final state ``(batch, d_inner, N)`` in fp32.
     """
     return _scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
-                 backend, channels_last=False)  # fmt: skip
+                 backend, reverse, lengths, channels_last=False)  # fmt: skip
 
 
 def selective_scan_channels_last(
@@ -99,23 +106,38 @@ def selective_scan_channels_last(
     delta_softplus: bool = False,
     return_last_state: bool = False,
     backend: str = "auto",
+    reverse: bool = False,
+    lengths: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """:func:`selective_scan` with sequences as ``u, delta, z: (batch, L, d_inner)``
     and ``B, C: (batch, L, N)``, the layout Mamba blocks compute in."""
     return _scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
-                 backend, channels_last=True)  # fmt: skip
+                 backend, reverse, lengths, channels_last=True)  # fmt: skip
+
+
+def _reversed(x: Tensor | None, lengths: Tensor | None, channels_last: bool) -> Tensor | None:
+    """``x`` reversed in time within ``lengths``, in either layout."""
+    if x is None:
+        return None
+    if channels_last:
+        return reverse_within_length(x, lengths)
+    return reverse_within_length(x.transpose(1, 2), lengths).transpose(1, 2)
 
 
 def _scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, backend,
-          channels_last):  # fmt: skip
+          reverse, lengths, channels_last):  # fmt: skip
     backend = resolve_backend(backend, u.device)
     dtype = u.dtype
     with torch.autocast(device_type=u.device.type, enabled=False):
         if backend == "fused":
             from dynmultidep.models.ssm.fused import fused_scan
 
-            y, last = fused_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, channels_last)
+            y, last = fused_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                 channels_last, lengths, reverse)  # fmt: skip
         else:
+            if reverse:  # by gathered copies, in and out
+                u, delta, B, C, z = (_reversed(x, lengths, channels_last)
+                                     for x in (u, delta, B, C, z))  # fmt: skip
             if channels_last:  # the other backends work in mamba_ssm's layout
                 u, delta, B, C = (x.transpose(1, 2) for x in (u, delta, B, C))
                 z = None if z is None else z.transpose(1, 2)
@@ -134,6 +156,8 @@ def _scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state
             y, last = scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, True)
             if channels_last:
                 y = y.transpose(1, 2)
+            if reverse:
+                y = _reversed(y, lengths, channels_last)
     y = y.to(dtype)
     return (y, last.float()) if return_last_state else y
 

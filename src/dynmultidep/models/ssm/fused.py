@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from dynmultidep.models.time_order import kernel_lengths
+
 CHUNK = 64  # steps per tile; the backward pass recomputes one chunk's states at a time
 
 
@@ -14,18 +16,23 @@ def _array(x: Tensor):
 
 class FusedScan(torch.autograd.Function):
     """``out, last = FusedScan.apply(u, delta, A, B, C, D, z, delta_bias,
-    delta_softplus, channels_last)`` on fp32 contiguous CPU tensors.
+    delta_softplus, channels_last, lengths, reverse)`` on fp32 contiguous CPU tensors.
 
     With ``channels_last``: ``u, delta, z: (batch, L, d_inner)`` and
     ``B, C: (batch, L, N)``; otherwise mamba_ssm's ``(batch, d_inner, L)`` and
     ``(batch, N, L)``. ``A: (d_inner, N)``, ``D, delta_bias: (d_inner,)``;
     ``D``, ``z`` and ``delta_bias`` may be None. ``last`` is the final state
     ``(batch, d_inner, N)``. The bias and softplus of ``delta`` are applied
-    inside the kernels, on the fly.
+    inside the kernels, on the fly. With ``reverse`` the scan runs backwards in
+    time within each sequence's ``lengths`` (int64 ``(batch,)``), reading and
+    writing every sequence tensor in place by index
+    (:mod:`dynmultidep.models.time_order`).
     """
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, channels_last):
+    def forward(
+        ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, channels_last, lengths, reverse
+    ):  # fmt: skip
         from dynmultidep.models.ssm.cpu_kernel import scan_forward
 
         batch = u.shape[0]
@@ -42,11 +49,12 @@ class FusedScan(torch.autograd.Function):
             scan_forward(
                 _array(u), _array(delta), _array(AT), _array(B), _array(C), _array(D_),
                 _array(z_), _array(bias), D is not None, z is not None, delta_softplus,
-                channels_last, CHUNK, out.numpy(), chunk_states.numpy(), last.numpy(),
+                channels_last, lengths.numpy(), reverse, CHUNK, out.numpy(), chunk_states.numpy(),
+                last.numpy(),
             )  # fmt: skip
-        ctx.save_for_backward(u, delta, AT, B, C, D_, z_, bias, chunk_states)
+        ctx.save_for_backward(u, delta, AT, B, C, D_, z_, bias, chunk_states, lengths)
         ctx.flags = (D is not None, z is not None, delta_bias is not None, delta_softplus)
-        ctx.channels_last = channels_last
+        ctx.order = (channels_last, reverse)
         ctx.set_materialize_grads(False)
         return out, last.transpose(1, 2)
 
@@ -54,9 +62,9 @@ class FusedScan(torch.autograd.Function):
     def backward(ctx, dout, dlast):
         from dynmultidep.models.ssm.cpu_kernel import LANES, scan_backward
 
-        u, delta, AT, B, C, D_, z_, bias, chunk_states = ctx.saved_tensors
+        u, delta, AT, B, C, D_, z_, bias, chunk_states, lengths = ctx.saved_tensors
         has_D, has_z, has_bias, softplus = ctx.flags
-        channels_last = ctx.channels_last
+        channels_last, reverse = ctx.order
         batch = u.shape[0]
         n_state, channels = AT.shape
         length = u.shape[1] if channels_last else u.shape[2]
@@ -74,10 +82,10 @@ class FusedScan(torch.autograd.Function):
         with torch.profiler.record_function("selective_scan_backward"):
             scan_backward(
                 _array(u), _array(delta), _array(AT), _array(B), _array(C), _array(D_),
-                _array(z_), _array(bias), has_D, has_z, softplus, channels_last, CHUNK,
-                _array(chunk_states), _array(dout), _array(dlast_), has_dlast, du.numpy(),
-                ddelta.numpy(), dz.numpy(), dA_part.numpy(), dB_part.numpy(), dC_part.numpy(),
-                dD_part.numpy(), dbias_part.numpy(),
+                _array(z_), _array(bias), has_D, has_z, softplus, channels_last, lengths.numpy(),
+                reverse, CHUNK, _array(chunk_states), _array(dout), _array(dlast_), has_dlast,
+                du.numpy(), ddelta.numpy(), dz.numpy(), dA_part.numpy(), dB_part.numpy(),
+                dC_part.numpy(), dD_part.numpy(), dbias_part.numpy(),
             )  # fmt: skip
         dB, dC = dB_part.sum(1), dC_part.sum(1)  # (batch, L, N)
         if not channels_last:
@@ -91,6 +99,8 @@ class FusedScan(torch.autograd.Function):
             dD_part.sum(0) if has_D else None,
             dz if has_z else None,
             dbias_part.sum(0) if has_bias else None,
+            None,
+            None,
             None,
             None,
         )
@@ -107,13 +117,18 @@ def fused_scan(
     delta_bias: Tensor | None = None,
     delta_softplus: bool = False,
     channels_last: bool = False,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Fused CPU scan; returns ``out`` (fp32, ``u``'s layout) and the last
-    state ``(batch, d_inner, N)``. Inputs are cast to fp32 and made contiguous."""
+    state ``(batch, d_inner, N)``. Inputs are cast to fp32 and made contiguous.
+    ``reverse`` scans backwards in time within ``lengths`` (None: full length)."""
     u, delta, B, C = (x.float().contiguous() for x in (u, delta, B, C))
     z = None if z is None else z.float().contiguous()
     D = None if D is None else D.float()
     delta_bias = None if delta_bias is None else delta_bias.float()
+    length = u.shape[1] if channels_last else u.shape[2]
+    lengths = kernel_lengths(lengths, u.shape[0], length)
     return FusedScan.apply(
-        u, delta, A.float(), B, C, D, z, delta_bias, delta_softplus, channels_last
+        u, delta, A.float(), B, C, D, z, delta_bias, delta_softplus, channels_last, lengths, reverse
     )
