@@ -31,7 +31,8 @@ GROUPS = {
     "mkldnn convolution": ("aten::mkldnn_convolution", "aten::convolution_backward"),
     "copies (layout, dtype)": ("aten::copy_", "aten::clone", "aten::contiguous"),
     "reversal within lengths": ("aten::gather", "aten::scatter_add_", "aten::scatter_add"),
-    "dropout masks": ("aten::bernoulli_",),
+    "dropout (hashed, fused)": ("hashed_dropout",),
+    "dropout masks (PyTorch)": ("aten::bernoulli_",),
 }
 OTHER = "other (elementwise, reductions, optimiser)"
 

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dynmultidep.models.dropout import Dropout
 from dynmultidep.models.encoder import EncoderConfig
 from dynmultidep.models.experts import MODALITIES, ModalityExperts, classifier_head
 from dynmultidep.models.gate import ModalityGate, raw_statistics
@@ -55,7 +56,7 @@ class StepFusion(nn.Module):
 
     def __init__(self, d_model: int, dropout: float):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(2 * d_model, d_model), nn.GELU(), nn.Dropout(dropout))
+        self.net = nn.Sequential(nn.Linear(2 * d_model, d_model), nn.GELU(), Dropout(dropout))
 
     def forward(self, audio: Tensor, video: Tensor) -> Tensor:
         return self.net(torch.cat([audio, video], dim=-1))

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from dynmultidep.models.attention import LocalAttention
+from dynmultidep.models.dropout import Dropout
 from dynmultidep.models.mamba import Mamba, tie_state_transition
 
 ACTIVATIONS = {"gelu": nn.GELU, "swish": nn.SiLU, "silu": nn.SiLU, "relu": nn.ReLU}
@@ -103,9 +104,9 @@ class FeedForward(nn.Module):
         self.net = nn.Sequential(
             nn.Linear(d_model, d_ffn),
             ACTIVATIONS[activation](),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(d_ffn, d_model),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -119,7 +120,7 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.norm_mixer = nn.LayerNorm(config.d_model)
         self.mixer = mixer
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         self.norm_ffn = nn.LayerNorm(config.d_model)
         self.ffn = FeedForward(config.d_model, config.d_ffn, config.activation, config.dropout)
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from dynmultidep.models.dropout import Dropout
 from dynmultidep.models.encoder import EncoderConfig, MTExpert, share_state_transitions
 from dynmultidep.models.pooling import make_pooling
 
@@ -65,5 +66,5 @@ class ModalityExperts(nn.Module):
 def classifier_head(in_dim: int, hidden: int, dropout: float) -> nn.Sequential:
     """MLP ``(B, in_dim) -> (B, 1)``."""
     return nn.Sequential(
-        nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
+        nn.Linear(in_dim, hidden), nn.GELU(), Dropout(dropout), nn.Linear(hidden, 1)
     )
