@@ -59,6 +59,7 @@ def test_quick_benchmark_writes_its_tables(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out_json.read_text())
     assert {"scan", "memory", "throughput", "trained", "targets"} <= set(results)
+    assert all(r["roofline_s"] > 0 and r["times_roofline"] > 0 for r in results["scan"]["rows"])
     assert "**Targets**" in out_md.read_text()
 
 
@@ -85,5 +86,12 @@ def test_step_profile_sees_the_fused_kernels_and_adds_up():
     seconds = {r["group"]: r["seconds"] for r in result["groups"]}
     assert seconds["selective scan (fused)"] > 0 and seconds["causal conv (fused)"] > 0
     assert seconds["matrix products"] > 0 and seconds["mkldnn convolution"] == 0
+    assert seconds["dropout (hashed, fused)"] > 0 and seconds["dropout masks (PyTorch)"] == 0
+    assert seconds["reversal within lengths"] == 0  # read by index in the kernels
     assert sum(r["share"] for r in result["groups"]) == pytest.approx(1.0)
     assert OTHER in seconds and result["step_over_matmul_plus_scan"] > 1
+    plain = bench_step(CONF_DIR, batch=2, length=40, paths="pytorch")
+    seconds = {r["group"]: r["seconds"] for r in plain["groups"]}
+    assert seconds["causal conv (fused)"] == 0 and seconds["dropout (hashed, fused)"] == 0
+    assert seconds["mkldnn convolution"] > 0 and seconds["dropout masks (PyTorch)"] > 0
+    assert seconds["reversal within lengths"] > 0

@@ -8,6 +8,11 @@ stored to L1), without traffic to memory. The kernels keep some operands in
 registers, so they can run slightly under this "bound"; it is a yardstick, not a
 proof of optimality. The scan's bound for a shape is its count of exponentials
 and multiply-adds times these per-element times.
+
+:func:`fma_rate` is the stricter yardstick, the roofline: independent
+multiply-add chains on a block of accumulators the compiler keeps in vector
+registers (no memory traffic at all), lanes per second on every thread. The
+scan's roofline counts each exponential as ``EXP_LANE_OPS`` lane-operations.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from dynmultidep.bench.timing import median_time
 from dynmultidep.models.ssm.cpu_kernel import FASTMATH, fast_exp
 
 _WIDTH = 1024  # floats per job: 4 KiB, in L1 with room to spare
+_REGISTERS = 256  # accumulators of the roofline probe: 32 AVX2 registers' worth
+EXP_LANE_OPS = 10  # a kernel exp: the argument's multiply, rounding, 6 multiply-adds, scaling
 _K = np.float32(-0.5)
 
 
@@ -36,6 +43,30 @@ def _muladd_rounds(acc, scale, shift, rounds):
         for _ in range(rounds):
             for i in range(acc.shape[1]):
                 acc[job, i] = acc[job, i] * scale[job, i] + shift[job, i]
+
+
+@numba.njit(fastmath=FASTMATH)
+def _register_rounds(acc, scale, shift, rounds):
+    for _ in range(rounds):
+        for i in range(_REGISTERS):  # unrolled: the accumulators stay in registers
+            acc[i] = acc[i] * scale + shift
+    return acc.sum()
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH)
+def _register_jobs(out, scale, shift, rounds):
+    for job in numba.prange(out.shape[0]):
+        acc = np.full(_REGISTERS, np.float32(job + 1) * np.float32(1e-3), np.float32)
+        out[job] = _register_rounds(acc, scale, shift, rounds)
+
+
+def fma_rate(rounds: int = 400_000) -> float:
+    """Multiply-add lanes per second with all threads busy, operands in registers."""
+    out = np.zeros(numba.get_num_threads(), np.float32)
+    scale, shift = np.float32(0.999), np.float32(1e-4)
+    _register_jobs(out, scale, shift, 2)  # compile
+    seconds = median_time(lambda: _register_jobs(out, scale, shift, rounds), 5)
+    return out.shape[0] * _REGISTERS * rounds / seconds
 
 
 def arithmetic_rates(rounds: int = 20000) -> dict[str, float]:

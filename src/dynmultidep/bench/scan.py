@@ -9,7 +9,10 @@ paths see the same (noisy) machine.
 The bound: the fused kernels do, per state element and step, ``EXP`` exponentials and
 ``MULADD`` multiplies/multiply-adds (counted from ``dynmultidep.models.ssm.cpu_kernel``);
 :mod:`dynmultidep.bench.bound` measures the machine's throughput for both, and the
-bound is the time those operations alone would take.
+bound is the time those operations alone would take. The roofline is stricter:
+the same count, each exponential as ``EXP_LANE_OPS`` lane-operations, at the
+register-only multiply-add rate (:func:`dynmultidep.bench.bound.fma_rate`),
+measured in the same run.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import statistics
 import torch
 import torch.nn.functional as F
 
-from dynmultidep.bench.bound import arithmetic_rates
+from dynmultidep.bench.bound import EXP_LANE_OPS, arithmetic_rates, fma_rate
 from dynmultidep.bench.timing import median_time
 from dynmultidep.models.ssm import selective_scan, selective_scan_channels_last
 
@@ -113,10 +116,20 @@ def bound_seconds(length: int, n_state: int, pass_name: str, rates: dict) -> flo
     return updates * (EXP[pass_name] * rates["exp"] + MULADD[pass_name] * rates["muladd"])
 
 
+def lane_ops(pass_name: str) -> int:
+    """Lane-operations per state element and step: 14 forward, 37 forward+backward."""
+    return EXP[pass_name] * EXP_LANE_OPS + MULADD[pass_name]
+
+
+def roofline_seconds(length: int, n_state: int, pass_name: str, lanes_per_s: float) -> float:
+    return BATCH * CHANNELS * length * n_state * lane_ops(pass_name) / lanes_per_s
+
+
 def bench_scan(lengths: list[int], states: list[int], repeats: int, fused_repeats: int) -> dict:
     """Rows per (N, L, pass); ``repeats`` interleaved rounds (one reference call each,
     ``fused_repeats`` calls of the fast paths)."""
     rates = arithmetic_rates()
+    fma_rates = [fma_rate()]  # measured again after every shape: the host's rate drifts
     with_mambapy = mambapy_available()
     differences = {n: mambapy_difference(n) for n in states} if with_mambapy else {}
     rows = []
@@ -152,6 +165,9 @@ def bench_scan(lengths: list[int], states: list[int], repeats: int, fused_repeat
                         times[name].append(median_time(run, 1 if slow else fused_repeats))
                 med = {name: statistics.median(t) for name, t in times.items()}
                 bound = bound_seconds(length, n_state, pass_name, rates)
+                fma_rates.append(fma_rate())
+                lanes_per_s = statistics.median(fma_rates[-2:])  # around this shape's timings
+                roofline = roofline_seconds(length, n_state, pass_name, lanes_per_s)
                 rows.append({
                     "N": n_state, "L": length, "pass": pass_name, "repeats": repeats,
                     "reference_s": med["reference"], "fused_s": med["fused"],
@@ -163,8 +179,11 @@ def bench_scan(lengths: list[int], states: list[int], repeats: int, fused_repeat
                     "speedup_vs_mambapy": med["mambapy"] / med["fused_cl"]
                     if "mambapy" in med else None,
                     "bound_s": bound, "times_bound": med["fused_cl"] / bound,
+                    "fma_lanes_per_s": lanes_per_s, "roofline_s": roofline,
+                    "times_roofline": med["fused_cl"] / roofline,
                 })  # fmt: skip
-    return {"rates_s_per_element": rates, "mambapy": with_mambapy, "rows": rows}
+    return {"rates_s_per_element": rates, "fma_lanes_per_s": fma_rates, "mambapy": with_mambapy,
+            "rows": rows}  # fmt: skip
 
 
 def synchronized(fn, *args) -> None:

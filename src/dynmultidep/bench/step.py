@@ -9,8 +9,8 @@ step's total is set against the time of its matrix products plus its scan, the
 work that defines it (their self times in the same step, so the profiler's
 overhead is on both sides); the unprofiled step's wall time is reported
 beside it. Inference is the same forward under ``torch.inference_mode`` in
-eval mode. ``make bench`` runs it with the fused convolution and again with
-PyTorch's, the same-process comparison of that kernel.
+eval mode. ``make bench`` runs it on the fused paths and again on PyTorch's
+(convolution, reversal, dropout), the same-process comparison of those kernels.
 """
 
 from __future__ import annotations
@@ -44,15 +44,24 @@ def group_of(name: str) -> str:
     return OTHER
 
 
-def recipe_model(conf_dir: Path, conv: str | None = None):
-    """The recipe model; ``conv`` (``fused`` | ``reference``) picks its Mamba blocks'
-    causal convolution (default: as the scan backend implies)."""
+PATHS = ("fused", "pytorch")
+
+
+def recipe_model(conf_dir: Path, paths: str = "fused"):
+    """The recipe model. ``paths``: ``fused`` (the defaults: numba causal convolution,
+    hashed dropout) or ``pytorch`` (PyTorch's convolution, with the backward direction
+    reversed by gathered copies, and PyTorch's dropout); the scan is the fused one in both."""
+    from dynmultidep.models.dropout import Dropout
     from dynmultidep.models.mamba import Mamba
 
+    if paths not in PATHS:
+        raise ValueError(f"unknown paths {paths!r}; use fused or pytorch")
     net = instantiate(recipe_config(conf_dir, "tiny", ()).model)
     for module in net.modules():
         if isinstance(module, Mamba):
-            module.conv_backend = conv
+            module.conv_backend = None if paths == "fused" else "reference"
+        elif isinstance(module, Dropout):
+            module.kernel = paths == "fused"
     return net
 
 
@@ -63,10 +72,8 @@ def _inputs(batch: int, length: int):
     return audio, video, torch.full((batch,), length)
 
 
-def bench_step(
-    conf_dir: Path, batch: int = 32, length: int = 1000, conv: str | None = None
-) -> dict:
-    net = recipe_model(conf_dir, conv)
+def bench_step(conf_dir: Path, batch: int = 32, length: int = 1000, paths: str = "fused") -> dict:
+    net = recipe_model(conf_dir, paths)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     audio, video, lengths = _inputs(batch, length)
 
@@ -105,7 +112,7 @@ def bench_step(
     ]
     defining = seconds.get("matrix products", 0.0) + seconds.get("selective scan (fused)", 0.0)
     return {
-        "conv": conv or "fused",
+        "paths": paths,
         "batch": batch,
         "length": length,
         "step_s": step_s,

@@ -80,12 +80,15 @@ def uses_kernel(x: Tensor) -> bool:
             and fused_available())  # fmt: skip
 
 
-def hashed_dropout(x: Tensor, p: float, training: bool = True, keys=None) -> Tensor:
+def hashed_dropout(
+    x: Tensor, p: float, training: bool = True, keys=None, kernel: bool = True
+) -> Tensor:
     """Dropout of ``x`` (any shape) with rate ``p``; identity outside training.
 
     ``keys`` (two ints in ``[0, 2**32)``) fix the mask; by default they are
-    drawn from PyTorch's generator. Without the kernel (not fp32 on CPU) this
-    is :func:`torch.nn.functional.dropout`, and ``keys`` are ignored.
+    drawn from PyTorch's generator. Without the kernel (not fp32 on CPU, or
+    ``kernel=False``) this is :func:`torch.nn.functional.dropout`, and ``keys``
+    are ignored.
     """
     if not 0 <= p <= 1:
         raise ValueError(f"dropout probability must lie in [0, 1], got {p}")
@@ -93,15 +96,18 @@ def hashed_dropout(x: Tensor, p: float, training: bool = True, keys=None) -> Ten
         return x
     if p == 1:
         return x * 0.0
-    if not uses_kernel(x):
+    if not (kernel and uses_kernel(x)):
         return F.dropout(x, p, training=True)
     return _HashedDropout.apply(x, p, keys if keys is not None else draw_keys())
 
 
 class Dropout(nn.Dropout):
-    """:class:`torch.nn.Dropout` (same arguments, no state) computed by :func:`hashed_dropout`."""
+    """:class:`torch.nn.Dropout` (same arguments, no state) computed by :func:`hashed_dropout`;
+    ``kernel = False`` gives PyTorch's dropout (the training-step bench compares them)."""
+
+    kernel = True
 
     def forward(self, x: Tensor) -> Tensor:
         if self.inplace:
             raise ValueError("the hashed dropout does not work in place")
-        return hashed_dropout(x, self.p, self.training)
+        return hashed_dropout(x, self.p, self.training, kernel=self.kernel)
