@@ -28,7 +28,9 @@ def make_records(n: int = 70, test_every: int = 0) -> list[Record]:
     ``test_every``-th vlog in the official test fold."""
     records = []
     for i in range(n):
-        fold = "test" if test_every and i % test_every == 0 else ("valid" if i % 7 == 1 else "train")
+        fold = (
+            "test" if test_every and i % test_every == 0 else ("valid" if i % 7 == 1 else "train")
+        )
         label = int(i % 5 < 3)
         gender = "f" if i % 2 else "m"
         records.append(Record(str(i), label, fold, gender, Path(f"{i}.a"), Path(f"{i}.v")))
@@ -132,10 +134,17 @@ def test_a_bad_groups_file_is_refused_naming_it(tmp_path, text, problem):
 
 def test_bad_kfold_settings_are_refused():
     records = make_records(12)  # 8 depressed, 4 normal
-    with pytest.raises(ValueError, match="5 folds need at least 5 normal vlogs in the pool, it has 4"):
+    with pytest.raises(
+        ValueError, match="5 folds need at least 5 normal vlogs in the pool, it has 4"
+    ):
         assign(records, KFold(fold=0, k=5))
-    for bad, match in [({"pool": "test"}, "kfold.pool"), ({"k": 1}, "kfold.k"),
-                       ({"fold": 5, "k": 5}, "kfold.fold"), ({"valid_share": 1.0}, "valid_share")]:  # fmt: skip
+    bad_settings = [
+        ({"pool": "test"}, "kfold.pool"),
+        ({"k": 1}, "kfold.k"),
+        ({"fold": 5, "k": 5}, "kfold.fold"),
+        ({"valid_share": 1.0}, "valid_share"),
+    ]
+    for bad, match in bad_settings:
         with pytest.raises(ValueError, match=match):
             KFold.from_config(bad)
 

@@ -219,14 +219,15 @@ class DepressionClassifier(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val")
-        if self.tune and self._val_parts:
-            parts = self._val_parts
-            if self.trainer.world_size > 1:  # every rank tunes on the whole fold
-                parts = [p for rank in gather_objects(parts) for p in rank]
+        parts, self._val_parts = self._val_parts, []
+        if not self.tune:
+            return
+        if self.trainer.world_size > 1:  # every rank (even one without items) tunes on all
+            parts = [p for rank in gather_objects(parts) for p in rank]
+        if parts:
             probs, labels = (torch.cat(column) for column in zip(*parts, strict=True))
             self.tuned_threshold, _ = tune_threshold(probs, labels, self.hparams.threshold_metric)
             self.log("val/threshold", self.tuned_threshold)
-        self._val_parts = []
 
     def on_test_epoch_start(self) -> None:
         self._test_parts = []

@@ -29,7 +29,6 @@ from dynmultidep.experiment.metrics import (
 )
 from dynmultidep.experiment.predictions import Predictions
 
-
 GENDER_COLUMNS = ("acc", "f1", "macro_f1", "weighted_f1", "auroc", "ece")  # printed by gender
 
 

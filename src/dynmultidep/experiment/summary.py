@@ -225,9 +225,10 @@ def _mean_pm_std(row: Row, metric: str, source: str = "metrics") -> str:
     return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
 
 
-def _table(header: Sequence[str]) -> list[str]:
-    return ["| " + " | ".join(header) + " |",
-            "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]  # fmt: skip
+def _table(header: Sequence[str], text_columns: int = 1) -> list[str]:
+    """A Markdown table's header lines; numbers (right-aligned) after ``text_columns``."""
+    aligns = ["---"] * text_columns + ["---:"] * (len(header) - text_columns)
+    return ["| " + " | ".join(header) + " |", "|" + "|".join(aligns) + "|"]
 
 
 def _name(row: Row) -> str:
@@ -248,7 +249,7 @@ def _gender_lines(rows: Sequence[Row]) -> list[str]:
         return []
     header = ["configuration", "gender", "jobs", *(METRICS[m] for m in GENDER_METRICS)]
     lines = ["", "## By gender", "", "Test fold(s) of each gender; mean ± std over jobs.", ""]
-    return lines + _table(header) + ["| " + " | ".join(c) + " |" for c in cells]
+    return lines + _table(header, 2) + ["| " + " | ".join(c) + " |" for c in cells]
 
 
 def _tuned_lines(rows: Sequence[Row]) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -24,7 +25,7 @@ from dynmultidep.data.corpora import get_corpus
 from dynmultidep.errors import DynMultiDepError
 from dynmultidep.experiment.session import exit_with_error
 from dynmultidep.experiment.summary import GENDER_KEYS, write_summary
-from dynmultidep.protocols.kfold import FOLDS_FILE, KFold, assign, write_folds
+from dynmultidep.protocols.kfold import FOLDS_FILE, KFold, assign, job_split, write_folds
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,10 @@ def write_sweep_folds(config: DictConfig, sweep_dir: Path) -> None:
     kfold = KFold.from_config({**config.kfold, "fold": 0})
     datamodule = instantiate(config.dataset, _convert_="all")
     datamodule.prepare_data()
-    folds, _ = assign(datamodule.records(), kfold)
+    records = datamodule.records()
+    folds, _ = assign(records, kfold)
+    for fold in range(kfold.k):  # every job's validation share must hold both classes
+        job_split(records, replace(kfold, fold=fold, select_on_test=False))
     write_folds(sweep_dir / FOLDS_FILE, folds)
     log.info("%d folds of %d vlogs in %s", kfold.k, len(folds), sweep_dir / FOLDS_FILE)
 

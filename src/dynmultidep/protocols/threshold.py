@@ -1,9 +1,10 @@
 """The decision threshold that maximises a metric on validation predictions.
 
 ``module.threshold: tune`` (conf/train.yaml): after each validation epoch the
-classifier picks, among the validation probabilities themselves (a vlog is
-predicted depressed when ``p >= t``), the threshold with the best
-``module.threshold_metric``; ties go to the threshold nearest 0.5. The value of
+classifier tries 0.5 and a threshold between each pair of neighbouring validation
+probabilities (and one below and one above them all), so that no validation vlog
+sits on a candidate and ``p >= t`` and torchmetrics' ``p > t`` agree; it keeps the
+one with the best ``module.threshold_metric``, ties going to the one nearest 0.5. The value of
 the epoch whose checkpoint is kept travels in that checkpoint, and reports show
 the metrics at 0.5 beside those at the tuned threshold.
 """
@@ -50,16 +51,23 @@ def metrics_at(probs: Tensor, labels: Tensor, thresholds: Tensor) -> dict[str, T
     }
 
 
+def candidates(probs: Tensor) -> Tensor:
+    """0.5 and the midpoints of neighbouring distinct ``probs``, with one threshold
+    halfway below the smallest and one halfway above the largest (in [0, 1])."""
+    values = torch.unique(probs.detach().double().cpu())  # sorted
+    edges = torch.cat([values[:1] / 2, (values[1:] + values[:-1]) / 2, (values[-1:] + 1) / 2])
+    return torch.unique(torch.cat([edges, torch.tensor([0.5], dtype=torch.double)]))
+
+
 def tune_threshold(probs: Tensor, labels: Tensor, metric: str = "f1") -> tuple[float, float]:
-    """``(threshold, value of metric there)``: the best of the candidate thresholds
-    ``probs`` themselves and 0.5; ties to the one nearest 0.5."""
+    """``(threshold, value of metric there)``: the best of :func:`candidates`; ties to
+    the one nearest 0.5 (the lower of two equally near)."""
     if metric not in TUNABLE:
         raise ValueError(f"module.threshold_metric must be one of {', '.join(TUNABLE)}, "
                          f"got {metric!r}")  # fmt: skip
-    probs = probs.detach().double().cpu()
-    candidates = torch.unique(torch.cat([probs, torch.tensor([0.5], dtype=torch.double)]))
-    values = metrics_at(probs, labels.detach().cpu(), candidates)[metric]
+    thresholds = candidates(probs)
+    values = metrics_at(probs.detach().double().cpu(), labels.detach().cpu(), thresholds)[metric]
     best = values.max()
-    tied = candidates[values >= best - 1e-12]
+    tied = thresholds[values >= best - 1e-12]
     chosen = tied[(tied - 0.5).abs().argmin()]
     return float(chosen), float(best)
