@@ -123,7 +123,7 @@ def fake_kfold_sweep(sweep: Path, probs_of, k: int = 4, select_on_test=(False,))
             (job / ".hydra").mkdir(parents=True)
             overrides = [f"kfold.fold={fold}", "sweep=kfold"]
             if len(select_on_test) > 1:
-                overrides.append(f"kfold.select_on_test={str(optimistic).lower()}")
+                overrides.append(f"kfold.select_on_test={optimistic}")  # as Hydra: True
             (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
             rows = [i for i, vlog_id in enumerate(ids) if folds[vlog_id] == fold]
             probs = probs_of(labels, optimistic)
@@ -170,7 +170,7 @@ def test_kfold_summary_pools_out_of_fold_predictions_and_labels_the_optimistic_o
     assert [len(r.jobs) for r in rows] == [4, 4]  # folds are not configurations
     with open(sweep / "summary.csv", newline="") as handle:
         table = {r["configuration"]: r for r in csv.DictReader(handle)}
-    honest, optimistic = table["kfold.select_on_test=false"], table["kfold.select_on_test=true"]
+    honest, optimistic = table["kfold.select_on_test=False"], table["kfold.select_on_test=True"]
     assert honest["protocol"] == HONEST and optimistic["protocol"] == OPTIMISTIC
     ids, labels, _ = labelled()
     pooled = evaluate(torch.tensor(noisy), labels)  # the folds together are every vlog once

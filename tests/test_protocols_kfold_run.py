@@ -78,5 +78,6 @@ def test_more_folds_than_a_class_has_vlogs_are_refused_before_any_job(tmp_path):
                         *tiny_synthetic(tmp_path)[:2])  # fmt: skip
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: kfold.k: 12 folds need at least 12 normal vlogs in the pool, it has 11")
+    expected = "error: kfold.k: 12 folds need at least 12 normal vlogs in the pool, it has 11"
+    assert last.startswith(expected)
     assert not list(sweep.glob("*/.hydra")) and not (sweep / "folds.csv").exists()

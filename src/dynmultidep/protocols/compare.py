@@ -62,8 +62,10 @@ def read_side(path: str | Path, select: str | None = None) -> Side:
         raise FileError(
             path, "neither a run directory (predictions.csv) nor a sweep directory (job folders)"
         ) from None
-    wanted = set((select or "").split())
-    jobs = [j for j in jobs if j.metrics is not None and wanted <= set(j.overrides)]
+    # Hydra writes swept booleans as True/False: compare overrides case-insensitively
+    wanted = set((select or "").lower().split())
+    jobs = [j for j in jobs
+            if j.metrics is not None and wanted <= {o.lower() for o in j.overrides}]  # fmt: skip
     rows = summarize(jobs)
     if not rows:
         raise FileError(path, f"no finished job{' matches ' + select if select else ''}")
@@ -79,7 +81,7 @@ def read_side(path: str | Path, select: str | None = None) -> Side:
             raise FileError(job.path, f"a second job for {key}; pick one configuration with "
                                       "--select-a/--select-b")  # fmt: skip
         parts[key] = read_predictions(job.path / "predictions.csv")
-    return Side(path, parts, rows[0].configuration)
+    return Side(path, parts, select or rows[0].configuration)
 
 
 def align(a: Side, b: Side) -> tuple[list[str], PredictionRows, PredictionRows]:
