@@ -177,6 +177,8 @@ class DepressionDataModule(L.LightningDataModule):
         self.standardizer = FeatureStandardizer(shared_scale=shared) if standardize else None
         self._records: list[Record] | None = None
         self._folds: dict[str, list[Vlog]] = {}
+        # fold name -> ids, replacing the index's fold column (k-fold jobs: use_split)
+        self.split: dict[str, set[str]] | None = None
 
     # ------------------------------------------------------------------ data
     @property
@@ -225,11 +227,18 @@ class DepressionDataModule(L.LightningDataModule):
             self._records = self.spec.read_index(self.root)
         return self._records
 
+    def use_split(self, split: dict[str, set[str]]) -> None:
+        """Take the ``train`` / ``valid`` / ``test`` folds from ``split`` (fold -> ids,
+        e.g. :func:`dynmultidep.protocols.kfold.job_split`) instead of the index."""
+        self.split = {name: set(split[name]) for name in ("train", "valid", "test")}
+        self._folds = {}
+
     def fold(self, name: str) -> list[Vlog]:
         """The vlogs of fold ``name`` for its gender, loaded once."""
         if name not in self._folds:
             gender = self.genders["test_gender" if name == "test" else "train_gender"]
-            chosen = select_records(self.records(), name, gender, self.index_path)
+            ids = None if self.split is None else self.split[name]
+            chosen = select_records(self.records(), name, gender, self.index_path, ids)
             vlogs = load_vlogs(chosen, self.spec.audio_dim, self.video_dim, str(self.index_path))
             self._folds[name] = normalize_faces(vlogs, self.face_normalization)
             labels = np.array([v.label for v in self._folds[name]])

@@ -120,15 +120,18 @@ def select_records(
     fold: str,
     gender: str | None,
     index_path: Path,
+    ids: set[str] | None = None,
 ) -> list[Record]:
-    """The records of one fold and gender (``gender=None`` keeps both).
+    """The records of one fold and gender (``gender=None`` keeps both); with ``ids``,
+    the fold is those vlogs instead of the index's ``fold`` column (k-fold splits).
 
     Raises:
         DataError: when the selection is empty.
     """
     if fold not in FOLDS:
         raise ValueError(f"unknown fold {fold!r}; use one of {', '.join(FOLDS)}")
-    chosen = [r for r in records if r.fold == fold and (gender is None or r.gender == gender)]
+    in_fold = (lambda r: r.fold == fold) if ids is None else (lambda r: r.id in ids)
+    chosen = [r for r in records if in_fold(r) and (gender is None or r.gender == gender)]
     if not chosen:
         who = "both genders" if gender is None else f"gender {gender!r}"
         raise DataError(index_path, f"no vlogs in fold {fold!r} for {who}")

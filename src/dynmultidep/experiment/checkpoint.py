@@ -57,6 +57,7 @@ def classifier_from_checkpoint(checkpoint: dict, path: str | Path) -> Depression
     try:
         module = DepressionClassifier(**hparams, run_config=checkpoint.get("run_config"))
         module.load_state_dict(checkpoint["state_dict"], strict=True)
+        module.on_load_checkpoint(checkpoint)  # the tuned decision threshold, if any
     except (RuntimeError, TypeError, ValueError) as err:
         problem = str(err).splitlines()[0]
         raise CheckpointError(path, f"does not rebuild its model: {problem}") from None

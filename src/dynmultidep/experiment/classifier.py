@@ -31,6 +31,9 @@ from dynmultidep.experiment.distributed import gather_objects
 from dynmultidep.experiment.metrics import classification_metrics, with_avg4
 from dynmultidep.experiment.predictions import Predictions, join_shards
 from dynmultidep.models.output import ModelOutput
+from dynmultidep.protocols.threshold import TUNABLE, tune_threshold
+
+THRESHOLD_KEY = "decision_threshold"  # in checkpoints of runs with module.threshold=tune
 
 
 def plain(value: Any) -> Any:
@@ -70,7 +73,13 @@ class DepressionClassifier(L.LightningModule):
             per epoch; ``None`` for a constant learning rate.
         pos_weight: weight positive vlogs by ``negatives / positives`` of the
             training fold in the loss.
-        threshold: probability from which a vlog is predicted depressed.
+        threshold: probability from which a vlog is predicted depressed, or ``"tune"``:
+            metrics and checkpoint selection stay at 0.5, and after each validation
+            epoch the threshold that maximises ``threshold_metric`` on the validation
+            fold is chosen (:mod:`dynmultidep.protocols.threshold`); the kept
+            checkpoint holds its epoch's value and test reports show both.
+        threshold_metric: what ``threshold="tune"`` maximises (``f1``, ``macro_f1``,
+            ``weighted_f1``, ``acc``, ``avg4``).
         run_config: the whole run's resolved config, written into checkpoints
             (not a hyper-parameter: loggers do not need it twice).
     """
@@ -81,28 +90,41 @@ class DepressionClassifier(L.LightningModule):
         optimizer: Mapping,
         scheduler: Mapping | None = None,
         pos_weight: bool = False,
-        threshold: float = 0.5,
+        threshold: float | str = 0.5,
+        threshold_metric: str = "f1",
         run_config: Mapping | None = None,
     ):
         super().__init__()
+        self.tune = threshold == "tune"
+        if isinstance(threshold, str) and not self.tune:
+            raise ValueError(f"module.threshold must be a probability or 'tune', got {threshold!r}")
+        if self.tune and threshold_metric not in TUNABLE:
+            raise ValueError(f"module.threshold_metric must be one of {', '.join(TUNABLE)}, "
+                             f"got {threshold_metric!r}")  # fmt: skip
         self.save_hyperparameters(
             {
                 "model": plain(model),
                 "optimizer": plain(optimizer),
                 "scheduler": plain(scheduler),
                 "pos_weight": bool(pos_weight),
-                "threshold": float(threshold),
+                "threshold": threshold if self.tune else float(threshold),
+                "threshold_metric": threshold_metric,
             }
         )
+        # metrics (and so checkpoint selection) at a fixed threshold, 0.5 when tuning
+        fixed = 0.5 if self.tune else float(threshold)
+        self.fixed_threshold = fixed
+        self.tuned_threshold: float | None = None  # set after validation epochs when tuning
+        self._val_parts: list[tuple[Tensor, Tensor]] = []
         self.run_config = plain(run_config)
         self.net = instantiate(self.hparams.model, _convert_="all")
         self.expert_names: tuple[str, ...] = tuple(getattr(self.net, "expert_names", ()))
         # negatives / positives of the training fold, set in setup(); an attribute, not
         # a buffer: it only shapes the training loss and is not part of the model
         self.pos_weight: Tensor | None = None
-        self.train_metrics = classification_metrics(threshold)
-        self.val_metrics = classification_metrics(threshold)
-        self.test_metrics = classification_metrics(threshold)
+        self.train_metrics = classification_metrics(fixed)
+        self.val_metrics = classification_metrics(fixed)
+        self.test_metrics = classification_metrics(fixed)
         self._test_parts: list[Predictions] = []
         self.test_predictions: Predictions | None = None
 
@@ -120,7 +142,9 @@ class DepressionClassifier(L.LightningModule):
             labels=None if labels is None else labels.detach().cpu(),
             gate=None if out.gate is None else out.gate.detach().float().cpu(),
             expert_names=self.expert_names,
-            threshold=self.hparams.threshold,
+            threshold=self.fixed_threshold,
+            tuned_threshold=self.tuned_threshold,
+            tuned_metric=self.hparams.threshold_metric if self.tune else None,
         )
 
     # ----------------------------------------------------------------- steps
@@ -162,7 +186,10 @@ class DepressionClassifier(L.LightningModule):
         return self._step(batch, "train")[0]
 
     def validation_step(self, batch: Mapping, batch_idx: int) -> None:
-        self._step(batch, "val")
+        _, out = self._step(batch, "val")
+        if self.tune:
+            probs = torch.sigmoid(out.logits.detach().float()).cpu()
+            self._val_parts.append((probs, batch["label"].detach().cpu()))
 
     def test_step(self, batch: Mapping, batch_idx: int) -> None:
         _, out = self._step(batch, "test")
@@ -187,8 +214,20 @@ class DepressionClassifier(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._log_metrics("train")
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_parts = []
+
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val")
+        parts, self._val_parts = self._val_parts, []
+        if not self.tune:
+            return
+        if self.trainer.world_size > 1:  # every rank (even one without items) tunes on all
+            parts = [p for rank in gather_objects(parts) for p in rank]
+        if parts:
+            probs, labels = (torch.cat(column) for column in zip(*parts, strict=True))
+            self.tuned_threshold, _ = tune_threshold(probs, labels, self.hparams.threshold_metric)
+            self.log("val/threshold", self.tuned_threshold)
 
     def on_test_epoch_start(self) -> None:
         self._test_parts = []
@@ -219,3 +258,9 @@ class DepressionClassifier(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.run_config is not None:
             checkpoint["run_config"] = self.run_config
+        if self.tuned_threshold is not None:
+            checkpoint[THRESHOLD_KEY] = {"value": self.tuned_threshold, "chosen_on": "valid",
+                                         "metric": self.hparams.threshold_metric}  # fmt: skip
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.tuned_threshold = (checkpoint.get(THRESHOLD_KEY) or {}).get("value")

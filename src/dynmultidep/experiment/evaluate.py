@@ -25,6 +25,7 @@ from dynmultidep.experiment.classifier import plain
 from dynmultidep.experiment.loggers import close_loggers
 from dynmultidep.experiment.outputs import write_fold_outputs
 from dynmultidep.experiment.session import show_config
+from dynmultidep.protocols.kfold import apply_kfold
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -39,6 +40,8 @@ def evaluate(cfg: DictConfig) -> dict:
     module = classifier_from_checkpoint(checkpoint, ckpt_path)
     dataset = cfg.get("dataset")
     datamodule = datamodule_for(checkpoint, ckpt_path, dataset)
+    if dataset is None:  # a k-fold job's checkpoint: its own folds, not the corpus's
+        apply_kfold(datamodule, (checkpoint.get("run_config") or {}).get("kfold"))
     # another corpus shows in the audio width; other visual sets of one corpus are named
     check_widths(module, datamodule, ckpt_path, names=("audio_dim",))
     check_visual_columns(checkpoint, datamodule, ckpt_path)

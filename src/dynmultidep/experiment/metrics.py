@@ -5,7 +5,12 @@ Depression is the positive class. Every metric reads probabilities
 depressed when ``p >= threshold``.
 
 ``avg4`` is the mean of accuracy, precision, recall and F1, the seed model's
-selection criterion.
+selection criterion. Three F1 scores: ``f1`` of the depressed class (binary),
+``macro_f1`` the mean of both classes' F1, ``weighted_f1`` their mean weighted by
+each class's number of vlogs (sklearn's ``average='weighted'``, which LMVD's paper
+reports). ``ece``: expected calibration error of ``p`` as the probability of
+depression, over :data:`ECE_BINS` equal-width bins
+(:mod:`dynmultidep.protocols.calibration`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     BinaryAccuracy,
     BinaryAUROC,
+    BinaryCalibrationError,
     BinaryF1Score,
     BinaryPrecision,
     BinaryRecall,
@@ -24,14 +30,18 @@ from torchmetrics.classification import (
 from torchmetrics.functional.classification import binary_accuracy, binary_f1_score
 
 AVG4 = ("acc", "precision", "recall", "f1")
-METRICS = (*AVG4, "macro_f1", "auroc", "avg4")
+METRICS = (*AVG4, "macro_f1", "weighted_f1", "auroc", "ece", "avg4")
+ECE_BINS = 10
+# metrics of the predicted class, which a decision threshold changes
+THRESHOLDED = (*AVG4, "macro_f1", "weighted_f1", "avg4")
 
 
 class BinaryMacroF1(MulticlassF1Score):
-    """Mean of the F1 of both classes, from probabilities of the positive one."""
+    """Mean of the F1 of both classes (``average="weighted"``: weighted by their
+    number of vlogs), from probabilities of the positive one."""
 
-    def __init__(self, threshold: float = 0.5, **kwargs):
-        super().__init__(num_classes=2, average="macro", **kwargs)
+    def __init__(self, threshold: float = 0.5, average: str = "macro", **kwargs):
+        super().__init__(num_classes=2, average=average, **kwargs)
         self.threshold = threshold
 
     def update(self, preds: Tensor, target: Tensor) -> None:
@@ -50,7 +60,9 @@ def classification_metrics(threshold: float = 0.5, sync: bool = True) -> MetricC
             "recall": BinaryRecall(**options),
             "f1": BinaryF1Score(**options),
             "macro_f1": BinaryMacroF1(**options),
+            "weighted_f1": BinaryMacroF1(average="weighted", **options),
             "auroc": BinaryAUROC(sync_on_compute=sync),
+            "ece": BinaryCalibrationError(n_bins=ECE_BINS, sync_on_compute=sync),
         }
     )
 

@@ -30,7 +30,8 @@ def write_fold_outputs(
     ``metrics.json`` payload. ``dataset`` and ``model`` are the resolved configs
     used. ``metrics.json`` is written last: its presence means the run finished."""
     report = fold_report(predictions, seed=seed)
-    print_report(report, title=f"{fold} fold")
+    protocol = (extra.get("kfold") or {}).get("protocol")
+    print_report(report, title=f"{fold} fold" + (f" ({protocol})" if protocol else ""))
     predictions.to_csv(out_dir / "predictions.csv")
     save_figures(predictions, out_dir, prefix=fold, loggers=loggers)
     payload = {

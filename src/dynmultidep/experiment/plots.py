@@ -1,5 +1,5 @@
 """Figures of a fold's predictions, written as PNG and logged to TensorBoard / W&B:
-confusion matrix, ROC curve, and the gate's weights by true label."""
+confusion matrix, ROC curve, reliability diagram, and the gate's weights by true label."""
 
 from __future__ import annotations
 
@@ -66,7 +66,13 @@ def gate_figure(pred: Predictions) -> Figure:
 
 def figures(pred: Predictions) -> dict[str, Figure]:
     """Name -> figure; the gate plot only for models with a gate."""
-    made = {"confusion_matrix": confusion_figure(pred), "roc_curve": roc_figure(pred)}
+    from dynmultidep.protocols.calibration import reliability_figure
+
+    made = {
+        "confusion_matrix": confusion_figure(pred),
+        "roc_curve": roc_figure(pred),
+        "reliability": reliability_figure(pred.probs, pred.labels),
+    }
     if pred.gate is not None:
         made["gate_weights"] = gate_figure(pred)
     return made

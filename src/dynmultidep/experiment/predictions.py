@@ -17,7 +17,10 @@ from dynmultidep.data.sharding import shard_positions
 @dataclass
 class Predictions:
     """``probs (N,)`` of depression; ``labels (N,)`` or ``None`` when unlabelled;
-    ``gate (N, E)`` expert weights or ``None`` for models without a gate."""
+    ``gate (N, E)`` expert weights or ``None`` for models without a gate.
+    ``threshold``: the fixed decision threshold of ``predicted``; ``tuned_threshold``:
+    the one tuned on validation for ``tuned_metric`` (``module.threshold=tune``), else
+    ``None``."""
 
     ids: list[str]
     genders: list[str | None]
@@ -26,6 +29,8 @@ class Predictions:
     gate: Tensor | None
     expert_names: tuple[str, ...] = ()
     threshold: float = 0.5
+    tuned_threshold: float | None = None
+    tuned_metric: str | None = None
 
     @classmethod
     def concatenate(cls, parts: list[Predictions]) -> Predictions:
@@ -43,6 +48,8 @@ class Predictions:
             gate=cat("gate"),
             expert_names=first.expert_names,
             threshold=first.threshold,
+            tuned_threshold=first.tuned_threshold,
+            tuned_metric=first.tuned_metric,
         )
 
     def take(self, index: list[int]) -> Predictions:
@@ -56,6 +63,8 @@ class Predictions:
             gate=None if self.gate is None else self.gate[rows],
             expert_names=self.expert_names,
             threshold=self.threshold,
+            tuned_threshold=self.tuned_threshold,
+            tuned_metric=self.tuned_metric,
         )
 
     @property
@@ -70,9 +79,13 @@ class Predictions:
 
     def to_csv(self, path: str | Path) -> None:
         """Write one row per vlog (atomically): id, gender, [label], probability,
-        prediction, [gate_<expert> ..., relied_on]."""
+        prediction (at ``threshold``), [prediction_tuned (at ``tuned_threshold``)],
+        [gate_<expert> ..., relied_on]."""
         header = ["id", "gender"] + (["label"] if self.labels is not None else [])
         header += ["probability", "prediction"]
+        tuned = self.tuned_threshold is not None
+        if tuned:
+            header.append("prediction_tuned")
         if self.gate is not None:
             header += [f"gate_{name}" for name in self.expert_names] + ["relied_on"]
         buffer = io.StringIO()
@@ -84,6 +97,8 @@ class Predictions:
             if self.labels is not None:
                 row.append(int(self.labels[i]))
             row += [f"{float(self.probs[i]):.6f}", int(self.predicted[i])]
+            if tuned:
+                row.append(int(self.probs[i] >= self.tuned_threshold))
             if self.gate is not None:
                 row += [f"{float(w):.6f}" for w in self.gate[i]] + [relied[i]]
             writer.writerow(row)
@@ -100,3 +115,79 @@ def join_shards(parts: list[Predictions | None]) -> Predictions:
     positions = [i for r, p in present for i in shard_positions(len(p.ids), r, world)]
     joined = Predictions.concatenate([p for _, p in present])
     return joined.take(sorted(range(len(positions)), key=positions.__getitem__))
+
+
+@dataclass
+class PredictionRows:
+    """A labelled ``predictions.csv`` read back: ``probs (N,)``, ``labels (N,)`` and
+    ``decisions (N,)`` (its ``prediction`` column, 1 = depression); ``tuned (N,)`` its
+    ``prediction_tuned`` column where the run tuned its threshold, else ``None``."""
+
+    path: Path
+    ids: list[str]
+    genders: list[str]
+    labels: Tensor
+    probs: Tensor
+    decisions: Tensor
+    tuned: Tensor | None = None
+
+    def take(self, index: list[int]) -> PredictionRows:
+        rows = torch.tensor(index, dtype=torch.long)
+        return PredictionRows(
+            self.path, [self.ids[i] for i in index], [self.genders[i] for i in index],
+            self.labels[rows], self.probs[rows], self.decisions[rows],
+            None if self.tuned is None else self.tuned[rows],
+        )  # fmt: skip
+
+    @classmethod
+    def concatenate(cls, parts: list[PredictionRows]) -> PredictionRows:
+        tuned = [p.tuned for p in parts]
+        return cls(
+            parts[0].path, [i for p in parts for i in p.ids], [g for p in parts for g in p.genders],
+            torch.cat([p.labels for p in parts]), torch.cat([p.probs for p in parts]),
+            torch.cat([p.decisions for p in parts]),
+            None if any(t is None for t in tuned) else torch.cat(tuned),
+        )  # fmt: skip
+
+
+def read_predictions(path: str | Path) -> PredictionRows:
+    """Read a labelled ``predictions.csv``; :class:`DataError` naming the file and line
+    if it is missing, lacks a column, repeats an id or holds a bad value."""
+    from dynmultidep.data.records import read_table
+    from dynmultidep.errors import DataError
+
+    path = Path(path)
+    ids, genders, labels, probs, decisions, tuned = [], [], [], [], [], []
+    columns = ("id", "gender", "label", "probability", "prediction")
+    header = path.read_text(encoding="utf-8-sig").partition("\n")[0] if path.is_file() else ""
+    has_tuned = "prediction_tuned" in header.split(",")
+    columns += ("prediction_tuned",) if has_tuned else ()
+    for line, row in read_table(path, columns):
+        try:
+            label, prob, decision = (
+                int(row["label"]),
+                float(row["probability"]),
+                int(row["prediction"]),
+            )
+        except ValueError:
+            raise DataError(
+                path, f"line {line}: label, probability or prediction is not a number"
+            ) from None
+        if label not in (0, 1) or decision not in (0, 1) or not 0 <= prob <= 1:
+            raise DataError(
+                path, f"line {line}: label and prediction must be 0/1, probability in [0, 1]"
+            )
+        ids.append(row["id"])
+        genders.append(row["gender"])
+        labels.append(label)
+        probs.append(prob)
+        decisions.append(decision)
+        if has_tuned:
+            tuned.append(int(row["prediction_tuned"] == "1"))
+    if len(set(ids)) != len(ids):
+        raise DataError(path, "lists a vlog more than once")
+    if not ids:
+        raise DataError(path, "holds no predictions")
+    tensor = torch.tensor
+    return PredictionRows(path, ids, genders, tensor(labels), tensor(probs), tensor(decisions),
+                          tensor(tuned) if has_tuned else None)  # fmt: skip

@@ -12,6 +12,14 @@ writes into the sweep directory:
 * ``summary.md``: the same as a Markdown table, then the failed jobs;
 * ``gender_grid.png`` (``gender_grid_<n>.png`` for several configurations) when
   the jobs vary the train and test gender: 3x3 heatmaps of F1 and accuracy.
+
+k-fold sweeps (``sweep=kfold``, :mod:`dynmultidep.protocols.kfold`): the fold is not
+a configuration either, the mean ± std is over folds, and each configuration's
+out-of-fold predictions are pooled (:mod:`dynmultidep.protocols.pooled`) into
+``oof_predictions.csv`` (``oof_predictions_<n>.csv`` for several) and the
+``pooled_<metric>`` columns. Configurations that selected checkpoints on the
+reported fold (``kfold.select_on_test``) are labelled optimistic. Per-gender means
+and, for tuned thresholds, the metrics at the tuned threshold get tables of their own.
 """
 
 from __future__ import annotations
@@ -33,7 +41,11 @@ from dynmultidep.experiment.resume import override_key
 from dynmultidep.experiment.session import FAILURE_FILE
 
 METRICS = {"acc": "accuracy", "precision": "precision", "recall": "recall", "f1": "F1",
-           "macro_f1": "macro-F1", "auroc": "AUROC"}  # fmt: skip
+           "macro_f1": "macro-F1", "weighted_f1": "weighted-F1", "auroc": "AUROC",
+           "ece": "ECE"}  # fmt: skip
+GENDER_METRICS = ("acc", "f1", "macro_f1", "weighted_f1")
+TUNED_METRICS = ("acc", "f1", "macro_f1", "weighted_f1")
+NOT_CONFIGURATIONS = {"seed", "kfold.fold"}  # what a configuration's jobs may differ in
 BASELINE = ("acc", "f1")  # of the all-positive baseline
 GENDERS = ("both", "m", "f")
 GENDER_KEYS = ("dataset.train_gender", "dataset.test_gender")
@@ -77,8 +89,30 @@ class Row:
     def seeds(self) -> list:
         return [j.metrics.get("seed") for j in self.jobs]
 
+    @property
+    def kfold(self) -> dict | None:
+        """The k-fold settings of its jobs (``None`` outside k-fold sweeps)."""
+        return next((j.metrics["kfold"] for j in self.jobs if j.metrics.get("kfold")), None)
+
+    @property
+    def protocol(self) -> str:
+        return (self.kfold or {}).get("protocol", "")
+
+    @property
+    def optimistic(self) -> bool:
+        return bool((self.kfold or {}).get("select_on_test"))
+
     def values(self, metric: str, source: str = "metrics") -> list[float]:
-        return [float(j.metrics[source][metric]) for j in self.jobs]
+        """Each job's ``metric`` in its report's ``source`` (a dotted path such as
+        ``by_gender.f.metrics``); jobs without it are left out."""
+        out = []
+        for job in self.jobs:
+            node = job.metrics
+            for part in f"{source}.{metric}".split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node is not None:
+                out.append(float(node))
+        return out
 
     def mean_std(self, metric: str, source: str = "metrics") -> tuple[float, float]:
         """Mean and sample standard deviation (NaN for one seed; both NaN for none)."""
@@ -135,7 +169,7 @@ def common_overrides(jobs: Sequence[Job]) -> list[str]:
 def summarize(jobs: Sequence[Job]) -> list[Row]:
     """One row per configuration (the overrides that vary, but the seed), in the order
     of their first job."""
-    keys = varying_keys(jobs) - {"seed"}
+    keys = varying_keys(jobs) - NOT_CONFIGURATIONS
     rows: dict[str, Row] = {}
     for job in jobs:
         label = job.label(keys) or "all jobs"
@@ -148,18 +182,38 @@ def _number(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.4f}"
 
 
-def summary_csv(rows: Sequence[Row]) -> str:
-    columns = ["configuration", "seeds", "n_seeds", "failed"]
+def summary_csv(rows: Sequence[Row], pooled: dict[str, dict] | None = None) -> str:
+    """``pooled``: configuration -> its pooled out-of-fold report (k-fold sweeps)."""
+    pooled = pooled or {}
+    columns = ["configuration", "protocol", "seeds", "n_seeds", "failed"]
     columns += [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
     columns += [f"all_positive_{m}" for m in BASELINE]
+    columns += [f"tuned_{m}_{s}" for m in TUNED_METRICS for s in ("mean", "std")]
+    columns += [f"{g}_{m}_{s}" for g in GENDERS[1:] for m in GENDER_METRICS
+                for s in ("mean", "std")]  # fmt: skip
+    columns += ["pooled_vlogs", "pooled_missing"] + [f"pooled_{m}" for m in METRICS]
+    columns += [f"pooled_all_positive_{m}" for m in BASELINE]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        cells = [row.configuration, " ".join(map(str, row.seeds)), len(row.jobs), len(row.failed)]
+        cells = [row.configuration, row.protocol, " ".join(map(str, row.seeds)), len(row.jobs),
+                 len(row.failed)]  # fmt: skip
         for metric in METRICS:
             cells += [_number(v) for v in row.mean_std(metric)]
         cells += [_number(row.mean_std(m, "all_positive_baseline")[0]) for m in BASELINE]
+        for metric in TUNED_METRICS:
+            cells += [_number(v) for v in row.mean_std(metric, "tuned.metrics")]
+        for gender in GENDERS[1:]:
+            for metric in GENDER_METRICS:
+                cells += [_number(v) for v in row.mean_std(metric, f"by_gender.{gender}.metrics")]
+        report = pooled.get(row.configuration)
+        if report is None:
+            cells += [""] * (2 + len(METRICS) + len(BASELINE))
+        else:
+            cells += [report["vlogs"], report["missing"]]
+            cells += [_number(report["metrics"][m]) for m in METRICS]
+            cells += [_number(report["all_positive_baseline"][m]) for m in BASELINE]
         writer.writerow(cells)
     return buffer.getvalue()
 
@@ -171,22 +225,98 @@ def _mean_pm_std(row: Row, metric: str, source: str = "metrics") -> str:
     return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
 
 
-def summary_markdown(rows: Sequence[Row], sweep_dir: Path, common: Sequence[str]) -> str:
-    header = ["configuration", "seeds", *METRICS.values(), "all-positive acc", "all-positive F1"]
+def _table(header: Sequence[str], text_columns: int = 1) -> list[str]:
+    """A Markdown table's header lines; numbers (right-aligned) after ``text_columns``."""
+    aligns = ["---"] * text_columns + ["---:"] * (len(header) - text_columns)
+    return ["| " + " | ".join(header) + " |", "|" + "|".join(aligns) + "|"]
+
+
+def _name(row: Row) -> str:
+    """The configuration, with the optimistic protocol said where it applies."""
+    label = f"`{row.configuration}`"
+    return label + " **(optimistic: selected on the reported fold)**" if row.optimistic else label
+
+
+def _gender_lines(rows: Sequence[Row]) -> list[str]:
+    cells = []
+    for row in rows:
+        for gender in GENDERS[1:]:
+            source = f"by_gender.{gender}.metrics"
+            if row.values("acc", source):
+                cells.append([_name(row), gender, str(len(row.values("acc", source)))]
+                             + [_mean_pm_std(row, m, source) for m in GENDER_METRICS])  # fmt: skip
+    if not cells:
+        return []
+    header = ["configuration", "gender", "jobs", *(METRICS[m] for m in GENDER_METRICS)]
+    lines = ["", "## By gender", "", "Test fold(s) of each gender; mean ± std over jobs.", ""]
+    return lines + _table(header, 2) + ["| " + " | ".join(c) + " |" for c in cells]
+
+
+def _tuned_lines(rows: Sequence[Row]) -> list[str]:
+    tuned = [row for row in rows if row.values("acc", "tuned.metrics")]
+    if not tuned:
+        return []
+    header = ["configuration", "threshold", *(f"{METRICS[m]} @ 0.5" for m in TUNED_METRICS),
+              *(f"{METRICS[m]} @ tuned" for m in TUNED_METRICS)]  # fmt: skip
+    lines = ["", "## Tuned decision threshold", "",
+             "Thresholds tuned on each job's validation fold (`module.threshold=tune`); "
+             "the same predictions at 0.5 and at the tuned threshold.", ""]  # fmt: skip
+    lines += _table(header)
+    for row in tuned:
+        cells = [_name(row), _mean_pm_std(row, "threshold", "tuned")]
+        cells += [_mean_pm_std(row, m) for m in TUNED_METRICS]
+        cells += [_mean_pm_std(row, m, "tuned.metrics") for m in TUNED_METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _pooled_lines(rows: Sequence[Row], pooled: dict[str, dict]) -> list[str]:
+    if not pooled:
+        return []
+    header = ["configuration", "vlogs", *METRICS.values(), "all-positive acc",
+              "all-positive F1"]  # fmt: skip
+    lines = ["", "## Out-of-fold predictions, pooled", "",
+             "Every held-out fold's predictions together (each vlog once), at 0.5; "
+             "`oof_predictions*.csv` holds them.", ""]  # fmt: skip
+    lines += _table(header)
+    for row in rows:
+        report = pooled.get(row.configuration)
+        if report is None:
+            continue
+        vlogs = str(report["vlogs"]) + (f" ({report['missing']} missing)" if report["missing"]
+                                        else "")  # fmt: skip
+        cells = [_name(row), vlogs] + [_number(report["metrics"][m]) for m in METRICS]
+        cells += [_number(report["all_positive_baseline"][m]) for m in BASELINE]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def summary_markdown(
+    rows: Sequence[Row],
+    sweep_dir: Path,
+    common: Sequence[str],
+    pooled: dict[str, dict] | None = None,
+) -> str:
+    kfold = any(row.kfold for row in rows)
+    count = "folds" if kfold else "seeds"
+    header = ["configuration", count, *METRICS.values(), "all-positive acc", "all-positive F1"]
+    where = "Held-out folds; mean ± sample standard deviation over folds" if kfold else (
+        "Test fold; mean ± sample standard deviation over seeds")  # fmt: skip
     lines = [
         f"# Summary of {sweep_dir}",
         "",
-        "Test fold; mean ± sample standard deviation over seeds. "
-        f"Overrides common to all jobs: `{' '.join(common) or '(none)'}`.",
+        f"{where}. Overrides common to all jobs: `{' '.join(common) or '(none)'}`.",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+        *_table(header),
     ]
     for row in rows:
-        cells = [f"`{row.configuration}`", str(len(row.jobs))]
+        cells = [_name(row), str(len(row.jobs))]
         cells += [_mean_pm_std(row, m) for m in METRICS]
         cells += [_mean_pm_std(row, m, "all_positive_baseline") for m in BASELINE]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += _pooled_lines(rows, pooled or {})
+    lines += _gender_lines(rows)
+    lines += _tuned_lines(rows)
     failed = sum(len(row.failed) for row in rows)
     lines += ["", f"## Failed jobs: {failed}", ""]
     lines += [f"- job `{job.path.name}` (`{row.configuration}`): {job.error}"
@@ -231,6 +361,35 @@ def gender_grid_figure(grid: dict[tuple[str, str], Row], title: str):
     return fig
 
 
+def pool_folds(rows: Sequence[Row], sweep_dir: Path) -> dict[str, dict]:
+    """configuration -> pooled out-of-fold report, for the k-fold rows; writes their
+    ``oof_predictions*.csv`` (id, gender, label, probability, prediction, configuration)."""
+    from dynmultidep.protocols.kfold import FOLDS_FILE, read_folds
+    from dynmultidep.protocols.pooled import pool_predictions
+
+    kfold_rows = [row for row in rows if row.kfold and row.jobs]
+    folds_path = sweep_dir / FOLDS_FILE
+    pool = list(read_folds(folds_path)) if folds_path.is_file() else None
+    pooled = {}
+    for n, row in enumerate(kfold_rows):
+        result = pool_predictions([job.path for job in row.jobs], pool)
+        pooled[row.configuration] = result.report()
+        name = "oof_predictions.csv" if len(kfold_rows) == 1 else f"oof_predictions_{n}.csv"
+        write_text_atomic(sweep_dir / name, oof_csv(result.rows, row))
+    return pooled
+
+
+def oof_csv(rows, row: Row) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id", "gender", "label", "probability", "prediction", "configuration"])
+    for i, vlog_id in enumerate(rows.ids):
+        writer.writerow([vlog_id, rows.genders[i], int(rows.labels[i]),
+                         f"{float(rows.probs[i]):.6f}", int(rows.decisions[i]),
+                         row.configuration])  # fmt: skip
+    return buffer.getvalue()
+
+
 def write_summary(sweep_dir: str | Path) -> list[Row]:
     """Read the jobs of ``sweep_dir``, write ``summary.csv``, ``summary.md`` and any gender
     heatmaps there; return the rows."""
@@ -241,8 +400,9 @@ def write_summary(sweep_dir: str | Path) -> list[Row]:
     sweep_dir = Path(sweep_dir)
     jobs = read_jobs(sweep_dir)
     rows = summarize(jobs)
-    write_text_atomic(sweep_dir / "summary.csv", summary_csv(rows))
-    markdown = summary_markdown(rows, sweep_dir, common_overrides(jobs))
+    pooled = pool_folds(rows, sweep_dir)
+    write_text_atomic(sweep_dir / "summary.csv", summary_csv(rows, pooled))
+    markdown = summary_markdown(rows, sweep_dir, common_overrides(jobs), pooled)
     write_text_atomic(sweep_dir / "summary.md", markdown)
     grids = gender_grids(jobs)
     for n, (rest, grid) in enumerate(grids.items()):

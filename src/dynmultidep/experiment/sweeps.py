@@ -1,7 +1,8 @@
 """What a multirun does besides its jobs (a Hydra callback, set in conf/hydra/default.yaml):
 
 * before the first job, refuse a grid the corpus cannot run (a gender grid on
-  LMVD, which has no gender labels) with one line and exit status 2;
+  LMVD, which has no gender labels; k folds the pool cannot fill) with one line and
+  exit status 2; for a k-fold sweep, write its ``folds.csv``;
 * after the last job, write the sweep's ``summary.csv`` / ``summary.md`` /
   heatmaps (:mod:`dynmultidep.experiment.summary`), print the table, and exit
   with status 1 if any job failed.
@@ -12,16 +13,19 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from dynmultidep.data.corpora import get_corpus
 from dynmultidep.errors import DynMultiDepError
 from dynmultidep.experiment.session import exit_with_error
 from dynmultidep.experiment.summary import GENDER_KEYS, write_summary
+from dynmultidep.protocols.kfold import FOLDS_FILE, KFold, assign, job_split, write_folds
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,31 @@ def check_sweep(config: DictConfig) -> None:
             )
 
 
+KFOLD_SPLIT_KEYS = ("kfold.k", "kfold.seed", "kfold.pool", "kfold.groups")
+
+
+def write_sweep_folds(config: DictConfig, sweep_dir: Path) -> None:
+    """For a sweep over ``kfold.fold``: draw the folds as its jobs will and write
+    ``folds.csv`` (unless the sweep also varies how folds are drawn, when each job's
+    ``split.csv`` is the record)."""
+    if not swept_values(config, "kfold.fold"):
+        return
+    varied = [k for k in KFOLD_SPLIT_KEYS if len(swept_values(config, k)) > 1]
+    if varied:
+        log.info("the sweep varies %s: no single folds.csv (see each job's split.csv)",
+                 ", ".join(varied))  # fmt: skip
+        return
+    kfold = KFold.from_config({**config.kfold, "fold": 0})
+    datamodule = instantiate(config.dataset, _convert_="all")
+    datamodule.prepare_data()
+    records = datamodule.records()
+    folds, _ = assign(records, kfold)
+    for fold in range(kfold.k):  # every job's validation share must hold both classes
+        job_split(records, replace(kfold, fold=fold, select_on_test=False))
+    write_folds(sweep_dir / FOLDS_FILE, folds)
+    log.info("%d folds of %d vlogs in %s", kfold.k, len(folds), sweep_dir / FOLDS_FILE)
+
+
 def failed_jobs(rows: Iterable) -> int:
     return sum(len(row.failed) for row in rows)
 
@@ -68,7 +97,8 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         try:
             check_sweep(config)
-        except DynMultiDepError as err:
+            write_sweep_folds(config, Path(config.hydra.sweep.dir))
+        except (DynMultiDepError, ValueError) as err:
             exit_with_error(err)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:

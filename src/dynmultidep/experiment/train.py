@@ -6,6 +6,7 @@ Run directory (``paths.output_dir``) after a run::
     checkpoints/             best (by ``callbacks.model_checkpoint.monitor``) and last.ckpt
     metrics.json             test report + best epoch, checkpoint, seed, provenance
     predictions.csv          one row per test vlog
+    split.csv                k-fold jobs: id,role (train | valid | test) of every vlog used
     test_*.png               confusion matrix, ROC curve, gate weights by label
     csv/ tensorboard/ wandb/ the selected loggers' files
 """
@@ -31,6 +32,7 @@ from dynmultidep.experiment.loggers import close_loggers
 from dynmultidep.experiment.outputs import write_fold_outputs
 from dynmultidep.experiment.resume import check_same_config, checkpoint_to_resume
 from dynmultidep.experiment.session import show_config
+from dynmultidep.protocols.kfold import SPLIT_FILE, apply_kfold, describe, write_split
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,9 @@ def train(cfg: DictConfig) -> float | None:
         show_config(cfg, save_to=out_dir / "config_tree.log")
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.dataset, _convert_="all")
+    kfold = apply_kfold(datamodule, cfg.get("kfold"))
+    if kfold is not None and rank_zero_only.rank == 0:
+        write_split(out_dir / SPLIT_FILE, kfold[1])
     module = instantiate(cfg.module, model=cfg.model, run_config=run_config, _recursive_=False)
     trainer = build_trainer(cfg)
     for logger in trainer.loggers:
@@ -90,6 +95,8 @@ def train(cfg: DictConfig) -> float | None:
                 "best_score": best_score,
                 "resumed_from": None if resume_from is None else str(resume_from),
             }
+            if kfold is not None:
+                extra["kfold"] = describe(*kfold)
             if trainer.is_global_zero:
                 write_fold_outputs(
                     module.test_predictions, out_dir, "test", seed=cfg.seed,

@@ -1,0 +1,95 @@
+"""Paired comparisons of two models on the same vlogs: bootstrap intervals of the
+difference, McNemar's exact test, and a sign-flip test over folds or seeds.
+
+Inputs are aligned: row ``i`` of model A and of model B is the same vlog (of the
+same fold or seed). ``labels (N,)`` 0/1, ``decisions_* (N,)`` 0/1 predictions,
+``probs_* (N,)`` probabilities of depression.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from torchmetrics.functional.classification import binary_auroc
+
+COMPARED = ("acc", "f1", "auroc")
+
+
+def point_metrics(labels: Tensor, decisions: Tensor, probs: Tensor) -> dict[str, float]:
+    """Accuracy and binary F1 of the decisions, AUROC of the probabilities."""
+    return {name: float(value[0]) for name, value in
+            _metrics(labels[None], decisions[None], probs[None]).items()}  # fmt: skip
+
+
+def _metrics(labels: Tensor, decisions: Tensor, probs: Tensor) -> dict[str, Tensor]:
+    """Row-wise ``(R,)`` metrics of ``(R, N)`` resamples."""
+    positive, predicted = labels.bool(), decisions.bool()
+    tp = (positive & predicted).sum(1).double()
+    fp = (~positive & predicted).sum(1).double()
+    fn = (positive & ~predicted).sum(1).double()
+    denominator = 2 * tp + fp + fn
+    f1 = torch.where(denominator > 0, 2 * tp / denominator.clamp(min=1), torch.zeros_like(tp))
+    acc = (positive == predicted).double().mean(1)
+    auroc = [
+        float(binary_auroc(p, y)) if 0 < int(y.sum()) < len(y) else math.nan
+        for p, y in zip(probs, labels, strict=True)
+    ]
+    return {"acc": acc, "f1": f1, "auroc": torch.tensor(auroc, dtype=torch.double)}
+
+
+def paired_bootstrap(
+    labels: Tensor,
+    a: tuple[Tensor, Tensor],
+    b: tuple[Tensor, Tensor],
+    units: Tensor,
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, list[float]]:
+    """Percentile interval of ``metric(B) - metric(A)`` for :data:`COMPARED`, resampling
+    ``units`` with replacement; ``units (U, S)`` holds the rows of each unit (a vlog:
+    its S rows across seeds, or its one row), so a vlog's rows are drawn together.
+    ``a`` and ``b``: ``(decisions, probs)``."""
+    generator = torch.Generator().manual_seed(seed)
+    drawn = torch.randint(len(units), (resamples, len(units)), generator=generator)
+    rows = units[drawn].reshape(resamples, -1)  # (R, U*S)
+    y = labels[rows]
+    first, second = _metrics(y, a[0][rows], a[1][rows]), _metrics(y, b[0][rows], b[1][rows])
+    tail = (1 - level) / 2
+    out = {}
+    for name in COMPARED:
+        difference = second[name] - first[name]
+        difference = difference[~difference.isnan()]
+        quantiles = torch.tensor([tail, 1 - tail], dtype=torch.double)
+        out[name] = difference.quantile(quantiles).tolist() if len(difference) else [math.nan] * 2
+    return out
+
+
+def mcnemar(labels: Tensor, decisions_a: Tensor, decisions_b: Tensor) -> dict:
+    """McNemar's exact test: of the vlogs exactly one model gets right, does each get
+    half? ``p = min(1, 2 P(X <= min(b, c)))`` with ``X ~ Binomial(b + c, 1/2)``."""
+    right_a, right_b = decisions_a == labels, decisions_b == labels
+    only_a, only_b = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
+    n = only_a + only_b
+    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n
+    return {"only_a_right": only_a, "only_b_right": only_b, "p": min(1.0, 2 * tail)}
+
+
+def sign_flip_test(differences: Sequence[float], draws: int = 20000, seed: int = 0) -> float:
+    """Two-sided p-value of a paired sign-flip (permutation) test that the mean of
+    ``differences`` (one per fold or seed) is zero: the share of sign assignments
+    whose mean is at least as far from zero. Exact up to 16 pairs, else ``draws``
+    random assignments."""
+    d = torch.tensor(list(differences), dtype=torch.double)
+    observed = float(d.mean().abs())
+    if len(d) <= 16:
+        signs = torch.tensor(list(itertools.product((1.0, -1.0), repeat=len(d))), dtype=d.dtype)
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        signs = torch.randint(2, (draws, len(d)), generator=generator).double() * 2 - 1
+    means = (signs * d).mean(1).abs()
+    return float((means >= observed - 1e-12).double().mean())
