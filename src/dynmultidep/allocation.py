@@ -2,9 +2,9 @@
 
 Every large temporary of a training step (activations of 32 x 1000 x 1024
 floats, 128 MiB each) comes fresh from the operating system, and touching it
-the first time costs a page fault per 4 KiB page: on the project's 2-core
-machine that made ``x * 2`` on such a tensor take 64 ms against 24 ms into
-an existing one. PyTorch's CPU allocator can align allocations of 2 MiB and
+the first time costs a page fault per 4 KiB page, which on the project's
+2-core machine made an elementwise op into a fresh tensor take several times
+as long as into an existing one. PyTorch's CPU allocator can align allocations of 2 MiB and
 more and ask for huge pages (``THP_MEM_ALLOC_ENABLE=1``), which removes most
 of that cost where the kernel allows huge pages on request (``madvise`` or
 ``always`` in ``/sys/kernel/mm/transparent_hugepage/enabled``).

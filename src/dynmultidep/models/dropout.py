@@ -1,8 +1,9 @@
 """Dropout whose mask is a hash of the element index, fused on CPU.
 
-PyTorch's dropout draws a Bernoulli mask (slow on CPU: about 0.5 s for the
-32 x 1000 x 1024 activations of a recipe training step), multiplies by it and
-keeps it for the backward pass. Here, on fp32 CPU tensors, one numba pass
+PyTorch's dropout draws a Bernoulli mask (slow on CPU: the masks alone were
+6% of a recipe training step in an earlier run of ``python scripts/bench.py
+--sections step``, BENCHMARKS.md), multiplies by it and keeps it for the
+backward pass. Here, on fp32 CPU tensors, one numba pass
 (:mod:`.dropout_kernel`) computes ``x * keep / (1 - p)`` with ``keep`` a hash
 of each element's flat index and two keys drawn from PyTorch's generator (so
 ``torch.manual_seed`` makes it reproducible), and the backward pass applies the
