@@ -261,7 +261,7 @@ def test_kernel_exp_is_within_a_few_ulp_of_float64():
     import numba
     import numpy as np
 
-    from dynmultidep.models.ssm.cpu_kernel import fast_exp, fast_softplus
+    from dynmultidep.models.ssm.kernel_math import fast_exp, fast_softplus
 
     @numba.njit
     def apply(x, out_exp, out_softplus):

@@ -21,10 +21,11 @@ import numba
 import numpy as np
 
 from dynmultidep.bench.timing import median_time
-from dynmultidep.models.ssm.cpu_kernel import FASTMATH, fast_exp
+from dynmultidep.models.ssm.kernel_math import FASTMATH, fast_exp
+from dynmultidep.models.ssm.vectors import wide_registers
 
 _WIDTH = 1024  # floats per job: 4 KiB, in L1 with room to spare
-_REGISTERS = 256  # accumulators of the roofline probe: 32 AVX2 registers' worth
+_REGISTERS = 256  # accumulators of the roofline probe: 16 AVX-512 (32 AVX2) registers' worth
 EXP_LANE_OPS = 10  # a kernel exp: the argument's multiply, rounding, 6 multiply-adds, scaling
 _K = np.float32(-0.5)
 
@@ -47,6 +48,7 @@ def _muladd_rounds(acc, scale, shift, rounds):
 
 @numba.njit(fastmath=FASTMATH)
 def _register_rounds(acc, scale, shift, rounds):
+    wide_registers()  # the widest registers the host has, as the forward kernel uses
     for _ in range(rounds):
         for i in range(_REGISTERS):  # unrolled: the accumulators stay in registers
             acc[i] = acc[i] * scale + shift

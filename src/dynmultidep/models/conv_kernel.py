@@ -21,7 +21,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from dynmultidep.models.ssm.cpu_kernel import FASTMATH, fast_exp, step_position
+from dynmultidep.models.ssm.cpu_kernel import step_position
+from dynmultidep.models.ssm.kernel_math import FASTMATH, fast_exp
 
 TIME_BLOCK = 64  # steps per job
 _ONE = np.float32(1.0)

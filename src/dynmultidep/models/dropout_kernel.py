@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from dynmultidep.models.ssm.cpu_kernel import FASTMATH
+from dynmultidep.models.ssm.kernel_math import FASTMATH
 
 BLOCK = 1 << 16  # elements per job
 _U = np.uint32

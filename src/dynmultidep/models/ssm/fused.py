@@ -33,7 +33,7 @@ class FusedScan(torch.autograd.Function):
     def forward(
         ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, channels_last, lengths, reverse
     ):  # fmt: skip
-        from dynmultidep.models.ssm.cpu_kernel import scan_forward
+        from dynmultidep.models.ssm.forward_kernel import scan_forward
 
         batch = u.shape[0]
         channels, n_state = A.shape
