@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dynmultidep.models.ssm import vectors as V
-from dynmultidep.models.ssm.kernel_math import FASTMATH, fast_exp
+from dynmultidep.models.ssm.kernel_math import FASTMATH, fast_exp, fast_softplus, sigmoid
 
 
 @numba.njit(fastmath=FASTMATH)
@@ -46,6 +46,7 @@ def _arithmetic(a, b, s, out):
     V.store(out[4], 0, V.vmin(x, y))
     V.store(out[5], 0, V.vmax(x, y))
     V.store(out[6], 0, V.splat(s))
+    V.store(out[7], 0, x / y)
 
 
 def test_vector_arithmetic_is_lanewise():
@@ -53,12 +54,46 @@ def test_vector_arithmetic_is_lanewise():
     a = rng.standard_normal(V.WIDTH + 1).astype(np.float32)
     b = rng.standard_normal(V.WIDTH).astype(np.float32)
     s = np.float32(0.75)
-    out = np.zeros((7, V.WIDTH), np.float32)
+    out = np.zeros((8, V.WIDTH), np.float32)
     _arithmetic(a, b, s, out)
     x = a[1:]
     want = [x + b, x - b, x * s, s - x, np.minimum(x, b), np.maximum(x, b), np.full_like(b, s)]
-    for got, expected in zip(out, want, strict=True):
+    want.append(x / b)
+    for got, expected in zip(out[:7], want[:7], strict=True):
         np.testing.assert_array_equal(got, expected)
+    np.testing.assert_allclose(out[7], want[7], rtol=3e-7)  # arcp: a reciprocal, refined
+
+
+@numba.njit(fastmath=FASTMATH)
+def _vector_activations(x, sig, soft):
+    V.wide_registers()
+    for i in range(0, x.shape[0], V.WIDTH):
+        v = V.load(x, i)
+        V.store(sig, i, V.sigmoid(v))
+        V.store(soft, i, V.softplus(v))
+
+
+@numba.njit(fastmath=FASTMATH)
+def _scalar_activations(x, sig, soft):
+    for i in range(x.shape[0]):
+        sig[i] = sigmoid(x[i])
+        soft[i] = fast_softplus(x[i])
+
+
+def test_vector_sigmoid_and_softplus_agree_with_the_scalar_kernel_forms():
+    x = np.linspace(-60.0, 60.0, V.WIDTH * 50_000, dtype=np.float32)
+    out = [np.empty_like(x) for _ in range(4)]
+    _vector_activations(x, out[0], out[1])
+    _scalar_activations(x, out[2], out[3])
+    wide = x.astype(np.float64)
+    for vec, sca, exact in (
+        (out[0], out[2], 1 / (1 + np.exp(-wide))),
+        (out[1], out[3], np.logaddexp(0.0, wide)),
+    ):
+        np.testing.assert_allclose(vec, sca, rtol=4e-7, atol=1e-30)
+        # the exp's tested bound at the argument it takes, plus the division's rounding
+        bound = 1.5e-7 + 8e-8 * np.abs(wide) + 3e-7
+        assert np.all(np.abs(vec / exact - 1) <= bound)
 
 
 @numba.njit

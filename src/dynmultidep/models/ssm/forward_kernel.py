@@ -19,8 +19,8 @@ step touches memory:
   multiply-adds.
 
 The column strip of a lane group (``chunk`` rows of one register) stays in L1
-across the state groups. The gate ``silu(z)`` and the writing of the outputs
-run once per chunk, vectorised by LLVM, as in the backward pass.
+across the state groups. The gate ``silu(z)`` runs once per chunk over whole rows, a register at a
+time.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ import numba
 import numpy as np
 
 from dynmultidep.models.ssm.cpu_kernel import _block_parameters, _load, _prepare_delta, _store
-from dynmultidep.models.ssm.kernel_math import FASTMATH, LOG2E, ZERO, sigmoid
+from dynmultidep.models.ssm.kernel_math import FASTMATH, LOG2E, ZERO
 from dynmultidep.models.ssm.vectors import (
     WIDTH,
     aligned_empty,
     exp2_scaled,
     load,
+    sigmoid,
     store,
     wide_registers,
 )
@@ -127,7 +128,8 @@ def scan_forward(
                 for s in range(steps):
                     zt = z_t[s]
                     ys = y_t[s]
-                    for j in range(FORWARD_LANES):
-                        ys[j] *= zt[j] * sigmoid(zt[j])
+                    for j in range(0, FORWARD_LANES, WIDTH):
+                        zv = load(zt, j)
+                        store(ys, j, load(ys, j) * zv * sigmoid(zv))
             _store(y_t, out, b, t0, d0, steps, w, channels_last, n_b, reverse)
         last_state[b, :, d0 : d0 + w] = h[:n_state, :w]

@@ -60,7 +60,7 @@ class FusedScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout, dlast):
-        from dynmultidep.models.ssm.cpu_kernel import LANES, scan_backward
+        from dynmultidep.models.ssm.backward_kernel import BACKWARD_LANES, scan_backward
 
         u, delta, AT, B, C, D_, z_, bias, chunk_states, lengths = ctx.saved_tensors
         has_D, has_z, has_bias, softplus = ctx.flags
@@ -68,7 +68,7 @@ class FusedScan(torch.autograd.Function):
         batch = u.shape[0]
         n_state, channels = AT.shape
         length = u.shape[1] if channels_last else u.shape[2]
-        blocks = -(-channels // LANES)
+        blocks = -(-channels // BACKWARD_LANES)
         dout = torch.zeros_like(u) if dout is None else dout.float().contiguous()
         has_dlast = dlast is not None
         dlast_ = dlast.float().transpose(1, 2).contiguous() if has_dlast else u.new_zeros(1, 1, 1)

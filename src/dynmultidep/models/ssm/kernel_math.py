@@ -30,7 +30,7 @@ EXP2_POLY = tuple(_F(c) for c in (1.0, 0.6931471824645996, 0.24022646248340607,
                               0.0013399859890341759, 0.00015337577497120947))  # fmt: skip
 ZERO, ONE, TWO = _F(0.0), _F(1.0), _F(2.0)
 # odd series of atanh: log1p(y) = 2 atanh(y / (2 + y)), |y / (2 + y)| <= 1/3 on [0, 1]
-_Q = tuple(_F(1.0 / k) for k in (13, 11, 9, 7, 5, 3))
+ATANH_SERIES = tuple(_F(1.0 / k) for k in (13, 11, 9, 7, 5, 3))
 
 
 @intrinsic
@@ -66,12 +66,12 @@ def fast_softplus(x):
     y = fast_exp(-abs(x))  # in (0, 1]
     s = y / (TWO + y)
     s2 = s * s
-    p = _Q[0]
-    p = p * s2 + _Q[1]
-    p = p * s2 + _Q[2]
-    p = p * s2 + _Q[3]
-    p = p * s2 + _Q[4]
-    p = p * s2 + _Q[5]
+    p = ATANH_SERIES[0]
+    p = p * s2 + ATANH_SERIES[1]
+    p = p * s2 + ATANH_SERIES[2]
+    p = p * s2 + ATANH_SERIES[3]
+    p = p * s2 + ATANH_SERIES[4]
+    p = p * s2 + ATANH_SERIES[5]
     p = p * s2 + ONE
     return max(x, ZERO) + TWO * s * p
 

@@ -10,9 +10,11 @@ states in local variables, which LLVM keeps in registers:
   contiguous 1-D float32 array (no bounds check: the caller pads);
 * ``splat(x)``: a float32 in every lane; ``aligned_empty(rows, cols)``: a
   tile whose rows start on a cache line;
-* ``+``, ``-``, ``*`` between vectors, or a vector and a float32; ``vmin``,
-  ``vmax``; :func:`exp` by :func:`dynmultidep.models.ssm.kernel_math.fast_exp`'s
-  method, lane by lane (the two agree to an ulp);
+* ``+``, ``-``, ``*``, ``/`` between vectors, or a vector and a float32;
+  ``vmin``, ``vmax``; :func:`exp` by
+  :func:`dynmultidep.models.ssm.kernel_math.fast_exp`'s method, lane by lane
+  (the two agree to an ulp), and :func:`sigmoid` and :func:`softplus` as
+  ``kernel_math`` computes them;
 * ``wide_registers()``: asks LLVM for 512-bit registers in the calling
   function. LLVM's tuning for recent Intel server cores prefers 256-bit
   vectors; AVX-512 hosts run the kernels' loops about twice as wide with it.
@@ -33,7 +35,17 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, models, overload, register_model
 
-from dynmultidep.models.ssm.kernel_math import EXP2_POLY, FASTMATH, LOG2E, Y_HI, Y_LO
+from dynmultidep.models.ssm.kernel_math import (
+    ATANH_SERIES,
+    EXP2_POLY,
+    FASTMATH,
+    LOG2E,
+    ONE,
+    TWO,
+    Y_HI,
+    Y_LO,
+    ZERO,
+)
 
 WIDTH = 16 if "+avx512f" in llvm.get_host_cpu_features().flatten().split(",") else 8
 # no "reassoc": it would fold (y + _ROUND) - _ROUND into y and undo the rounding
@@ -149,6 +161,7 @@ def _lanewise(emit):
 _add = _lanewise(lambda builder, a, b: builder.fadd(a, b, flags=_FLAGS))
 _sub = _lanewise(lambda builder, a, b: builder.fsub(a, b, flags=_FLAGS))
 _mul = _lanewise(lambda builder, a, b: builder.fmul(a, b, flags=_FLAGS))
+_div = _lanewise(lambda builder, a, b: builder.fdiv(a, b, flags=_FLAGS))
 vmin = _lanewise(
     lambda builder, a, b: builder.select(builder.fcmp_ordered("<", a, b, flags=_FLAGS), a, b)
 )
@@ -167,7 +180,12 @@ def _overload_operator(op, impl):
         return None
 
 
-for _op, _impl in ((operator.add, _add), (operator.sub, _sub), (operator.mul, _mul)):
+for _op, _impl in (
+    (operator.add, _add),
+    (operator.sub, _sub),
+    (operator.mul, _mul),
+    (operator.truediv, _div),
+):
     _overload_operator(_op, _impl)
 
 
@@ -208,6 +226,28 @@ def exp(x):
     return exp2_scaled(x * LOG2E)
 
 
+@numba.njit(inline="always")
+def sigmoid(x):
+    """``1 / (1 + exp(-x))`` lane by lane, as ``kernel_math.sigmoid``."""
+    return ONE / (exp2_scaled(x * -LOG2E) + ONE)
+
+
+@numba.njit(inline="always")
+def softplus(x):
+    """``log(1 + exp(x))`` lane by lane, as ``kernel_math.fast_softplus``:
+    ``max(x, 0) + log1p(exp(-|x|))`` by the same odd series."""
+    y = exp2_scaled(vmin(x, x * -ONE) * LOG2E)  # exp(-|x|), in (0, 1]
+    s = y / (y + TWO)
+    s2 = s * s
+    p = s2 * ATANH_SERIES[0] + ATANH_SERIES[1]
+    p = p * s2 + ATANH_SERIES[2]
+    p = p * s2 + ATANH_SERIES[3]
+    p = p * s2 + ATANH_SERIES[4]
+    p = p * s2 + ATANH_SERIES[5]
+    p = p * s2 + ONE
+    return vmax(x, ZERO) + s * p * TWO
+
+
 _LINE_FLOATS = 16  # float32 per 64-byte cache line
 
 
@@ -237,5 +277,5 @@ def wide_registers(typingctx):
 
 __all__ = [
     "WIDTH", "vector", "load", "store", "splat", "vmin", "vmax", "exp", "exp2_scaled",
-    "wide_registers", "aligned_empty",
+    "sigmoid", "softplus", "wide_registers", "aligned_empty",
 ]  # fmt: skip
