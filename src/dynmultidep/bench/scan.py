@@ -7,7 +7,8 @@ ratio is a ratio of medians measured in the same process, interleaved, so that a
 paths see the same (noisy) machine.
 
 The bound: the fused kernels do, per state element and step, ``EXP`` exponentials and
-``MULADD`` multiplies/multiply-adds (counted from ``dynmultidep.models.ssm.cpu_kernel``);
+``MULADD`` multiplies/multiply-adds (counted from the kernels of
+``dynmultidep.models.ssm``: ``forward_kernel``, ``backward_kernel``);
 :mod:`dynmultidep.bench.bound` measures the machine's throughput for both, and the
 bound is the time those operations alone would take. The roofline is stricter:
 the same count, each exponential as ``EXP_LANE_OPS`` lane-operations, at the

@@ -3,8 +3,9 @@
 Backends (``backend=``):
 
 * ``reference``: :func:`selective_scan_reference`, a plain sequential loop.
-* ``fused``: numba-compiled CPU kernels (:mod:`.cpu_kernel`), forward and
-  backward, fp32, agreeing with the reference to fp32 rounding.
+* ``fused``: numba-compiled CPU kernels (:mod:`.forward_kernel`,
+  :mod:`.backward_kernel`, sharing the tiles of :mod:`.cpu_kernel`), fp32,
+  agreeing with the reference to fp32 rounding.
 * ``chunked``: :mod:`.chunked`, a parallel scan in plain PyTorch (closed form
   within chunks, a short sequential pass across them), on any device.
 * ``cuda``: ``mamba_ssm``'s CUDA kernels, when that optional package is installed.
