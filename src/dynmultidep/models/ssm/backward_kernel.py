@@ -51,11 +51,12 @@ BACKWARD_LANES = 256  # channels per job: 16 (AVX-512) or 32 (AVX2) lane groups
 LN2 = np.float32(0.6931471805599453)  # undoes the log2(e) folded into A
 
 
-@numba.njit(inline="always")
+@numba.njit
 def _recompute(h_start, a_blk, hs, dec, dt_t, dtu_t, b_t, c_t, y_t, g, q, steps, has_z):
     """The chunk's states ``q .. q + STATES - 1`` of lane group ``g`` from their
     values at its start: ``hs[s + 1]`` holds them after step ``s`` (``hs[0]`` the
     start), ``dec[s]`` the decays of step ``s``; adds ``C h`` to ``y_t`` with ``has_z``."""
+    wide_registers()
     h0, h1 = load(h_start[q], g), load(h_start[q + 1], g)
     h2, h3 = load(h_start[q + 2], g), load(h_start[q + 3], g)
     a0, a1 = load(a_blk[q], g), load(a_blk[q + 1], g)
@@ -91,7 +92,7 @@ def _recompute(h_start, a_blk, hs, dec, dt_t, dtu_t, b_t, c_t, y_t, g, q, steps,
             store(y_t[s], g, y)
 
 
-@numba.njit(inline="always")
+@numba.njit
 def _walk_back(
     hs, dec, grad, dA, a_blk, dt_t, dtu_t, dy_t, b_t, c_t, adt_t, agb_t, pc, pb, g, q, steps
 ):  # fmt: skip
@@ -100,6 +101,7 @@ def _walk_back(
     to the per-step tiles ``adt_t`` (``sum_n dh_{t-1} A_n log2 e``, before the
     caller's ``ln 2``) and ``agb_t`` (``sum_n dh_t B_n``), and to the lane partials
     ``pc`` (``dy h``) and ``pb`` (``dh delta u``) of the gradients of ``C`` and ``B``."""
+    wide_registers()
     g0, g1 = load(grad[q], g), load(grad[q + 1], g)
     g2, g3 = load(grad[q + 2], g), load(grad[q + 3], g)
     m0, m1, m2, m3 = load(dA[q], g), load(dA[q + 1], g), load(dA[q + 2], g), load(dA[q + 3], g)
@@ -147,7 +149,7 @@ def _walk_back(
     store(dA[q + 3], g, m3)
 
 
-@numba.njit(inline="always")
+@numba.njit
 def _state_group(
     h_start, a_blk, hs, dec, grad, dA, dt_t, dtu_t, dy_t, b_t, c_t, y_t, adt_t, agb_t, pc, pb, g,
     q, steps, has_z,
@@ -160,10 +162,11 @@ def _state_group(
     )  # fmt: skip
 
 
-@numba.njit(inline="always")
+@numba.njit
 def _gate_gradient(ut, dt, gt, zt, d_blk, dtu, dy, y, has_z):
     """One step's rows before the walk: ``dtu = delta u``, ``y = D u`` (the walk adds
     ``C h``), ``dy = dout silu(z)`` (``dout`` without ``z``)."""
+    wide_registers()
     for j in range(0, ut.shape[0], WIDTH):
         uv = load(ut, j)
         store(dtu, j, load(dt, j) * uv)
@@ -175,10 +178,11 @@ def _gate_gradient(ut, dt, gt, zt, d_blk, dtu, dy, y, has_z):
         store(dy, j, gv)
 
 
-@numba.njit(inline="always")
+@numba.njit
 def _input_gradients(ut, dt, gt, zt, dy, y, adt, agb, d_blk, dD, dbias, has_z, softplus):
     """One step's rows after the walk: ``adt`` becomes the gradient of the raw
     ``delta``, ``agb`` that of ``u``, ``gt`` that of ``z``; adds to ``dD`` and ``dbias``."""
+    wide_registers()
     for j in range(0, ut.shape[0], WIDTH):
         uv, dtv, dyv, gbv = load(ut, j), load(dt, j), load(dy, j), load(agb, j)
         store(dD, j, load(dD, j) + dyv * uv)
