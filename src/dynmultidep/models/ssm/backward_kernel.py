@@ -9,7 +9,7 @@ the first. For every chunk, each lane group of
 
 * recomputes the chunk's states from the saved state at its start, with the
   states in registers, writing each step's states and decays ``exp(delta A)``
-  to two small tiles (``chunk x STATES`` registers each, in L1);
+  to two small tiles (``chunk x STATES`` registers each, small enough for L1);
 * walks the chunk in reverse with the gradients of those states and of ``A`` in
   registers, reading the states and decays back.
 
@@ -19,7 +19,7 @@ step and lane group; ``C h`` for the gate's gradient. The gradients of ``B``
 and ``C`` are sums over channels: each lane group adds its lanes' products into
 a ``chunk x N x WIDTH`` tile, which is summed across its lanes once per chunk.
 Everything elementwise (the gate, ``delta``'s softplus, the gradients of ``u``,
-``D`` and the bias) runs once per chunk over whole rows, vectorised by LLVM.
+``D`` and the bias) runs once per chunk over whole rows, a register at a time.
 """
 
 from __future__ import annotations

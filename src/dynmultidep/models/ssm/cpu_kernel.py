@@ -30,9 +30,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from dynmultidep.models.ssm.kernel_math import (
-    ZERO,
-)
+from dynmultidep.models.ssm.kernel_math import ZERO
 from dynmultidep.models.ssm.vectors import WIDTH, load, store
 from dynmultidep.models.ssm.vectors import softplus as vector_softplus
 

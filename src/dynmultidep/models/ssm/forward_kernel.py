@@ -19,8 +19,8 @@ step touches memory:
   multiply-adds.
 
 The column strip of a lane group (``chunk`` rows of one register) stays in L1
-across the state groups. The gate ``silu(z)`` runs once per chunk over whole rows, a register at a
-time.
+across the state groups. The gate ``silu(z)`` runs once per chunk over whole
+rows, a register at a time.
 """
 
 from __future__ import annotations
