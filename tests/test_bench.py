@@ -37,6 +37,7 @@ def test_mambapy_scan_agrees_with_the_reference():
     torch.testing.assert_close(mambapy_scan(**small), reference, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # four fresh processes, each building the recipe model (~20 s)
 def test_memory_rows_come_from_fresh_processes():
     rows = bench_memory(CONF_DIR, [64])
     assert [(r["L"], r["pass"]) for r in rows] == [(64, "fwd"), (64, "fwd+bwd")]

@@ -175,6 +175,7 @@ def test_multirun_summary_matches_its_jobs_and_a_rerun_skips_them(tmp_path):
     assert [(sweep / n / "metrics.json").stat().st_mtime_ns for n in ("0", "1")] == stamps
 
 
+@pytest.mark.slow  # two multiruns of src/train.py (~30 s); the summary logic is tested above
 def test_a_failing_job_is_listed_and_the_others_still_run(tmp_path):
     sweep = tmp_path / "sweep"
     result = run_script("train", "-m", "dataset.batch_size=8,-1", "debug=fast",

@@ -133,6 +133,7 @@ def test_resume_argument_reapplies_the_run_overrides(tmp_path):
         resume_argv(["train.py", "-m", f"resume={run_dir}"])
 
 
+@pytest.mark.slow  # three runs of src/train.py (~30 s); resuming is tested in-process above
 def test_resume_from_the_command_line_skips_a_finished_run(tmp_path):
     """src/train.py resume=<dir> runs in <dir> with its overrides (here: finds it finished)."""
     logs = tmp_path / "logs"

@@ -212,98 +212,111 @@ def scan_backward(
     (batch, d_inner)``. ``ddelta`` is the gradient of the raw ``delta``; with
     ``softplus`` it uses ``sigmoid(x) = 1 - exp(-softplus(x))``.
     """
+    blocks = (AT.shape[1] + BACKWARD_LANES - 1) // BACKWARD_LANES
+    for job in numba.prange(u.shape[0] * blocks):
+        _backward_job(
+            job // blocks, job % blocks, u, delta, AT, B, C, D, z, bias, has_D, has_z, softplus,
+            channels_last, lengths, reverse, chunk, chunk_states, dout, dlast, has_dlast, du,
+            ddelta, dz, dA_part, dB_part, dC_part, dD_part, dbias_part,
+        )  # fmt: skip
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def _backward_job(
+    b, blk, u, delta, AT, B, C, D, z, bias, has_D, has_z, softplus, channels_last, lengths,
+    reverse, chunk, chunk_states, dout, dlast, has_dlast, du, ddelta, dz, dA_part, dB_part,
+    dC_part, dD_part, dbias_part,
+):  # fmt: skip
+    """One job of :func:`scan_backward`: batch element ``b``, channel block ``blk``
+    (a function of its own for the reason :func:`~dynmultidep.models.ssm.forward_kernel.
+    _forward_job` is)."""
+    wide_registers()
     n_state, channels = AT.shape
     padded = -(-n_state // STATES) * STATES
     lanes = BACKWARD_LANES
-    batch = u.shape[0]
     length = u.shape[1] if channels_last else u.shape[2]
-    blocks = (channels + lanes - 1) // lanes
     n_chunks = (length + chunk - 1) // chunk
-    for job in numba.prange(batch * blocks):
-        wide_registers()
-        b = job // blocks
-        n_b = lengths[b]
-        blk = job % blocks
-        d0 = blk * lanes
-        w = min(lanes, channels - d0)
-        a_real, d_blk, bias_blk = _block_parameters(AT, D, bias, has_D, d0, w, lanes)
-        a_blk = aligned_empty(padded, lanes)
-        a_blk[:] = ZERO
-        a_blk[:n_state] = a_real * LOG2E
-        grad = aligned_empty(padded, lanes)  # dLoss/dh at the end of the current chunk
-        grad[:] = ZERO
-        if has_dlast:
-            grad[:n_state, :w] = dlast[b, :, d0 : d0 + w]
-        dA = aligned_empty(padded, lanes)
-        dA[:] = ZERO
-        h_start = aligned_empty(padded, lanes)
-        h_start[:] = ZERO
-        u_t, dt_t, z_t = (
-            aligned_empty(chunk, lanes),
-            aligned_empty(chunk, lanes),
-            aligned_empty(chunk, lanes),
-        )
-        g_t = aligned_empty(chunk, lanes)  # incoming gradient, then dz
-        dtu_t, dy_t, y_t = (
-            aligned_empty(chunk, lanes),
-            aligned_empty(chunk, lanes),
-            aligned_empty(chunk, lanes),
-        )
-        adt_t, agb_t = aligned_empty(chunk, lanes), aligned_empty(chunk, lanes)
-        hs = aligned_empty(chunk + 1, STATES * WIDTH)
-        dec = aligned_empty(chunk, STATES * WIDTH)
-        pc, pb = aligned_empty(chunk, padded * WIDTH), aligned_empty(chunk, padded * WIDTH)
-        b_t = np.zeros((chunk, padded), np.float32)  # columns past N stay 0
-        c_t = np.zeros((chunk, padded), np.float32)
-        dD = aligned_empty(1, lanes)[0]
-        dD[:] = ZERO
-        dbias = aligned_empty(1, lanes)[0]
-        dbias[:] = ZERO
-        for c in range(n_chunks - 1, -1, -1):
-            t0 = c * chunk
-            steps = min(chunk, length - t0)
-            _load(u, b, t0, d0, steps, w, channels_last, u_t, n_b, reverse)
-            _load(delta, b, t0, d0, steps, w, channels_last, dt_t, n_b, reverse)
-            _prepare_delta(dt_t, steps, bias_blk, softplus)
-            _load(dout, b, t0, d0, steps, w, channels_last, g_t, n_b, reverse)
-            _load(B, b, t0, 0, steps, n_state, channels_last, b_t, n_b, reverse)
-            _load(C, b, t0, 0, steps, n_state, channels_last, c_t, n_b, reverse)
-            if has_z:
-                _load(z, b, t0, d0, steps, w, channels_last, z_t, n_b, reverse)
-            h_start[:n_state, :w] = chunk_states[b, c, :, d0 : d0 + w]
-            for s in range(steps):
-                _gate_gradient(
-                    u_t[s], dt_t[s], g_t[s], z_t[s], d_blk, dtu_t[s], dy_t[s], y_t[s], has_z
+    n_b = lengths[b]
+    d0 = blk * lanes
+    w = min(lanes, channels - d0)
+    a_real, d_blk, bias_blk = _block_parameters(AT, D, bias, has_D, d0, w, lanes)
+    a_blk = aligned_empty(padded, lanes)
+    a_blk[:] = ZERO
+    a_blk[:n_state] = a_real * LOG2E
+    grad = aligned_empty(padded, lanes)  # dLoss/dh at the end of the current chunk
+    grad[:] = ZERO
+    if has_dlast:
+        grad[:n_state, :w] = dlast[b, :, d0 : d0 + w]
+    dA = aligned_empty(padded, lanes)
+    dA[:] = ZERO
+    h_start = aligned_empty(padded, lanes)
+    h_start[:] = ZERO
+    u_t, dt_t, z_t = (
+        aligned_empty(chunk, lanes),
+        aligned_empty(chunk, lanes),
+        aligned_empty(chunk, lanes),
+    )
+    g_t = aligned_empty(chunk, lanes)  # incoming gradient, then dz
+    dtu_t, dy_t, y_t = (
+        aligned_empty(chunk, lanes),
+        aligned_empty(chunk, lanes),
+        aligned_empty(chunk, lanes),
+    )
+    adt_t, agb_t = aligned_empty(chunk, lanes), aligned_empty(chunk, lanes)
+    hs = aligned_empty(chunk + 1, STATES * WIDTH)
+    dec = aligned_empty(chunk, STATES * WIDTH)
+    pc, pb = aligned_empty(chunk, padded * WIDTH), aligned_empty(chunk, padded * WIDTH)
+    b_t = np.zeros((chunk, padded), np.float32)  # columns past N stay 0
+    c_t = np.zeros((chunk, padded), np.float32)
+    dD = aligned_empty(1, lanes)[0]
+    dD[:] = ZERO
+    dbias = aligned_empty(1, lanes)[0]
+    dbias[:] = ZERO
+    for c in range(n_chunks - 1, -1, -1):
+        t0 = c * chunk
+        steps = min(chunk, length - t0)
+        _load(u, b, t0, d0, steps, w, channels_last, u_t, n_b, reverse)
+        _load(delta, b, t0, d0, steps, w, channels_last, dt_t, n_b, reverse)
+        _prepare_delta(dt_t, steps, bias_blk, softplus)
+        _load(dout, b, t0, d0, steps, w, channels_last, g_t, n_b, reverse)
+        _load(B, b, t0, 0, steps, n_state, channels_last, b_t, n_b, reverse)
+        _load(C, b, t0, 0, steps, n_state, channels_last, c_t, n_b, reverse)
+        if has_z:
+            _load(z, b, t0, d0, steps, w, channels_last, z_t, n_b, reverse)
+        h_start[:n_state, :w] = chunk_states[b, c, :, d0 : d0 + w]
+        for s in range(steps):
+            _gate_gradient(
+                u_t[s], dt_t[s], g_t[s], z_t[s], d_blk, dtu_t[s], dy_t[s], y_t[s], has_z
+            )  # fmt: skip
+        adt_t[:steps] = ZERO
+        agb_t[:steps] = ZERO
+        pc[:steps] = ZERO
+        pb[:steps] = ZERO
+        for g in range(0, lanes, WIDTH):
+            for q in range(0, padded, STATES):
+                _state_group(
+                    h_start, a_blk, hs, dec, grad, dA, dt_t, dtu_t, dy_t, b_t, c_t, y_t,
+                    adt_t, agb_t, pc, pb, g, q, steps, has_z,
                 )  # fmt: skip
-            adt_t[:steps] = ZERO
-            agb_t[:steps] = ZERO
-            pc[:steps] = ZERO
-            pb[:steps] = ZERO
-            for g in range(0, lanes, WIDTH):
-                for q in range(0, padded, STATES):
-                    _state_group(
-                        h_start, a_blk, hs, dec, grad, dA, dt_t, dtu_t, dy_t, b_t, c_t, y_t,
-                        adt_t, agb_t, pc, pb, g, q, steps, has_z,
-                    )  # fmt: skip
-            for s in range(steps):
-                _input_gradients(
-                    u_t[s], dt_t[s], g_t[s], z_t[s], dy_t[s], y_t[s], adt_t[s], agb_t[s], d_blk,
-                    dD, dbias, has_z, softplus,
-                )  # fmt: skip
-                p = step_position(t0 + s, n_b, reverse)
-                rc, rb = pc[s], pb[s]
-                for n in range(n_state):
-                    sum_c = ZERO
-                    sum_b = ZERO
-                    for k in range(WIDTH):
-                        sum_c += rc[n * WIDTH + k]
-                        sum_b += rb[n * WIDTH + k]
-                    dC_part[b, blk, p, n] = sum_c
-                    dB_part[b, blk, p, n] = sum_b
-            _store(agb_t, du, b, t0, d0, steps, w, channels_last, n_b, reverse)
-            _store(adt_t, ddelta, b, t0, d0, steps, w, channels_last, n_b, reverse)
-            if has_z:
-                _store(g_t, dz, b, t0, d0, steps, w, channels_last, n_b, reverse)
-        dA_part[b, :, d0 : d0 + w] = dA[:n_state, :w]
-        dD_part[b, d0 : d0 + w] = dD[:w]
-        dbias_part[b, d0 : d0 + w] = dbias[:w]
+        for s in range(steps):
+            _input_gradients(
+                u_t[s], dt_t[s], g_t[s], z_t[s], dy_t[s], y_t[s], adt_t[s], agb_t[s], d_blk,
+                dD, dbias, has_z, softplus,
+            )  # fmt: skip
+            p = step_position(t0 + s, n_b, reverse)
+            rc, rb = pc[s], pb[s]
+            for n in range(n_state):
+                sum_c = ZERO
+                sum_b = ZERO
+                for k in range(WIDTH):
+                    sum_c += rc[n * WIDTH + k]
+                    sum_b += rb[n * WIDTH + k]
+                dC_part[b, blk, p, n] = sum_c
+                dB_part[b, blk, p, n] = sum_b
+        _store(agb_t, du, b, t0, d0, steps, w, channels_last, n_b, reverse)
+        _store(adt_t, ddelta, b, t0, d0, steps, w, channels_last, n_b, reverse)
+        if has_z:
+            _store(g_t, dz, b, t0, d0, steps, w, channels_last, n_b, reverse)
+    dA_part[b, :, d0 : d0 + w] = dA[:n_state, :w]
+    dD_part[b, d0 : d0 + w] = dD[:w]
+    dbias_part[b, d0 : d0 + w] = dbias[:w]

@@ -86,50 +86,65 @@ def scan_forward(
 
     Writes ``out`` (the layout of ``u``), the state at the start of every
     chunk ``chunk_states (batch, n_chunks, N, d_inner)`` and ``last_state
-    (batch, N, d_inner)``.
+    (batch, N, d_inner)``. One :func:`_forward_job` per batch element and
+    block of ``FORWARD_LANES`` channels, in parallel.
     """
+    blocks = (AT.shape[1] + FORWARD_LANES - 1) // FORWARD_LANES
+    for job in numba.prange(u.shape[0] * blocks):
+        _forward_job(
+            job // blocks, (job % blocks) * FORWARD_LANES, u, delta, AT, B, C, D, z, bias, has_D,
+            has_z, softplus, channels_last, lengths, reverse, chunk, out, chunk_states,
+            last_state,
+        )  # fmt: skip
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def _forward_job(
+    b, d0, u, delta, AT, B, C, D, z, bias, has_D, has_z, softplus, channels_last, lengths,
+    reverse, chunk, out, chunk_states, last_state,
+):  # fmt: skip
+    """One job of :func:`scan_forward`: batch element ``b``, channels from ``d0``.
+
+    A function of its own, not the body of the parallel loop, so that numba's
+    parallel passes see one call (they took most of the compilation otherwise).
+    """
+    wide_registers()
     n_state, channels = AT.shape
     padded = -(-n_state // STATES) * STATES
-    batch = u.shape[0]
     length = u.shape[1] if channels_last else u.shape[2]
-    blocks = (channels + FORWARD_LANES - 1) // FORWARD_LANES
-    for job in numba.prange(batch * blocks):
-        wide_registers()
-        b = job // blocks
-        n_b = lengths[b]
-        d0 = (job % blocks) * FORWARD_LANES
-        w = min(FORWARD_LANES, channels - d0)
-        a_real, d_blk, bias_blk = _block_parameters(AT, D, bias, has_D, d0, w, FORWARD_LANES)
-        a_blk = aligned_empty(padded, FORWARD_LANES)
-        a_blk[:] = ZERO
-        a_blk[:n_state] = a_real * LOG2E
-        h = aligned_empty(padded, FORWARD_LANES)
-        h[:] = ZERO
-        u_t = aligned_empty(chunk, FORWARD_LANES)
-        dt_t = aligned_empty(chunk, FORWARD_LANES)
-        z_t = aligned_empty(chunk, FORWARD_LANES)
-        y_t = aligned_empty(chunk, FORWARD_LANES)
-        b_t = np.zeros((chunk, padded), np.float32)  # columns past N stay 0
-        c_t = np.zeros((chunk, padded), np.float32)
-        for t0 in range(0, length, chunk):
-            steps = min(chunk, length - t0)
-            chunk_states[b, t0 // chunk, :, d0 : d0 + w] = h[:n_state, :w]
-            _load(u, b, t0, d0, steps, w, channels_last, u_t, n_b, reverse)
-            _load(delta, b, t0, d0, steps, w, channels_last, dt_t, n_b, reverse)
-            _prepare_delta(dt_t, steps, bias_blk, softplus)
-            _load(B, b, t0, 0, steps, n_state, channels_last, b_t, n_b, reverse)
-            _load(C, b, t0, 0, steps, n_state, channels_last, c_t, n_b, reverse)
-            for g in range(0, FORWARD_LANES, WIDTH):
-                d_g = load(d_blk, g)
-                for q in range(0, padded, STATES):
-                    _state_group(h, a_blk, dt_t, u_t, b_t, c_t, y_t, d_g, g, q, steps)
-            if has_z:
-                _load(z, b, t0, d0, steps, w, channels_last, z_t, n_b, reverse)
-                for s in range(steps):
-                    zt = z_t[s]
-                    ys = y_t[s]
-                    for j in range(0, FORWARD_LANES, WIDTH):
-                        zv = load(zt, j)
-                        store(ys, j, load(ys, j) * zv * sigmoid(zv))
-            _store(y_t, out, b, t0, d0, steps, w, channels_last, n_b, reverse)
-        last_state[b, :, d0 : d0 + w] = h[:n_state, :w]
+    n_b = lengths[b]
+    w = min(FORWARD_LANES, channels - d0)
+    a_real, d_blk, bias_blk = _block_parameters(AT, D, bias, has_D, d0, w, FORWARD_LANES)
+    a_blk = aligned_empty(padded, FORWARD_LANES)
+    a_blk[:] = ZERO
+    a_blk[:n_state] = a_real * LOG2E
+    h = aligned_empty(padded, FORWARD_LANES)
+    h[:] = ZERO
+    u_t = aligned_empty(chunk, FORWARD_LANES)
+    dt_t = aligned_empty(chunk, FORWARD_LANES)
+    z_t = aligned_empty(chunk, FORWARD_LANES)
+    y_t = aligned_empty(chunk, FORWARD_LANES)
+    b_t = np.zeros((chunk, padded), np.float32)  # columns past N stay 0
+    c_t = np.zeros((chunk, padded), np.float32)
+    for t0 in range(0, length, chunk):
+        steps = min(chunk, length - t0)
+        chunk_states[b, t0 // chunk, :, d0 : d0 + w] = h[:n_state, :w]
+        _load(u, b, t0, d0, steps, w, channels_last, u_t, n_b, reverse)
+        _load(delta, b, t0, d0, steps, w, channels_last, dt_t, n_b, reverse)
+        _prepare_delta(dt_t, steps, bias_blk, softplus)
+        _load(B, b, t0, 0, steps, n_state, channels_last, b_t, n_b, reverse)
+        _load(C, b, t0, 0, steps, n_state, channels_last, c_t, n_b, reverse)
+        for g in range(0, FORWARD_LANES, WIDTH):
+            d_g = load(d_blk, g)
+            for q in range(0, padded, STATES):
+                _state_group(h, a_blk, dt_t, u_t, b_t, c_t, y_t, d_g, g, q, steps)
+        if has_z:
+            _load(z, b, t0, d0, steps, w, channels_last, z_t, n_b, reverse)
+            for s in range(steps):
+                zt = z_t[s]
+                ys = y_t[s]
+                for j in range(0, FORWARD_LANES, WIDTH):
+                    zv = load(zt, j)
+                    store(ys, j, load(ys, j) * zv * sigmoid(zv))
+        _store(y_t, out, b, t0, d0, steps, w, channels_last, n_b, reverse)
+    last_state[b, :, d0 : d0 + w] = h[:n_state, :w]
