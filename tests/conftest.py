@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,28 @@ import numpy as np
 import pytest
 
 from dynmultidep.data.synthetic import SyntheticSpec, generate_corpus
+
+
+def pytest_sessionstart(session):
+    """Compile the numba kernels not yet cached, their groups in parallel processes
+    (dynmultidep.models.precompile), before any test waits on one alone.
+    DYNMULTIDEP_PRECOMPILE=0 skips it."""
+    if os.environ.get("DYNMULTIDEP_PRECOMPILE", "1") == "0":
+        return
+    from dynmultidep.models.ssm import fused_available
+
+    if not fused_available():
+        return
+    from dynmultidep.models.precompile import precompile
+
+    start = time.perf_counter()
+    seconds = precompile()
+    if seconds:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            groups = ", ".join(seconds)
+            reporter.write_line(f"compiled numba kernels ({groups}) in "
+                                f"{time.perf_counter() - start:.0f} s")  # fmt: skip
 
 
 @dataclass
