@@ -77,9 +77,36 @@ def test_module_is_a_drop_in_dropout():
         hashed_dropout(x, 1.5)
 
 
-def test_other_dtypes_fall_back_to_pytorch_dropout():
-    x = torch.randn(2, 64, dtype=torch.bfloat16) + 3  # no zeros
-    y = hashed_dropout(x, 0.5)
+def test_bf16_takes_the_kernel_mask_with_fp32_scaling_rounded_once():
+    x = (torch.rand(3, 70, 9) + 0.5).bfloat16().requires_grad_()
+    upstream = torch.randn(3, 70, 9).bfloat16()
+    y = hashed_dropout(x, 0.3, keys=KEYS)
+    keep = keep_mask_reference(x.numel(), 0.3, KEYS).view_as(x)
+    scale = torch.tensor(1.0 / 0.7, dtype=torch.float32)
     assert y.dtype == torch.bfloat16
+    zero = torch.zeros((), dtype=torch.bfloat16)
+    assert torch.equal(y, torch.where(keep, (x.detach().float() * scale).bfloat16(), zero))
+    (grad,) = torch.autograd.grad(y, [x], upstream)
+    assert grad.dtype == torch.bfloat16
+    assert torch.equal(grad, torch.where(keep, (upstream.float() * scale).bfloat16(), zero))
+
+
+def test_bf16_rounding_matches_pytorch_on_ties_extremes_and_nan():
+    bits = torch.arange(-(1 << 15), 1 << 15, dtype=torch.int32).to(torch.int16)
+    x = bits.view(torch.bfloat16)  # every bf16 value: ties, subnormals, the largest, inf, NaN
+    y = hashed_dropout(x, 0.3, keys=KEYS)
+    keep = keep_mask_reference(x.numel(), 0.3, KEYS)
+    expected = (x.float() * torch.tensor(1.0 / 0.7)).bfloat16()
+    nan = expected.isnan()
+    assert torch.equal(y.isnan(), nan & keep)
+    assert torch.equal(y[keep & ~nan].view(torch.int16), expected[keep & ~nan].view(torch.int16))
+    assert not y[~keep].any()
+
+
+def test_other_dtypes_fall_back_to_pytorch_dropout():
+    x = torch.randn(2, 64, dtype=torch.float64) + 3  # no zeros
+    y = hashed_dropout(x, 0.5, keys=KEYS)
+    assert y.dtype == torch.float64
     kept = y != 0
     torch.testing.assert_close(y[kept], x[kept] * 2)
+    assert not torch.equal(kept, keep_mask_reference(x.numel(), 0.5, KEYS).view_as(x))

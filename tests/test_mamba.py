@@ -96,6 +96,33 @@ def test_block_computes_the_mamba_equations(bidirectional, backend):
     torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-5)
 
 
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach().double(), b.detach().double()
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.parametrize("backend", ["fused", "reference"])
+def test_block_under_bf16_autocast_follows_the_fp32_block(backend):
+    torch.manual_seed(3)
+    block = Mamba(16, d_state=4, expand=2, bidirectional=True, scan_backend=backend)
+    x, lengths = torch.randn(3, 40, 16), torch.tensor([40, 17, 1])
+    upstream = torch.randn(3, 40, 16)
+
+    def run(autocast: bool):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            y = block(x, lengths)
+        grads = torch.autograd.grad((y.float() * upstream).sum(), list(block.parameters()))
+        return y, grads
+
+    (y32, grads32), (y16, grads16) = run(False), run(True)
+    assert y16.dtype == torch.bfloat16  # out_proj is a bf16 product
+    valid = torch.arange(40) < lengths[:, None]
+    assert _relative(y16[valid], y32[valid]) < 1e-2
+    for (name, _), g32, g16 in zip(block.named_parameters(), grads32, grads16, strict=True):
+        assert g16.dtype == torch.float32, name
+        assert _relative(g16, g32) < 3e-2, name
+
+
 def test_bidirectional_output_does_not_depend_on_batch_padding():
     torch.manual_seed(2)
     block = Mamba(16, d_state=8, expand=2, bidirectional=True)

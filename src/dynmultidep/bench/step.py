@@ -72,23 +72,37 @@ def _inputs(batch: int, length: int):
     return audio, video, torch.full((batch,), length)
 
 
-def bench_step(conf_dir: Path, batch: int = 32, length: int = 1000, paths: str = "fused") -> dict:
+PRECISIONS = ("32", "bf16")
+
+
+def bench_step(
+    conf_dir: Path, batch: int = 32, length: int = 1000, paths: str = "fused",
+    precision: str = "32",
+) -> dict:  # fmt: skip
+    """The step, its profile and inference; ``precision``: ``32`` (fp32) or ``bf16``
+    (bf16 autocast, as ``trainer=bf16`` trains: fp32 weights, bf16 products)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; use 32 or bf16")
     net = recipe_model(conf_dir, paths)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     audio, video, lengths = _inputs(batch, length)
 
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
     def step() -> None:
-        out = net(audio, video, lengths)
-        loss = out.logits.float().square().mean()
-        if out.aux_loss is not None:
-            loss = loss + out.aux_loss
+        with autocast():
+            out = net(audio, video, lengths)
+            loss = out.logits.float().square().mean()
+            if out.aux_loss is not None:
+                loss = loss + out.aux_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
     def infer() -> None:
         net.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast():
             net(audio, video, lengths)
         net.train()
 
@@ -113,6 +127,7 @@ def bench_step(conf_dir: Path, batch: int = 32, length: int = 1000, paths: str =
     defining = seconds.get("matrix products", 0.0) + seconds.get("selective scan (fused)", 0.0)
     return {
         "paths": paths,
+        "precision": precision,
         "batch": batch,
         "length": length,
         "step_s": step_s,

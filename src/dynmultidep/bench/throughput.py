@@ -38,9 +38,12 @@ def recipe_config(conf_dir: Path, preset: str, overrides: tuple[str, ...]):
 
 
 def time_epoch(
-    conf_dir: Path, random_batches: bool, fraction: float, device: str, preset: str = "full"
-) -> dict:
-    """Train one epoch (or ``fraction`` of its batches) of the recipe; time it."""
+    conf_dir: Path, random_batches: bool, fraction: float, device: str, preset: str = "full",
+    precision: str | None = None,
+) -> dict:  # fmt: skip
+    """Train one epoch (or ``fraction`` of its batches) of the recipe; time it.
+    ``precision``: Lightning's (default ``bf16-mixed`` on CUDA, ``32-true`` on CPU)."""
+    precision = precision or ("bf16-mixed" if device == "cuda" else "32-true")
     cfg = recipe_config(conf_dir, preset, RANDOM_BATCHES if random_batches else ())
     L.seed_everything(0)
     datamodule = instantiate(cfg.dataset, _convert_="all")
@@ -50,7 +53,7 @@ def time_epoch(
     timer = EpochTimer()
     trainer = L.Trainer(
         accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_epochs=1,
-        precision="bf16-mixed" if device == "cuda" else "32-true",
+        precision=precision,
         limit_train_batches=fraction, limit_val_batches=0, num_sanity_val_steps=0,
         logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, use_distributed_sampler=False, callbacks=[timer],
@@ -63,6 +66,7 @@ def time_epoch(
     items = sum(len(b) for b in used)
     return {
         "batches": "random" if random_batches else "bucketed", "preset": preset,
+        "precision": precision,
         "epoch_items": len(lengths), "epoch_batches": len(batches),
         "timed_fraction": fraction, "timed_items": items, "seconds": timer.seconds,
         "epoch_seconds": timer.seconds / fraction, "items_per_s": items / timer.seconds,

@@ -7,8 +7,9 @@ backward pass. Here, on fp32 CPU tensors, one numba pass
 (:mod:`.dropout_kernel`) computes ``x * keep / (1 - p)`` with ``keep`` a hash
 of each element's flat index and two keys drawn from PyTorch's generator (so
 ``torch.manual_seed`` makes it reproducible), and the backward pass applies the
-same mask to the gradient, recomputed, never stored. Other devices and dtypes
-use :func:`torch.nn.functional.dropout`.
+same mask to the gradient, recomputed, never stored. bf16 CPU tensors (under
+autocast) have a kernel of their own, which scales in fp32 and rounds once.
+Other devices and dtypes use :func:`torch.nn.functional.dropout`.
 
 :func:`keep_mask_reference` is the same mask in plain PyTorch integer ops; the
 fused kernel is tested to give it bit for bit.
@@ -25,6 +26,7 @@ from dynmultidep.models.ssm import fused_available
 
 _MASK32 = 0xFFFFFFFF
 _MUL = (0x7FEB352D, 0x846CA68B)
+KERNEL_DTYPES = (torch.float32, torch.bfloat16)
 MAX_ELEMENTS = 1 << 32  # the index hash is over 32 bits
 
 
@@ -55,13 +57,22 @@ def draw_keys() -> tuple[int, int]:
     return key1, key2
 
 
+def _bits(x: Tensor) -> np.ndarray:
+    """A contiguous bf16 tensor's flat ``uint16`` bit patterns (shared memory)."""
+    return x.view(-1).view(torch.int16).numpy().view(np.uint16)
+
+
 def _masked_scale(x: Tensor, p: float, keys: tuple[int, int]) -> Tensor:
-    from dynmultidep.models.dropout_kernel import masked_scale
+    """The kernel on a contiguous fp32 or bf16 CPU tensor; a new tensor of its dtype."""
+    from dynmultidep.models.dropout_kernel import masked_scale, masked_scale_bf16
 
     out = torch.empty_like(x)
+    scalars = (np.uint32(threshold(p)), np.float32(1.0 / (1.0 - p)), *(np.uint32(k) for k in keys))
     with torch.profiler.record_function("hashed_dropout"):  # named in profiles
-        masked_scale(x.view(-1).numpy(), out.view(-1).numpy(), np.uint32(threshold(p)),
-                     np.float32(1.0 / (1.0 - p)), *(np.uint32(k) for k in keys))  # fmt: skip
+        if x.dtype == torch.bfloat16:
+            masked_scale_bf16(_bits(x), _bits(out), *scalars)
+        else:
+            masked_scale(x.view(-1).numpy(), out.view(-1).numpy(), *scalars)
     return out
 
 
@@ -73,11 +84,13 @@ class _HashedDropout(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _masked_scale(grad.contiguous().float(), ctx.p, ctx.keys), None, None
+        grad = grad if grad.dtype in KERNEL_DTYPES else grad.float()
+        return _masked_scale(grad.contiguous(), ctx.p, ctx.keys), None, None
 
 
 def uses_kernel(x: Tensor) -> bool:
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.numel() < MAX_ELEMENTS
+    """fp32 and bf16 CPU tensors (bf16 widened to fp32 inside the kernel)."""
+    return (x.device.type == "cpu" and x.dtype in KERNEL_DTYPES and x.numel() < MAX_ELEMENTS
             and fused_available())  # fmt: skip
 
 
@@ -87,7 +100,7 @@ def hashed_dropout(
     """Dropout of ``x`` (any shape) with rate ``p``; identity outside training.
 
     ``keys`` (two ints in ``[0, 2**32)``) fix the mask; by default they are
-    drawn from PyTorch's generator. Without the kernel (not fp32 on CPU, or
+    drawn from PyTorch's generator. Without the kernel (not fp32 or bf16 on CPU, or
     ``kernel=False``) this is :func:`torch.nn.functional.dropout`, and ``keys``
     are ignored.
     """

@@ -43,3 +43,30 @@ def masked_scale(x, out, threshold, scale, key1, key2):
         for i in range(job * BLOCK, min(n, (job + 1) * BLOCK)):
             h = mix32(_U(mix32(_U(_U(i) + key1)) ^ key2))
             out[i] = x[i] * scale if h >= threshold else np.float32(0.0)
+
+
+_ROUND, _ONE = _U(0x7FFF), _U(1)
+_ABS, _INF_BITS, _QNAN16 = _U(0x7FFFFFFF), _U(0x7F800000), np.uint16(0x7FC0)
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def masked_scale_bf16(x, out, threshold, scale, key1, key2):
+    """:func:`masked_scale` on bf16 data held as ``uint16`` bit patterns: each
+    element is widened to fp32 (its bits shifted up), scaled in fp32 and rounded
+    back to the nearest bf16, ties to even, NaN to a quiet NaN, as PyTorch casts.
+    No fp32 copy of the tensor is made: a block at a time goes through a buffer."""
+    n = x.shape[0]
+    for job in numba.prange((n + BLOCK - 1) // BLOCK):
+        start = job * BLOCK
+        size = min(n, start + BLOCK) - start
+        bits = np.empty(size, np.uint32)
+        values = bits.view(np.float32)
+        for j in range(size):
+            bits[j] = _U(x[start + j]) << _S16
+        for j in range(size):
+            h = mix32(_U(mix32(_U(_U(start + j) + key1)) ^ key2))
+            values[j] = values[j] * scale if h >= threshold else np.float32(0.0)
+        for j in range(size):  # integer rounding: fastmath cannot drop the NaN test
+            b = bits[j]
+            rounded = np.uint16((b + _ROUND + ((b >> _S16) & _ONE)) >> _S16)
+            out[start + j] = _QNAN16 if (b & _ABS) > _INF_BITS else rounded

@@ -43,6 +43,10 @@ from dynmultidep.models.causal_conv import causal_conv1d
 from dynmultidep.models.ssm import selective_scan_channels_last
 
 
+def _cpu_autocast(x: Tensor) -> bool:
+    return x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+
+
 class Mamba(nn.Module):
     """Mamba mixer ``(B, L, d_model) -> (B, L, d_model)``.
 
@@ -167,6 +171,8 @@ class Mamba(nn.Module):
         weight, bias = self.in_proj.weight, self.in_proj.bias
         halves = (slice(None, self.d_inner), slice(self.d_inner, None))
         x, z = (F.linear(x, weight[h], None if bias is None else bias[h]) for h in halves)
+        if _cpu_autocast(x):  # the kernels compute in fp32: cast once for both directions
+            x, z = x.float(), z.float()
         y = self._direction(x, z, "", lengths, reverse=False)
         if not self.bidirectional:
             return self.out_proj(y)

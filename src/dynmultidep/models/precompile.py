@@ -76,8 +76,9 @@ def _causal_conv() -> None:
 def _dropout() -> None:
     from dynmultidep.models.dropout import hashed_dropout
 
-    x = torch.zeros(BATCH, STEPS, CHANNELS, requires_grad=True)
-    hashed_dropout(x, 0.5, keys=(1, 2)).sum().backward()
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.zeros(BATCH, STEPS, CHANNELS, dtype=dtype, requires_grad=True)
+        hashed_dropout(x, 0.5, keys=(1, 2)).sum().backward()
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,8 @@ GROUPS: dict[str, Group] = {
                                           f"{_SSM}.forward_kernel:_forward_job"), 30),
     "causal_conv": Group(_causal_conv, tuple(f"dynmultidep.models.conv_kernel:{name}" for name in
                          ("conv_forward", "conv_backward_pre", "conv_backward_input")), 8),
-    "dropout": Group(_dropout, ("dynmultidep.models.dropout_kernel:masked_scale",), 1),
+    "dropout": Group(_dropout, tuple(f"dynmultidep.models.dropout_kernel:{name}" for name in
+                     ("masked_scale", "masked_scale_bf16")), 2),
 }  # fmt: skip
 
 
