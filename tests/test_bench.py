@@ -100,3 +100,16 @@ def test_step_profile_sees_the_fused_kernels_and_adds_up():
     assert seconds["causal conv (fused)"] == 0 and seconds["dropout (hashed, fused)"] == 0
     assert seconds["mkldnn convolution"] > 0 and seconds["dropout masks (PyTorch)"] > 0
     assert seconds["reversal within lengths"] > 0
+
+
+def test_step_under_bf16_keeps_the_fused_dropout_and_scan():
+    from dynmultidep.bench.step import bench_step
+
+    result = bench_step(CONF_DIR, batch=2, length=40, precision="bf16")
+    assert result["precision"] == "bf16"
+    seconds = {r["group"]: r["seconds"] for r in result["groups"]}
+    assert seconds["dropout (hashed, fused)"] > 0 and seconds["dropout masks (PyTorch)"] == 0
+    assert seconds["selective scan (fused)"] > 0 and seconds["causal conv (fused)"] > 0
+    assert result["inference_s"] > 0
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        bench_step(CONF_DIR, batch=2, length=40, precision="fp8")

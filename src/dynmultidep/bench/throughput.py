@@ -75,10 +75,15 @@ def time_epoch(
 
 
 def bench_throughput(
-    conf_dir: Path, fractions: tuple[float, float], device: str = "cpu", preset: str = "full"
-) -> list[dict]:
-    """Bucketed and random batches; ``fractions`` of their epochs timed."""
-    return [
+    conf_dir: Path, fractions: tuple[float, float], device: str = "cpu", preset: str = "full",
+    bf16: bool = False,
+) -> list[dict]:  # fmt: skip
+    """Bucketed and random batches; ``fractions`` of their epochs timed. With ``bf16``
+    (on CPU) the bucketed epoch again under bf16 autocast (``trainer=bf16``)."""
+    rows = [
         time_epoch(conf_dir, False, fractions[0], device, preset),
         time_epoch(conf_dir, True, fractions[1], device, preset),
     ]
+    if bf16 and device == "cpu":
+        rows.append(time_epoch(conf_dir, False, fractions[0], device, preset, "bf16-mixed"))
+    return rows
