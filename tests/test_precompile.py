@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import sys
@@ -43,20 +42,6 @@ def test_after_precompile_a_model_step_compiles_nothing():
     counts = json.loads(run.stdout.strip().splitlines()[-1])
     assert counts["misses"] == 0
     assert counts["hits"] >= 6  # scan, conv and dropout kernels were loaded, not compiled
-
-
-def test_the_cache_check_follows_the_source(tmp_path, monkeypatch):
-    source = tmp_path / "scratch_kernel.py"
-    body = "import numba\n\n@numba.njit(cache=True)\ndef twice(x):\n    return {} * x\n"
-    source.write_text(body.format(2))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    module = importlib.import_module("scratch_kernel")
-    assert not pc._is_cached("scratch_kernel:twice")
-    assert module.twice(3) == 6
-    assert pc._is_cached("scratch_kernel:twice")
-    source.write_text(body.format(30))  # a new source: numba's stamp no longer matches
-    sys.modules.pop("scratch_kernel")
-    assert not pc._is_cached("scratch_kernel:twice")
 
 
 def test_groups_are_shared_out_longest_first_among_the_workers():

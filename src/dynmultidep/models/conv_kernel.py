@@ -21,6 +21,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from dynmultidep.models.kernel_cache import forget_stale
 from dynmultidep.models.ssm.cpu_kernel import step_position
 from dynmultidep.models.ssm.kernel_math import FASTMATH, fast_exp
 
@@ -129,3 +130,7 @@ def conv_backward_input(wT, lengths, reverse, dpre, dx):
                     d_s = dpre[b, step_position(s, n_b, reverse)]
                     for c in range(channels):
                         g[c] += w_k[c] * d_s[c]
+
+
+# numba checks this file alone for edits; forget_stale checks the helpers' files too
+forget_stale(__name__, ("conv_forward", "conv_backward_pre", "conv_backward_input"))

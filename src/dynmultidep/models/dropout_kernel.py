@@ -15,6 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from dynmultidep.models.kernel_cache import forget_stale
 from dynmultidep.models.ssm.kernel_math import FASTMATH
 
 BLOCK = 1 << 16  # elements per job
@@ -70,3 +71,7 @@ def masked_scale_bf16(x, out, threshold, scale, key1, key2):
             b = bits[j]
             rounded = np.uint16((b + _ROUND + ((b >> _S16) & _ONE)) >> _S16)
             out[start + j] = _QNAN16 if (b & _ABS) > _INF_BITS else rounded
+
+
+# numba checks this file alone for edits; forget_stale checks the helpers' files too
+forget_stale(__name__, ("masked_scale", "masked_scale_bf16"))

@@ -7,7 +7,7 @@ waits for every kernel in turn (about 90 s on 2 cores, most of it the scan's
 backward). :func:`precompile` compiles the groups of :data:`GROUPS` in
 worker processes, one per core, with the argument types the models pass, so
 the wait is about that of the longest group alone; groups already in the
-cache are skipped.
+cache (:func:`dynmultidep.models.kernel_cache.is_current`) are skipped.
 The test suite runs it first (``tests/conftest.py``); from a shell::
 
     python -m dynmultidep.models.precompile            # the groups not yet cached
@@ -20,7 +20,6 @@ the arguments they pass changes what is compiled here too.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import subprocess
@@ -32,6 +31,8 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
+
+from dynmultidep.models.kernel_cache import forget, is_current
 
 BATCH, STEPS, CHANNELS, STATES = 2, 5, 8, 4
 
@@ -105,24 +106,11 @@ GROUPS: dict[str, Group] = {
 }  # fmt: skip
 
 
-def _is_cached(kernel: str) -> bool:
-    """Whether numba's on-disk cache of ``kernel`` is current (its source unchanged)
-    and holds code for this CPU. Reads numba's own cache index, which has no public
-    reader; anything unexpected there counts as not cached."""
-    module, name = kernel.split(":")
-    dispatcher = getattr(importlib.import_module(module), name)
-    try:
-        overloads = dispatcher._cache._cache_file._load_index()
-        magic = dispatcher.targetctx.codegen().magic_tuple()
-        return any(key[1] == magic for key in overloads)
-    except Exception:  # numba internals moved: compile rather than guess
-        return False
-
-
 def stale(groups: list[str] | None = None) -> list[str]:
-    """The ``groups`` (default all) with a kernel that would compile on its next call."""
+    """The ``groups`` (default all) with a kernel that would compile on its next
+    call, or would load code compiled before its helpers last changed."""
     names = list(GROUPS) if groups is None else groups
-    return [name for name in names if not all(map(_is_cached, GROUPS[name].kernels))]
+    return [name for name in names if not all(map(is_current, GROUPS[name].kernels))]
 
 
 def _share_out(names: list[str], workers: int) -> list[list[str]]:
@@ -150,6 +138,9 @@ def precompile(
     if unknown:
         raise ValueError(f"unknown kernel groups {unknown}; known: {list(GROUPS)}")
     names = names if force else stale(names)
+    for name in names:
+        for kernel in GROUPS[name].kernels:
+            forget(kernel)
     workers = []
     for share in _share_out(names, max(1, jobs or os.cpu_count() or 1)):
         command = [sys.executable, "-m", "dynmultidep.models.precompile"]

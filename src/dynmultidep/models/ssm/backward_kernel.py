@@ -27,6 +27,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from dynmultidep.models.kernel_cache import forget_stale
 from dynmultidep.models.ssm.cpu_kernel import (
     _block_parameters,
     _load,
@@ -320,3 +321,7 @@ def _backward_job(
     dA_part[b, :, d0 : d0 + w] = dA[:n_state, :w]
     dD_part[b, d0 : d0 + w] = dD[:w]
     dbias_part[b, d0 : d0 + w] = dbias[:w]
+
+
+# numba checks this file alone for edits; forget_stale checks the helpers' files too
+forget_stale(__name__, ("scan_backward", "_backward_job"))

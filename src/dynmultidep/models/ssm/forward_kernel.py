@@ -28,6 +28,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from dynmultidep.models.kernel_cache import forget_stale
 from dynmultidep.models.ssm.cpu_kernel import _block_parameters, _load, _prepare_delta, _store
 from dynmultidep.models.ssm.kernel_math import FASTMATH, LOG2E, ZERO
 from dynmultidep.models.ssm.vectors import (
@@ -148,3 +149,7 @@ def _forward_job(
                     store(ys, j, load(ys, j) * zv * sigmoid(zv))
         _store(y_t, out, b, t0, d0, steps, w, channels_last, n_b, reverse)
     last_state[b, :, d0 : d0 + w] = h[:n_state, :w]
+
+
+# numba checks this file alone for edits; forget_stale checks the helpers' files too
+forget_stale(__name__, ("scan_forward", "_forward_job"))
