@@ -282,3 +282,55 @@ def test_kernel_exp_is_within_a_few_ulp_of_float64():
     e, sp = np.empty_like(far), np.empty_like(far)
     apply(far, e, sp)
     assert np.all(np.isfinite(e)) and e[0] >= np.finfo(np.float32).tiny
+
+
+@pytest.mark.parametrize("lanes", [16, 48, 128])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fused_scan_gives_the_same_values_for_every_job_width(monkeypatch, lanes, channels_last):
+    """Channel blocks of any width, the last one partial (100 channels), forward and
+    backward in time within lengths: the same values and gradients as the reference."""
+    from dynmultidep.models.ssm import cpu_kernel
+
+    monkeypatch.setattr(cpu_kernel, "job_lanes", lambda batch, channels, threads: lanes)
+    inputs = make_inputs(3, 100, 70, 5, seed=7)
+    if channels_last:
+        inputs = {k: (v.detach().transpose(1, 2).contiguous() if v.dim() == 3 else v.detach())
+                  for k, v in inputs.items()}  # fmt: skip
+        inputs = {k: v.requires_grad_() for k, v in inputs.items()}
+    scan = selective_scan_channels_last if channels_last else selective_scan
+    leaves = list(inputs.values())
+    for reverse in (False, True):
+        order = {"reverse": reverse, "lengths": torch.tensor([70, 41, 1])}
+        outputs = {
+            backend: scan(**inputs, delta_softplus=True, return_last_state=True,
+                          backend=backend, **order)
+            for backend in ("reference", "fused")
+        }  # fmt: skip
+        weights = [torch.randn_like(x) for x in outputs["reference"]]
+        grads = {
+            backend: torch.autograd.grad(
+                sum((x * w).sum() for x, w in zip(out, weights, strict=True)), leaves
+            )
+            for backend, out in outputs.items()
+        }
+        names = ("y", "last state")
+        for got, want, name in zip(outputs["fused"], outputs["reference"], names, strict=True):
+            assert_close(got, want, 2e-5, name)
+        for name, got, want in zip(inputs, grads["fused"], grads["reference"], strict=True):
+            assert_close(got, want, 5e-5, f"d{name}")
+
+
+def test_job_lanes_keep_whole_rows_unless_threads_would_idle():
+    from dynmultidep.models.ssm.cpu_kernel import MIN_LANES, job_lanes
+    from dynmultidep.models.ssm.vectors import WIDTH
+
+    assert job_lanes(8, 1024, 2) == 1024  # 8 jobs for 2 threads
+    assert job_lanes(32, 1000, 2) == 1008  # rounded up to whole registers
+    assert job_lanes(1, 1024, 2) == 512  # one row per thread
+    assert job_lanes(3, 1024, 2) == 512  # 6 jobs, 3 per thread
+    assert job_lanes(1, 4096, 16) == MIN_LANES  # never narrower than MIN_LANES
+    assert job_lanes(1, 70, 16) == 80  # a block narrower than MIN_LANES is never split
+    for batch in (1, 2, 3, 5, 7):
+        for channels in (64, 300, 1024, 1536):
+            lanes = job_lanes(batch, channels, 2)
+            assert lanes % WIDTH == 0 and lanes >= min(MIN_LANES, channels)

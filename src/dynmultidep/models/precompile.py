@@ -50,6 +50,7 @@ def _scan_forward() -> None:
 def _scan_backward() -> None:
     """The backward kernel alone: :class:`FusedScan`'s backward on the tensors its
     forward would save (zeros), so this group need not compile the forward."""
+    from dynmultidep.models.ssm.cpu_kernel import job_lanes
     from dynmultidep.models.ssm.fused import CHUNK, FusedScan
 
     u = torch.zeros(BATCH, STEPS, CHANNELS)
@@ -58,7 +59,12 @@ def _scan_backward() -> None:
     lengths = torch.full((BATCH,), STEPS, dtype=torch.int64)
     vector = torch.zeros(CHANNELS)
     saved = (u, u, torch.zeros(STATES, CHANNELS), B, B, vector, u, vector, chunk_states, lengths)
-    ctx = SimpleNamespace(saved_tensors=saved, flags=(True, True, True, True), order=(True, False))
+    ctx = SimpleNamespace(
+        saved_tensors=saved,
+        flags=(True, True, True, True),
+        order=(True, False),
+        lanes=job_lanes(BATCH, CHANNELS, 1),
+    )
     FusedScan.backward(ctx, u, None)
 
 

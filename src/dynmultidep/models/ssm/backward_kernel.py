@@ -2,7 +2,7 @@
 
 Jobs, tiles and layouts are the forward pass's
 (:mod:`dynmultidep.models.ssm.forward_kernel`): a job walks one batch element and
-a block of ``BACKWARD_LANES`` channels, from the last chunk of ``chunk`` steps to
+a block of ``lanes`` channels, from the last chunk of ``chunk`` steps to
 the first. For every chunk, each lane group of
 :data:`~dynmultidep.models.ssm.vectors.WIDTH` channels takes its ``N`` states
 ``STATES`` at a time (``N`` zero-padded), and for each such group:
@@ -48,7 +48,6 @@ from dynmultidep.models.ssm.vectors import (
     wide_registers,
 )
 
-BACKWARD_LANES = 256  # channels per job: 16 (AVX-512) or 32 (AVX2) lane groups
 LN2 = np.float32(0.6931471805599453)  # undoes the log2(e) folded into A
 
 
@@ -202,8 +201,8 @@ def _input_gradients(ut, dt, gt, zt, dy, y, adt, agb, d_blk, dD, dbias, has_z, s
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def scan_backward(
     u, delta, AT, B, C, D, z, bias, has_D, has_z, softplus, channels_last, lengths, reverse,
-    chunk, chunk_states, dout, dlast, has_dlast, du, ddelta, dz, dA_part, dB_part, dC_part,
-    dD_part, dbias_part,
+    chunk, lanes, chunk_states, dout, dlast, has_dlast, du, ddelta, dz, dA_part, dB_part,
+    dC_part, dD_part, dbias_part,
 ):  # fmt: skip
     """Backward pass: gradients of every input.
 
@@ -213,11 +212,11 @@ def scan_backward(
     (batch, d_inner)``. ``ddelta`` is the gradient of the raw ``delta``; with
     ``softplus`` it uses ``sigmoid(x) = 1 - exp(-softplus(x))``.
     """
-    blocks = (AT.shape[1] + BACKWARD_LANES - 1) // BACKWARD_LANES
+    blocks = (AT.shape[1] + lanes - 1) // lanes
     for job in numba.prange(u.shape[0] * blocks):
         _backward_job(
             job // blocks, job % blocks, u, delta, AT, B, C, D, z, bias, has_D, has_z, softplus,
-            channels_last, lengths, reverse, chunk, chunk_states, dout, dlast, has_dlast, du,
+            channels_last, lengths, reverse, chunk, lanes, chunk_states, dout, dlast, has_dlast, du,
             ddelta, dz, dA_part, dB_part, dC_part, dD_part, dbias_part,
         )  # fmt: skip
 
@@ -225,7 +224,7 @@ def scan_backward(
 @numba.njit(fastmath=FASTMATH, cache=True)
 def _backward_job(
     b, blk, u, delta, AT, B, C, D, z, bias, has_D, has_z, softplus, channels_last, lengths,
-    reverse, chunk, chunk_states, dout, dlast, has_dlast, du, ddelta, dz, dA_part, dB_part,
+    reverse, chunk, lanes, chunk_states, dout, dlast, has_dlast, du, ddelta, dz, dA_part, dB_part,
     dC_part, dD_part, dbias_part,
 ):  # fmt: skip
     """One job of :func:`scan_backward`: batch element ``b``, channel block ``blk``
@@ -234,7 +233,6 @@ def _backward_job(
     wide_registers()
     n_state, channels = AT.shape
     padded = -(-n_state // STATES) * STATES
-    lanes = BACKWARD_LANES
     length = u.shape[1] if channels_last else u.shape[2]
     n_chunks = (length + chunk - 1) // chunk
     n_b = lengths[b]

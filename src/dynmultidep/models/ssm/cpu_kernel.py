@@ -34,6 +34,29 @@ from dynmultidep.models.ssm.kernel_math import ZERO
 from dynmultidep.models.ssm.vectors import WIDTH, load, store
 from dynmultidep.models.ssm.vectors import softplus as vector_softplus
 
+MIN_LANES = 256  # the narrowest job a split makes: 16 (AVX-512) or 32 (AVX2) lane groups
+JOBS_PER_THREAD = 4  # with this many jobs per thread an uneven last round costs little
+
+
+def job_lanes(batch: int, channels: int, threads: int) -> int:
+    """Channels per job (a multiple of ``WIDTH``): whole rows unless that leaves
+    threads idle, else halved, down to ``MIN_LANES``, until the jobs (``batch`` x
+    blocks) divide evenly among the ``threads`` or give each ``JOBS_PER_THREAD``.
+
+    A job reads each step's row of its channel block. A whole row (4 KiB at
+    ``d_inner`` 1024) is one stream the hardware prefetcher follows, where quarter
+    rows make four short streams per page: at batch 8, ``d_inner`` 1024, N 16,
+    L 2048 on two threads the forward pass took 48 ms with whole rows against
+    63 ms with quarter rows, forward and backward 218 ms against 281 ms.
+    """
+    lanes = -(-channels // WIDTH) * WIDTH
+    while lanes > MIN_LANES:
+        jobs = batch * -(-channels // lanes)
+        if jobs >= JOBS_PER_THREAD * threads or (jobs >= threads and jobs % threads == 0):
+            break
+        lanes = max(MIN_LANES, -(-lanes // (2 * WIDTH)) * WIDTH)
+    return lanes
+
 
 @numba.njit(inline="always")
 def _prepare_delta(tile, steps, bias, softplus):

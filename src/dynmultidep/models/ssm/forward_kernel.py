@@ -2,8 +2,9 @@
 
 Same job layout, tiles and layouts as the backward pass
 (:mod:`dynmultidep.models.ssm.cpu_kernel`): a job walks one batch element and a
-block of ``FORWARD_LANES`` channels, ``chunk`` steps at a time, from time-major
-tiles. Within a chunk the work is ordered so that nothing carried from step to
+block of ``lanes`` channels (whole rows where the batch gives enough jobs:
+:func:`~dynmultidep.models.ssm.cpu_kernel.job_lanes`), ``chunk`` steps at a time,
+from time-major tiles. Within a chunk the work is ordered so that nothing carried from step to
 step touches memory:
 
 * the block's channels are taken :data:`~dynmultidep.models.ssm.vectors.WIDTH`
@@ -41,7 +42,6 @@ from dynmultidep.models.ssm.vectors import (
     wide_registers,
 )
 
-FORWARD_LANES = 256  # channels per job: 16 (AVX-512) or 32 (AVX2) lane groups
 STATES = 4  # states per register group: 4 states, 4 rows of A, and temporaries
 
 
@@ -81,20 +81,20 @@ def _state_group(h, a_blk, dt_t, u_t, b_t, c_t, y_t, d_g, g, q, steps):
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def scan_forward(
     u, delta, AT, B, C, D, z, bias, has_D, has_z, softplus, channels_last, lengths, reverse,
-    chunk, out, chunk_states, last_state,
+    chunk, lanes, out, chunk_states, last_state,
 ):  # fmt: skip
     """Forward pass; ``delta`` is raw, ``softplus(delta + bias)`` is taken on the fly.
 
     Writes ``out`` (the layout of ``u``), the state at the start of every
     chunk ``chunk_states (batch, n_chunks, N, d_inner)`` and ``last_state
     (batch, N, d_inner)``. One :func:`_forward_job` per batch element and
-    block of ``FORWARD_LANES`` channels, in parallel.
+    block of ``lanes`` channels (a multiple of ``WIDTH``), in parallel.
     """
-    blocks = (AT.shape[1] + FORWARD_LANES - 1) // FORWARD_LANES
+    blocks = (AT.shape[1] + lanes - 1) // lanes
     for job in numba.prange(u.shape[0] * blocks):
         _forward_job(
-            job // blocks, (job % blocks) * FORWARD_LANES, u, delta, AT, B, C, D, z, bias, has_D,
-            has_z, softplus, channels_last, lengths, reverse, chunk, out, chunk_states,
+            job // blocks, (job % blocks) * lanes, u, delta, AT, B, C, D, z, bias, has_D,
+            has_z, softplus, channels_last, lengths, reverse, chunk, lanes, out, chunk_states,
             last_state,
         )  # fmt: skip
 
@@ -102,7 +102,7 @@ def scan_forward(
 @numba.njit(fastmath=FASTMATH, cache=True)
 def _forward_job(
     b, d0, u, delta, AT, B, C, D, z, bias, has_D, has_z, softplus, channels_last, lengths,
-    reverse, chunk, out, chunk_states, last_state,
+    reverse, chunk, lanes, out, chunk_states, last_state,
 ):  # fmt: skip
     """One job of :func:`scan_forward`: batch element ``b``, channels from ``d0``.
 
@@ -114,17 +114,17 @@ def _forward_job(
     padded = -(-n_state // STATES) * STATES
     length = u.shape[1] if channels_last else u.shape[2]
     n_b = lengths[b]
-    w = min(FORWARD_LANES, channels - d0)
-    a_real, d_blk, bias_blk = _block_parameters(AT, D, bias, has_D, d0, w, FORWARD_LANES)
-    a_blk = aligned_empty(padded, FORWARD_LANES)
+    w = min(lanes, channels - d0)
+    a_real, d_blk, bias_blk = _block_parameters(AT, D, bias, has_D, d0, w, lanes)
+    a_blk = aligned_empty(padded, lanes)
     a_blk[:] = ZERO
     a_blk[:n_state] = a_real * LOG2E
-    h = aligned_empty(padded, FORWARD_LANES)
+    h = aligned_empty(padded, lanes)
     h[:] = ZERO
-    u_t = aligned_empty(chunk, FORWARD_LANES)
-    dt_t = aligned_empty(chunk, FORWARD_LANES)
-    z_t = aligned_empty(chunk, FORWARD_LANES)
-    y_t = aligned_empty(chunk, FORWARD_LANES)
+    u_t = aligned_empty(chunk, lanes)
+    dt_t = aligned_empty(chunk, lanes)
+    z_t = aligned_empty(chunk, lanes)
+    y_t = aligned_empty(chunk, lanes)
     b_t = np.zeros((chunk, padded), np.float32)  # columns past N stay 0
     c_t = np.zeros((chunk, padded), np.float32)
     for t0 in range(0, length, chunk):
@@ -135,7 +135,7 @@ def _forward_job(
         _prepare_delta(dt_t, steps, bias_blk, softplus)
         _load(B, b, t0, 0, steps, n_state, channels_last, b_t, n_b, reverse)
         _load(C, b, t0, 0, steps, n_state, channels_last, c_t, n_b, reverse)
-        for g in range(0, FORWARD_LANES, WIDTH):
+        for g in range(0, lanes, WIDTH):
             d_g = load(d_blk, g)
             for q in range(0, padded, STATES):
                 _state_group(h, a_blk, dt_t, u_t, b_t, c_t, y_t, d_g, g, q, steps)
@@ -144,7 +144,7 @@ def _forward_job(
             for s in range(steps):
                 zt = z_t[s]
                 ys = y_t[s]
-                for j in range(0, FORWARD_LANES, WIDTH):
+                for j in range(0, lanes, WIDTH):
                     zv = load(zt, j)
                     store(ys, j, load(ys, j) * zv * sigmoid(zv))
         _store(y_t, out, b, t0, d0, steps, w, channels_last, n_b, reverse)

@@ -33,10 +33,14 @@ class FusedScan(torch.autograd.Function):
     def forward(
         ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, channels_last, lengths, reverse
     ):  # fmt: skip
+        import numba
+
+        from dynmultidep.models.ssm import cpu_kernel
         from dynmultidep.models.ssm.forward_kernel import scan_forward
 
         batch = u.shape[0]
         channels, n_state = A.shape
+        lanes = cpu_kernel.job_lanes(batch, channels, numba.get_num_threads())
         length = u.shape[1] if channels_last else u.shape[2]
         AT = A.t().contiguous()
         bias = delta_bias.contiguous() if delta_bias is not None else u.new_zeros(channels)
@@ -49,18 +53,19 @@ class FusedScan(torch.autograd.Function):
             scan_forward(
                 _array(u), _array(delta), _array(AT), _array(B), _array(C), _array(D_),
                 _array(z_), _array(bias), D is not None, z is not None, delta_softplus,
-                channels_last, lengths.numpy(), reverse, CHUNK, out.numpy(), chunk_states.numpy(),
-                last.numpy(),
+                channels_last, lengths.numpy(), reverse, CHUNK, lanes, out.numpy(),
+                chunk_states.numpy(), last.numpy(),
             )  # fmt: skip
         ctx.save_for_backward(u, delta, AT, B, C, D_, z_, bias, chunk_states, lengths)
         ctx.flags = (D is not None, z is not None, delta_bias is not None, delta_softplus)
         ctx.order = (channels_last, reverse)
+        ctx.lanes = lanes
         ctx.set_materialize_grads(False)
         return out, last.transpose(1, 2)
 
     @staticmethod
     def backward(ctx, dout, dlast):
-        from dynmultidep.models.ssm.backward_kernel import BACKWARD_LANES, scan_backward
+        from dynmultidep.models.ssm.backward_kernel import scan_backward
 
         u, delta, AT, B, C, D_, z_, bias, chunk_states, lengths = ctx.saved_tensors
         has_D, has_z, has_bias, softplus = ctx.flags
@@ -68,7 +73,8 @@ class FusedScan(torch.autograd.Function):
         batch = u.shape[0]
         n_state, channels = AT.shape
         length = u.shape[1] if channels_last else u.shape[2]
-        blocks = -(-channels // BACKWARD_LANES)
+        lanes = ctx.lanes
+        blocks = -(-channels // lanes)
         dout = torch.zeros_like(u) if dout is None else dout.float().contiguous()
         has_dlast = dlast is not None
         dlast_ = dlast.float().transpose(1, 2).contiguous() if has_dlast else u.new_zeros(1, 1, 1)
@@ -83,9 +89,9 @@ class FusedScan(torch.autograd.Function):
             scan_backward(
                 _array(u), _array(delta), _array(AT), _array(B), _array(C), _array(D_),
                 _array(z_), _array(bias), has_D, has_z, softplus, channels_last, lengths.numpy(),
-                reverse, CHUNK, _array(chunk_states), _array(dout), _array(dlast_), has_dlast,
-                du.numpy(), ddelta.numpy(), dz.numpy(), dA_part.numpy(), dB_part.numpy(),
-                dC_part.numpy(), dD_part.numpy(), dbias_part.numpy(),
+                reverse, CHUNK, lanes, _array(chunk_states), _array(dout), _array(dlast_),
+                has_dlast, du.numpy(), ddelta.numpy(), dz.numpy(), dA_part.numpy(),
+                dB_part.numpy(), dC_part.numpy(), dD_part.numpy(), dbias_part.numpy(),
             )  # fmt: skip
         dB, dC = dB_part.sum(1), dC_part.sum(1)  # (batch, L, N)
         if not channels_last:
