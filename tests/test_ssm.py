@@ -291,7 +291,7 @@ def test_fused_scan_gives_the_same_values_for_every_job_width(monkeypatch, lanes
     backward in time within lengths: the same values and gradients as the reference."""
     from dynmultidep.models.ssm import cpu_kernel
 
-    monkeypatch.setattr(cpu_kernel, "job_lanes", lambda batch, channels, threads: lanes)
+    monkeypatch.setattr(cpu_kernel, "job_lanes", lambda *shape: lanes)
     inputs = make_inputs(3, 100, 70, 5, seed=7)
     if channels_last:
         inputs = {k: (v.detach().transpose(1, 2).contiguous() if v.dim() == 3 else v.detach())
@@ -330,6 +330,7 @@ def test_job_lanes_keep_whole_rows_unless_threads_would_idle():
     assert job_lanes(3, 1024, 2) == 512  # 6 jobs, 3 per thread
     assert job_lanes(1, 4096, 16) == MIN_LANES  # never narrower than MIN_LANES
     assert job_lanes(1, 70, 16) == 80  # a block narrower than MIN_LANES is never split
+    assert job_lanes(8, 1024, 2, channels_last=False) == MIN_LANES  # tiles transposed in L1
     for batch in (1, 2, 3, 5, 7):
         for channels in (64, 300, 1024, 1536):
             lanes = job_lanes(batch, channels, 2)

@@ -38,7 +38,7 @@ MIN_LANES = 256  # the narrowest job a split makes: 16 (AVX-512) or 32 (AVX2) la
 JOBS_PER_THREAD = 4  # with this many jobs per thread an uneven last round costs little
 
 
-def job_lanes(batch: int, channels: int, threads: int) -> int:
+def job_lanes(batch: int, channels: int, threads: int, channels_last: bool = True) -> int:
     """Channels per job (a multiple of ``WIDTH``): whole rows unless that leaves
     threads idle, else halved, down to ``MIN_LANES``, until the jobs (``batch`` x
     blocks) divide evenly among the ``threads`` or give each ``JOBS_PER_THREAD``.
@@ -47,9 +47,14 @@ def job_lanes(batch: int, channels: int, threads: int) -> int:
     ``d_inner`` 1024) is one stream the hardware prefetcher follows, where quarter
     rows make four short streams per page: at batch 8, ``d_inner`` 1024, N 16,
     L 2048 on two threads the forward pass took 48 ms with whole rows against
-    63 ms with quarter rows, forward and backward 218 ms against 281 ms.
+    63 ms with quarter rows, forward and backward 218 ms against 281 ms. In
+    mamba_ssm's layout a job transposes its channels' rows into the tiles, and a
+    tile of whole rows (256 KiB) no longer stays in L1: there jobs stay at
+    ``MIN_LANES`` (there the forward took 161 ms with whole rows against 85 ms).
     """
     lanes = -(-channels // WIDTH) * WIDTH
+    if not channels_last:
+        lanes = min(lanes, MIN_LANES)
     while lanes > MIN_LANES:
         jobs = batch * -(-channels // lanes)
         if jobs >= JOBS_PER_THREAD * threads or (jobs >= threads and jobs % threads == 0):

@@ -40,7 +40,7 @@ class FusedScan(torch.autograd.Function):
 
         batch = u.shape[0]
         channels, n_state = A.shape
-        lanes = cpu_kernel.job_lanes(batch, channels, numba.get_num_threads())
+        lanes = cpu_kernel.job_lanes(batch, channels, numba.get_num_threads(), channels_last)
         length = u.shape[1] if channels_last else u.shape[2]
         AT = A.t().contiguous()
         bias = delta_bias.contiguous() if delta_bias is not None else u.new_zeros(channels)
