@@ -113,3 +113,29 @@ def test_step_under_bf16_keeps_the_fused_dropout_and_scan():
     assert result["inference_s"] > 0
     with pytest.raises(ValueError, match="unknown precision 'fp8'"):
         bench_step(CONF_DIR, batch=2, length=40, precision="fp8")
+
+
+@pytest.mark.parametrize(
+    ("mode", "rounds"), [("inference", 1), pytest.param("step", 2, marks=pytest.mark.slow)]
+)
+def test_revision_timings_run_each_tree_in_its_own_process(mode, rounds):
+    from dynmultidep.bench.revisions import compare_trees
+
+    report = compare_trees({"a": REPO, "b": REPO}, mode, batch=2, length=20, rounds=rounds,
+                           repeats=2)  # fmt: skip
+    assert [row["tree"] for row in report["rows"]] == ["a", "b"]
+    for row in report["rows"]:
+        assert len(row["times_s"]) == 2 * rounds and all(t > 0 for t in row["times_s"])
+    first, second = report["rows"]
+    assert first["speedup"] == 1.0
+    assert second["speedup"] == pytest.approx(first["median_s"] / second["median_s"])
+
+
+def test_revision_errors_name_the_problem(tmp_path):
+    from dynmultidep.bench.revisions import RevisionError, compare_revisions, time_tree
+
+    with pytest.raises(RevisionError, match="'no-such-commit' is not a commit"):
+        compare_revisions(REPO, "no-such-commit")
+    (tmp_path / "src").mkdir()  # a tree without the package
+    with pytest.raises(RevisionError, match="the timing process failed"):
+        time_tree(tmp_path, "inference", 1, 5, 1)
