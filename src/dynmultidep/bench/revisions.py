@@ -90,5 +90,6 @@ def compare_revisions(
         raise RevisionError(f"unknown mode {mode!r}; use {' or '.join(revision_worker.MODES)}")
     commit = resolve(repo, rev)
     with worktree(repo, commit) as old:
-        trees = {f"{rev} ({commit[:7]})": old, "working tree": repo}
+        name = rev if commit.startswith(rev) else f"{rev} ({commit[:7]})"
+        trees = {name: old, "working tree": repo}
         return compare_trees(trees, mode, batch, length, rounds, repeats)
