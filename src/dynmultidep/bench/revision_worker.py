@@ -7,7 +7,8 @@ one source tree and prints the times as one JSON line.
 ``inference`` (eval mode under ``torch.inference_mode``) or ``step`` (forward,
 backward and an Adam step). Nothing of ``dynmultidep`` is imported before
 ``TREE/src`` leads ``sys.path``, so the tree's own code is what runs; it must
-have ``dynmultidep.bench.throughput.recipe_config``.
+have ``dynmultidep.bench.throughput.recipe_config``. The inputs and the step
+are defined here, for every tree alike (and for :mod:`dynmultidep.bench.step`).
 """
 
 from __future__ import annotations
@@ -15,14 +16,38 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
+
+import torch
 
 MODES = ("inference", "step")
 
 
+def recipe_inputs(batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Seeded random features: audio ``(batch, length, 25)``, video ``(batch, length,
+    136)`` and every vlog's length."""
+    g = torch.Generator().manual_seed(0)
+    audio = torch.randn(batch, length, 25, generator=g)
+    video = torch.randn(batch, length, 136, generator=g)
+    return audio, video, torch.full((batch,), length)
+
+
+def train_step(net, optimizer, inputs: tuple, autocast=nullcontext) -> None:
+    """Forward (under ``autocast()``), a loss on the logits plus the model's auxiliary
+    loss, backward and an optimiser step."""
+    with autocast():
+        out = net(*inputs)
+        loss = out.logits.float().square().mean()
+        if out.aux_loss is not None:
+            loss = loss + out.aux_loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def main(tree: Path, mode: str, batch: int, length: int, repeats: int) -> dict:
     sys.path.insert(0, str(tree / "src"))
-    import torch
     from hydra.utils import instantiate
 
     import dynmultidep
@@ -33,25 +58,16 @@ def main(tree: Path, mode: str, batch: int, length: int, repeats: int) -> dict:
         raise RuntimeError(f"{tree}: imported dynmultidep from {source} instead")
     net = instantiate(recipe_config(tree / "conf", "tiny", ()).model)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-    g = torch.Generator().manual_seed(0)
-    audio = torch.randn(batch, length, 25, generator=g)
-    video = torch.randn(batch, length, 136, generator=g)
-    lengths = torch.full((batch,), length)
+    inputs = recipe_inputs(batch, length)
 
     def once() -> None:
         if mode == "inference":
             net.eval()
             with torch.inference_mode():
-                net(audio, video, lengths)
+                net(*inputs)
             return
         net.train()
-        out = net(audio, video, lengths)
-        loss = out.logits.float().square().mean()
-        if out.aux_loss is not None:
-            loss = loss + out.aux_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(net, optimizer, inputs)
 
     once()  # warm-up: kernels compiled or loaded, buffers allocated
     times = []

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from hydra.utils import instantiate
 
+from dynmultidep.bench.revision_worker import recipe_inputs, train_step
 from dynmultidep.bench.throughput import recipe_config
 
 GROUPS = {
@@ -65,13 +66,6 @@ def recipe_model(conf_dir: Path, paths: str = "fused"):
     return net
 
 
-def _inputs(batch: int, length: int):
-    g = torch.Generator().manual_seed(0)
-    audio = torch.randn(batch, length, 25, generator=g)
-    video = torch.randn(batch, length, 136, generator=g)
-    return audio, video, torch.full((batch,), length)
-
-
 PRECISIONS = ("32", "bf16")
 
 
@@ -85,25 +79,18 @@ def bench_step(
         raise ValueError(f"unknown precision {precision!r}; use 32 or bf16")
     net = recipe_model(conf_dir, paths)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-    audio, video, lengths = _inputs(batch, length)
+    inputs = recipe_inputs(batch, length)
 
     def autocast():
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
 
     def step() -> None:
-        with autocast():
-            out = net(audio, video, lengths)
-            loss = out.logits.float().square().mean()
-            if out.aux_loss is not None:
-                loss = loss + out.aux_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(net, optimizer, inputs, autocast)
 
     def infer() -> None:
         net.eval()
         with torch.inference_mode(), autocast():
-            net(audio, video, lengths)
+            net(*inputs)
         net.train()
 
     step()  # warm-up: kernels compiled, buffers allocated
