@@ -190,6 +190,34 @@ def test_chunked_scan_without_autograd_gives_the_same_values():
                      2e-5, f"chunk {chunk}")  # fmt: skip
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fused_scan_without_autograd_gives_the_same_values(channels_last):
+    """Inference keeps no chunk states for a backward pass: the same output and last
+    state, bit for bit, under ``inference_mode``, ``no_grad`` and on inputs without
+    gradients, forward and backward in time."""
+    inputs = make_inputs(3, 40, 150, 6, seed=9)
+    if channels_last:
+        inputs = {k: (v.detach().transpose(1, 2).contiguous() if v.dim() == 3 else v.detach())
+                  for k, v in inputs.items()}  # fmt: skip
+        inputs = {k: v.requires_grad_() for k, v in inputs.items()}
+    scan = selective_scan_channels_last if channels_last else selective_scan
+    plain_inputs = {k: v.detach() for k, v in inputs.items()}
+    for reverse in (False, True):
+        order = {"reverse": reverse, "lengths": torch.tensor([150, 77, 1])}
+        args = {"delta_softplus": True, "return_last_state": True, "backend": "fused", **order}
+        y0, last0 = scan(**inputs, **args)
+        assert y0.requires_grad
+        for context in (torch.inference_mode, torch.no_grad):
+            with context():
+                y1, last1 = scan(**inputs, **args)
+            torch.testing.assert_close(y1, y0.detach(), rtol=0, atol=0)
+            torch.testing.assert_close(last1, last0.detach(), rtol=0, atol=0)
+        y2, last2 = scan(**plain_inputs, **args)
+        assert not y2.requires_grad
+        torch.testing.assert_close(y2, y0.detach(), rtol=0, atol=0)
+        torch.testing.assert_close(last2, last0.detach(), rtol=0, atol=0)
+
+
 def test_chunked_scan_training_memory_stays_within_its_bound():
     """Under autograd each state's T x T chunk weights (batch x d_inner x L x T values)
     are recomputed in the backward pass, not kept: each further state adds far less to

@@ -86,8 +86,8 @@ def scan_forward(
     """Forward pass; ``delta`` is raw, ``softplus(delta + bias)`` is taken on the fly.
 
     Writes ``out`` (the layout of ``u``), the state at the start of every
-    chunk ``chunk_states (batch, n_chunks, N, d_inner)`` and ``last_state
-    (batch, N, d_inner)``. One :func:`_forward_job` per batch element and
+    chunk ``chunk_states (batch, n_chunks, N, d_inner)`` (unless it has no
+    chunks: inference) and ``last_state (batch, N, d_inner)``. One :func:`_forward_job` per batch element and
     block of ``lanes`` channels (a multiple of ``WIDTH``), in parallel.
     """
     blocks = (AT.shape[1] + lanes - 1) // lanes
@@ -129,7 +129,8 @@ def _forward_job(
     c_t = np.zeros((chunk, padded), np.float32)
     for t0 in range(0, length, chunk):
         steps = min(chunk, length - t0)
-        chunk_states[b, t0 // chunk, :, d0 : d0 + w] = h[:n_state, :w]
+        if chunk_states.shape[1] > 0:  # none kept when nothing needs gradients
+            chunk_states[b, t0 // chunk, :, d0 : d0 + w] = h[:n_state, :w]
         _load(u, b, t0, d0, steps, w, channels_last, u_t, n_b, reverse)
         _load(delta, b, t0, d0, steps, w, channels_last, dt_t, n_b, reverse)
         _prepare_delta(dt_t, steps, bias_blk, softplus)

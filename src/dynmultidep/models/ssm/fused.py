@@ -14,6 +14,39 @@ def _array(x: Tensor):
     return x.detach().numpy()
 
 
+def _forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, channels_last, lengths,
+             reverse, keep_states):  # fmt: skip
+    """The forward kernel on :class:`FusedScan`'s inputs: ``out``, ``last (batch, N,
+    d_inner)`` and what the backward pass reads, ``(AT, D_, z_, bias, chunk_states,
+    lanes)``. Without ``keep_states`` (nothing will need gradients) no chunk states are
+    written: ``chunk_states`` has no chunks."""
+    import numba
+
+    from dynmultidep.models.ssm import cpu_kernel
+    from dynmultidep.models.ssm.forward_kernel import scan_forward
+
+    batch = u.shape[0]
+    channels, n_state = A.shape
+    lanes = cpu_kernel.job_lanes(batch, channels, numba.get_num_threads(), channels_last)
+    length = u.shape[1] if channels_last else u.shape[2]
+    AT = A.t().contiguous()
+    bias = delta_bias.contiguous() if delta_bias is not None else u.new_zeros(channels)
+    D_ = D.contiguous() if D is not None else u.new_zeros(1)
+    z_ = z if z is not None else u.new_zeros(1, 1, 1)
+    out = torch.empty_like(u)
+    n_chunks = -(-length // CHUNK) if keep_states else 0
+    chunk_states = u.new_empty(batch, n_chunks, n_state, channels)
+    last = u.new_empty(batch, n_state, channels)
+    with torch.profiler.record_function("selective_scan_forward"):  # named in profiles
+        scan_forward(
+            _array(u), _array(delta), _array(AT), _array(B), _array(C), _array(D_),
+            _array(z_), _array(bias), D is not None, z is not None, delta_softplus,
+            channels_last, lengths.numpy(), reverse, CHUNK, lanes, out.numpy(),
+            chunk_states.numpy(), last.numpy(),
+        )  # fmt: skip
+    return out, last, (AT, D_, z_, bias, chunk_states, lanes)
+
+
 class FusedScan(torch.autograd.Function):
     """``out, last = FusedScan.apply(u, delta, A, B, C, D, z, delta_bias,
     delta_softplus, channels_last, lengths, reverse)`` on fp32 contiguous CPU tensors.
@@ -33,29 +66,10 @@ class FusedScan(torch.autograd.Function):
     def forward(
         ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, channels_last, lengths, reverse
     ):  # fmt: skip
-        import numba
-
-        from dynmultidep.models.ssm import cpu_kernel
-        from dynmultidep.models.ssm.forward_kernel import scan_forward
-
-        batch = u.shape[0]
-        channels, n_state = A.shape
-        lanes = cpu_kernel.job_lanes(batch, channels, numba.get_num_threads(), channels_last)
-        length = u.shape[1] if channels_last else u.shape[2]
-        AT = A.t().contiguous()
-        bias = delta_bias.contiguous() if delta_bias is not None else u.new_zeros(channels)
-        D_ = D.contiguous() if D is not None else u.new_zeros(1)
-        z_ = z if z is not None else u.new_zeros(1, 1, 1)
-        out = torch.empty_like(u)
-        chunk_states = u.new_empty(batch, -(-length // CHUNK), n_state, channels)
-        last = u.new_empty(batch, n_state, channels)
-        with torch.profiler.record_function("selective_scan_forward"):  # named in profiles
-            scan_forward(
-                _array(u), _array(delta), _array(AT), _array(B), _array(C), _array(D_),
-                _array(z_), _array(bias), D is not None, z is not None, delta_softplus,
-                channels_last, lengths.numpy(), reverse, CHUNK, lanes, out.numpy(),
-                chunk_states.numpy(), last.numpy(),
-            )  # fmt: skip
+        out, last, (AT, D_, z_, bias, chunk_states, lanes) = _forward(
+            u, delta, A, B, C, D, z, delta_bias, delta_softplus, channels_last, lengths,
+            reverse, keep_states=True,
+        )  # fmt: skip
         ctx.save_for_backward(u, delta, AT, B, C, D_, z_, bias, chunk_states, lengths)
         ctx.flags = (D is not None, z is not None, delta_bias is not None, delta_softplus)
         ctx.order = (channels_last, reverse)
@@ -135,6 +149,9 @@ def fused_scan(
     delta_bias = None if delta_bias is None else delta_bias.float()
     length = u.shape[1] if channels_last else u.shape[2]
     lengths = kernel_lengths(lengths, u.shape[0], length)
-    return FusedScan.apply(
-        u, delta, A.float(), B, C, D, z, delta_bias, delta_softplus, channels_last, lengths, reverse
-    )
+    args = (u, delta, A.float(), B, C, D, z, delta_bias, delta_softplus, channels_last,
+            lengths, reverse)  # fmt: skip
+    if torch.is_grad_enabled() and any(isinstance(x, Tensor) and x.requires_grad for x in args):
+        return FusedScan.apply(*args)
+    out, last, _ = _forward(*args, keep_states=False)  # inference: no chunk states
+    return out, last.transpose(1, 2)
