@@ -42,7 +42,7 @@ format: install
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info
 
-# The benchmarks of BENCHMARKS.md (about 19 minutes on 2 cores); bench-quick: a subset.
+# The benchmarks of BENCHMARKS.md (about 20 minutes on 2 cores); bench-quick: a subset.
 bench: install
 	mkdir -p logs && $(PY) scripts/bench.py --json logs/bench.json --markdown logs/bench.md
 
