@@ -31,6 +31,13 @@ def make_inputs(batch, channels, length, n_state, delta_scale=1.0, dtype=torch.f
     }
 
 
+def channels_last_inputs(inputs):
+    """The same leaves laid out ``(batch, L, channels)``, contiguous."""
+    moved = {k: v.detach().transpose(1, 2).contiguous() if v.dim() == 3 else v.detach()
+             for k, v in inputs.items()}  # fmt: skip
+    return {k: v.requires_grad_() for k, v in moved.items()}
+
+
 def run(inputs, backend, use, softplus, weights=None):
     """Output, last state and the gradients of a weighted sum of both."""
     args = {k: v for k, v in inputs.items() if k in ("u", "delta", "A", "B", "C") or k in use}
@@ -197,9 +204,7 @@ def test_fused_scan_without_autograd_gives_the_same_values(channels_last):
     gradients, forward and backward in time."""
     inputs = make_inputs(3, 40, 150, 6, seed=9)
     if channels_last:
-        inputs = {k: (v.detach().transpose(1, 2).contiguous() if v.dim() == 3 else v.detach())
-                  for k, v in inputs.items()}  # fmt: skip
-        inputs = {k: v.requires_grad_() for k, v in inputs.items()}
+        inputs = channels_last_inputs(inputs)
     scan = selective_scan_channels_last if channels_last else selective_scan
     plain_inputs = {k: v.detach() for k, v in inputs.items()}
     for reverse in (False, True):
@@ -262,9 +267,7 @@ def test_reverse_scans_backwards_within_each_length(backend, channels_last, leng
     output reversed back: values, last state and every gradient (padding included)."""
     inputs = make_inputs(3, 70, 70, 6, seed=5)
     if channels_last:
-        inputs = {k: (v.detach().transpose(1, 2).contiguous() if v.dim() == 3 else v.detach())
-                  for k, v in inputs.items()}  # fmt: skip
-        inputs = {k: v.requires_grad_() for k, v in inputs.items()}
+        inputs = channels_last_inputs(inputs)
     time_dim = 1 if channels_last else 2
     scan = selective_scan_channels_last if channels_last else selective_scan
     n = lengths or [70, 70, 70]
@@ -322,9 +325,7 @@ def test_fused_scan_gives_the_same_values_for_every_job_width(monkeypatch, lanes
     monkeypatch.setattr(cpu_kernel, "job_lanes", lambda *shape: lanes)
     inputs = make_inputs(3, 100, 70, 5, seed=7)
     if channels_last:
-        inputs = {k: (v.detach().transpose(1, 2).contiguous() if v.dim() == 3 else v.detach())
-                  for k, v in inputs.items()}  # fmt: skip
-        inputs = {k: v.requires_grad_() for k, v in inputs.items()}
+        inputs = channels_last_inputs(inputs)
     scan = selective_scan_channels_last if channels_last else selective_scan
     leaves = list(inputs.values())
     for reverse in (False, True):

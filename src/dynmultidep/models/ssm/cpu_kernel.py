@@ -45,12 +45,11 @@ def job_lanes(batch: int, channels: int, threads: int, channels_last: bool = Tru
 
     A job reads each step's row of its channel block. A whole row (4 KiB at
     ``d_inner`` 1024) is one stream the hardware prefetcher follows, where quarter
-    rows make four short streams per page: at batch 8, ``d_inner`` 1024, N 16,
-    L 2048 on two threads the forward pass took 48 ms with whole rows against
-    63 ms with quarter rows, forward and backward 218 ms against 281 ms. In
-    mamba_ssm's layout a job transposes its channels' rows into the tiles, and a
-    tile of whole rows (256 KiB) no longer stays in L1: there jobs stay at
-    ``MIN_LANES`` (there the forward took 161 ms with whole rows against 85 ms).
+    rows make four short streams per page (BENCHMARKS.md, "Whole rows per scan
+    job"). In mamba_ssm's layout a job transposes its channels' rows into the
+    tiles, and a tile of whole rows (256 KiB) no longer stays in L1: there jobs
+    stay at ``MIN_LANES`` (the bench's forward in that layout at N 16, L 2048:
+    0.20 s with whole rows at commit a7ea47e, 0.09-0.11 s at 256 channels).
     """
     lanes = -(-channels // WIDTH) * WIDTH
     if not channels_last:

@@ -87,8 +87,9 @@ def scan_forward(
 
     Writes ``out`` (the layout of ``u``), the state at the start of every
     chunk ``chunk_states (batch, n_chunks, N, d_inner)`` (unless it has no
-    chunks: inference) and ``last_state (batch, N, d_inner)``. One :func:`_forward_job` per batch element and
-    block of ``lanes`` channels (a multiple of ``WIDTH``), in parallel.
+    chunks: inference) and ``last_state (batch, N, d_inner)``. One
+    :func:`_forward_job` per batch element and block of ``lanes`` channels (a
+    multiple of ``WIDTH``), in parallel.
     """
     blocks = (AT.shape[1] + lanes - 1) // lanes
     for job in numba.prange(u.shape[0] * blocks):
