@@ -94,12 +94,14 @@ def test_callbacks_default_and_optional_ones(tmp_path):
         "rich_progress_bar",
         "model_summary",
         "epoch_seeding",
+        "epoch_resources",
     }
     assert cfg.callbacks.model_checkpoint.monitor == "val/macro_f1"
     assert cfg.callbacks.epoch_seeding.seed == cfg.seed
     cfg = compose_train("callbacks=[default,early_stopping,gate_annealing]", tmp=str(tmp_path))
     names = [type(c).__name__ for c in instantiate_all(cfg.callbacks)]
-    assert {"ModelCheckpoint", "EarlyStopping", "GateTemperatureAnnealing"} <= set(names)
+    assert {"ModelCheckpoint", "EarlyStopping", "GateTemperatureAnnealing",
+            "EpochResources"} <= set(names)  # fmt: skip
     cfg = compose_train("callbacks.rich_progress_bar=null", tmp=str(tmp_path))
     assert "RichProgressBar" not in [type(c).__name__ for c in instantiate_all(cfg.callbacks)]
 

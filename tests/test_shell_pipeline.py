@@ -55,6 +55,8 @@ def test_training_run_writes_its_outputs(trained):
     assert Path(metrics["checkpoint"]).is_file() and metrics["best_epoch"] in (0, 1)
     assert metrics["monitor"] == "val/macro_f1" and value == pytest.approx(metrics["best_score"])
     assert metrics["seed"] == 0 and "torch" in metrics["versions"]
+    # the kernels that ran: the fused CPU scan and convolution, no optional package tried
+    assert metrics["kernels"] == {"conv": ["fused"], "scan": ["fused"], "fallbacks": {}}
     assert metrics["overrides"] == []  # composed outside a Hydra job; see test_shell_cli
     baseline = metrics["all_positive_baseline"]
     prevalence = metrics["depressed"] / metrics["vlogs"]
@@ -70,6 +72,8 @@ def test_training_run_writes_its_outputs(trained):
         for expert in ("audio", "video"):
             assert {f"{split}/gate_weight_{expert}", f"{split}/gate_routed_{expert}"} <= logged
     assert {"train/lr", "train/loss_epoch", "val/loss", "test/avg4"} <= logged
+    assert {"perf/train_epoch_s", "perf/val_epoch_s"} <= logged  # EpochResources
+    assert "perf/peak_memory_mib" not in logged  # CUDA only
 
 
 def test_metrics_json_agrees_with_predictions_csv(trained):

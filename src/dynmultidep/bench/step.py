@@ -60,7 +60,7 @@ def recipe_model(conf_dir: Path, paths: str = "fused"):
     net = instantiate(recipe_config(conf_dir, "tiny", ()).model)
     for module in net.modules():
         if isinstance(module, Mamba):
-            module.conv_backend = None if paths == "fused" else "reference"
+            module.conv_backend = "auto" if paths == "fused" else "reference"
         elif isinstance(module, Dropout):
             module.kernel = paths == "fused"
     return net

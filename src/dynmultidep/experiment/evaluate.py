@@ -25,6 +25,7 @@ from dynmultidep.experiment.classifier import plain
 from dynmultidep.experiment.loggers import close_loggers
 from dynmultidep.experiment.outputs import write_fold_outputs
 from dynmultidep.experiment.session import show_config
+from dynmultidep.models.backends import reset_record
 from dynmultidep.protocols.kfold import apply_kfold
 
 
@@ -48,6 +49,7 @@ def evaluate(cfg: DictConfig) -> dict:
     check_widths(module, datamodule, ckpt_path, names=("video_dim",))
     datamodule.prepare_data()
     trainer = build_trainer(cfg)
+    reset_record()  # metrics.json names the kernels this evaluation used
     try:
         trainer.test(module, dataloaders=datamodule.fold_dataloader(cfg.fold), verbose=False)
         used = plain(dataset) if dataset is not None else checkpoint["run_config"]["dataset"]

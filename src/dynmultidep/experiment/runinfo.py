@@ -1,4 +1,5 @@
-"""Provenance of a run: git commit, package versions, the command-line overrides."""
+"""Provenance of a run: git commit, package versions, the command-line overrides, and
+the scan and convolution kernels that ran (:mod:`dynmultidep.models.backends`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from dynmultidep.models.backends import kernels_used
+
 PACKAGES = ("dynmultidep", "torch", "lightning", "hydra-core", "omegaconf", "torchmetrics",
-            "numpy", "numba", "mamba-ssm")  # fmt: skip
+            "numpy", "numba", "mamba-ssm", "causal-conv1d")  # fmt: skip
 
 
 def git_commit(where: str | Path = ".") -> str | None:
@@ -52,4 +55,5 @@ def provenance() -> dict:
         "git_commit": git_commit(Path(__file__).resolve().parent),
         "overrides": hydra_overrides(),
         "versions": package_versions(),
+        "kernels": kernels_used(),
     }

@@ -5,6 +5,7 @@ Run directory (``paths.output_dir``) after a run::
     config_tree.log          the composed config, as printed at start
     checkpoints/             best (by ``callbacks.model_checkpoint.monitor``) and last.ckpt
     metrics.json             test report + best epoch, checkpoint, seed, provenance
+                             (commit, versions, the scan and convolution kernels run)
     predictions.csv          one row per test vlog
     split.csv                k-fold jobs: id,role (train | valid | test) of every vlog used
     test_*.png               confusion matrix, ROC curve, gate weights by label
@@ -32,6 +33,7 @@ from dynmultidep.experiment.loggers import close_loggers
 from dynmultidep.experiment.outputs import write_fold_outputs
 from dynmultidep.experiment.resume import check_same_config, checkpoint_to_resume
 from dynmultidep.experiment.session import show_config
+from dynmultidep.models.backends import reset_record
 from dynmultidep.protocols.kfold import SPLIT_FILE, apply_kfold, describe, write_split
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ def train(cfg: DictConfig) -> float | None:
     if rank_zero_only.rank == 0:
         show_config(cfg, save_to=out_dir / "config_tree.log")
     L.seed_everything(cfg.seed, workers=True)
+    reset_record()  # metrics.json names the kernels this run used
     datamodule = instantiate(cfg.dataset, _convert_="all")
     kfold = apply_kfold(datamodule, cfg.get("kfold"))
     if kfold is not None and rank_zero_only.rank == 0:

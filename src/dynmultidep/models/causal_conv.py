@@ -12,8 +12,13 @@ reversing back, which the fused kernels compute by index without the copies.
 
 Backends: ``fused`` (numba kernels, :mod:`.conv_kernel`, fp32, CPU; PyTorch's
 depthwise convolution is slow at these shapes on CPU: about 0.3 s forward and
-1 s backward at batch 32 x 1000 steps x 1024 channels) and ``reference``
-(PyTorch's ``conv1d``, any device, what the fused path is tested against).
+1 s backward at batch 32 x 1000 steps x 1024 channels), ``cuda``
+(``causal_conv1d_fn`` of the optional ``causal_conv1d`` package, CUDA tensors;
+the reversed direction by gathered copies, as ``reference`` does) and
+``reference`` (PyTorch's ``conv1d``, any device, what the others are tested
+against). ``auto`` picks ``fused`` on CPU, ``cuda`` on CUDA when the package
+imports (else ``reference``, with one warning per process:
+:mod:`dynmultidep.models.backends`). Each call records the backend it ran.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dynmultidep.models.backends import on_kernel_device, optional_kernel, record
 from dynmultidep.models.ssm import fused_available
 from dynmultidep.models.time_order import kernel_lengths, reverse_within_length
+
+CONV_BACKENDS = ("auto", "reference", "fused", "cuda")
 
 
 def causal_conv_reference(
@@ -38,6 +46,40 @@ def causal_conv_reference(
     y = F.conv1d(x.transpose(1, 2), weight[:, None, :], bias, padding=taps - 1,
                  groups=weight.shape[0])[..., :length].transpose(1, 2)  # fmt: skip
     return F.silu(y) if silu else y
+
+
+def causal_conv_cuda(
+    x: Tensor, weight: Tensor, bias: Tensor | None, silu: bool, reverse: bool = False,
+    lengths: Tensor | None = None,
+) -> Tensor:  # fmt: skip
+    """``causal_conv1d_fn`` on ``x: (B, L, C)`` (CUDA), passed as the channels-last
+    view ``(B, C, L)`` it reads without a copy; weight and bias in ``x``'s dtype (the
+    kernel takes one dtype, and autocast does not reach it)."""
+    if reverse:
+        y = causal_conv_cuda(reverse_within_length(x, lengths), weight, bias, silu)
+        return reverse_within_length(y, lengths)
+    conv = optional_kernel("causal_conv1d")
+    y = conv(x.transpose(1, 2), weight.to(x.dtype), None if bias is None else bias.to(x.dtype),
+             activation="silu" if silu else None)  # fmt: skip
+    return y.transpose(1, 2)
+
+
+def resolve_conv_backend(backend: str, x: Tensor) -> str:
+    """The concrete backend ``backend`` means for ``x``; see the module docstring."""
+    if backend not in CONV_BACKENDS:
+        raise ValueError(f"unknown conv backend {backend!r}; use one of {', '.join(CONV_BACKENDS)}")
+    on_gpu = on_kernel_device(x.device)
+    if backend == "auto":  # the kernels compute in fp32: fp64 (e.g. gradcheck) stays exact
+        if x.dtype == torch.float64:
+            return "reference"
+        if on_gpu:
+            return "cuda" if optional_kernel("causal_conv1d") is not None else "reference"
+        return "fused" if x.device.type == "cpu" and fused_available() else "reference"
+    if backend == "fused" and (x.device.type != "cpu" or not fused_available()):
+        raise ValueError("conv backend 'fused' needs CPU tensors and the numba package")
+    if backend == "cuda" and (not on_gpu or optional_kernel("causal_conv1d") is None):
+        raise ValueError("conv backend 'cuda' needs CUDA tensors and the causal-conv1d package")
+    return backend
 
 
 def _array(x: Tensor):
@@ -98,16 +140,14 @@ def causal_conv1d(
     Args:
         x: ``(B, L, C)``; weight: ``(C, K)``; bias: ``(C,)`` or None.
         reverse: causal backwards in time within ``lengths: (B,)`` (None: ``L``).
-        backend: ``auto`` (``fused`` for CPU tensors up to fp32 when numba is
-            there, else ``reference``), ``fused`` or ``reference``.
+        backend: one of :data:`CONV_BACKENDS` (module docstring).
     """
-    if backend == "auto":  # the kernels compute in fp32: fp64 (e.g. gradcheck) stays exact
-        fused = x.device.type == "cpu" and x.dtype != torch.float64 and fused_available()
-        backend = "fused" if fused else "reference"
+    backend = resolve_conv_backend(backend, x)
+    record("conv", backend)
     if backend == "reference":
         return causal_conv_reference(x, weight, bias, silu, reverse, lengths)
-    if backend != "fused" or x.device.type != "cpu":
-        raise ValueError(f"conv backend {backend!r}: use auto, reference or fused (CPU)")
+    if backend == "cuda":
+        return causal_conv_cuda(x, weight, bias, silu, reverse, lengths)
     dtype = x.dtype
     with torch.autocast(device_type="cpu", enabled=False):
         y = FusedCausalConv.apply(

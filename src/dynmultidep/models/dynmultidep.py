@@ -67,7 +67,7 @@ class DynMultiDep(nn.Module):
 
     Args:
         audio_dim, video_dim: feature widths (Da, Dv).
-        d_model ... scan_backend: encoder options, see :class:`EncoderConfig`.
+        d_model ... conv_backend: encoder options, see :class:`EncoderConfig`.
         share_ssm: the video expert's Mamba blocks use the audio expert's ``A``.
         temp: gate softmax temperature. hard_gate: one-hot gate (straight-through).
         gumbel: Gumbel noise on gate logits in training.
@@ -102,6 +102,7 @@ class DynMultiDep(nn.Module):
         attention_heads: int = 4,
         attention_window: int = 128,
         scan_backend: str = "auto",
+        conv_backend: str = "auto",
         temp: float = 1.0,
         hard_gate: bool = True,
         gumbel: bool = False,
@@ -130,6 +131,7 @@ class DynMultiDep(nn.Module):
             d_conv=d_conv, expand=expand, bidirectional=bidirectional, causal=causal,
             d_ffn=d_ffn, dropout=dropout, activation=activation, attention_heads=attention_heads,
             attention_window=attention_window, scan_backend=scan_backend,
+            conv_backend=conv_backend,
             input_norm=input_norm, output_norm=output_norm, input_deltas=input_deltas,
             zero_init_residual=zero_init_residual, drop_path=drop_path, pooling=pooling,
         )  # fmt: skip

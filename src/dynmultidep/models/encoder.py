@@ -42,6 +42,7 @@ class EncoderConfig:
     attention_heads: int = 4
     attention_window: int = 128  # steps each side an attention mixer sees
     scan_backend: str = "auto"  # selective-scan implementation (models.ssm)
+    conv_backend: str = "auto"  # Mamba's causal convolution (models.causal_conv)
     input_norm: bool = True  # LayerNorm after the input projection (removes each step's scale)
     output_norm: bool = True  # LayerNorm of the expert's output steps (the same, before pooling)
     input_deltas: bool = False  # also feed each step's change from the previous one
@@ -154,6 +155,7 @@ def make_mixer(kind: str, config: EncoderConfig) -> nn.Module:
             expand=config.expand,
             bidirectional=config.bidirectional and not config.causal,
             scan_backend=config.scan_backend,
+            conv_backend=config.conv_backend,
         )
     return LocalAttention(
         config.d_model,

@@ -52,12 +52,14 @@ class Mamba(nn.Module):
 
     Args mirror ``mamba_ssm.modules.mamba_simple.Mamba``; in addition
     ``bidirectional`` adds the backward branch, ``scan_backend`` picks the
-    selective-scan implementation (see :mod:`dynmultidep.models.ssm`); the
-    causal convolution is fused with its SiLU on CPU with the ``auto`` and
-    ``fused`` backends (:mod:`dynmultidep.models.causal_conv`), plain PyTorch
-    otherwise. The weights and biases of ``in_proj``, the convolutions and (when
-    bidirectional) ``out_proj``
-    are used directly (their ``forward`` and hooks are not called).
+    selective-scan implementation (see :mod:`dynmultidep.models.ssm`) and
+    ``conv_backend`` the causal convolution's
+    (:mod:`dynmultidep.models.causal_conv`): ``auto`` fuses it with its SiLU on
+    CPU and uses ``causal_conv1d`` on CUDA where it imports; with the
+    ``reference`` scan, ``auto`` means the reference convolution too (a block
+    in plain PyTorch throughout). The weights and biases of ``in_proj``, the
+    convolutions and (when bidirectional) ``out_proj`` are used directly (their
+    ``forward`` and hooks are not called).
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class Mamba(nn.Module):
         bias: bool = False,
         bidirectional: bool = False,
         scan_backend: str = "auto",
+        conv_backend: str = "auto",
         device=None,
         dtype=None,
     ):
@@ -89,9 +92,7 @@ class Mamba(nn.Module):
         self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
         self.bidirectional = bidirectional
         self.scan_backend = scan_backend
-        # None: the fused CPU convolution with the fused scan, PyTorch's otherwise;
-        # "reference" or "fused" to choose it alone (the training-step bench does)
-        self.conv_backend: str | None = None
+        self.conv_backend = conv_backend
         self.in_proj = nn.Linear(d_model, self.d_inner * 2, bias=bias, **factory)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias, **factory)
         dt = dict(dt_min=dt_min, dt_max=dt_max, dt_init=dt_init, dt_scale=dt_scale,
@@ -147,10 +148,9 @@ class Mamba(nn.Module):
         dt_proj = getattr(self, f"dt_proj{suffix}")
         A_log = self.A_b_log if suffix else self.A_log
         D = self.D_b if suffix else self.D
-        # the fused CPU path with the fused scan; plain PyTorch with any other backend
-        conv_backend = self.conv_backend or (
-            "auto" if self.scan_backend in ("auto", "fused") else "reference"
-        )
+        conv_backend = self.conv_backend
+        if conv_backend == "auto" and self.scan_backend == "reference":
+            conv_backend = "reference"  # the reference block: plain PyTorch throughout
         order = {"reverse": reverse, "lengths": lengths}
         x = causal_conv1d(x, conv.weight[:, 0, :], conv.bias, silu=True, backend=conv_backend,
                           **order)  # fmt: skip

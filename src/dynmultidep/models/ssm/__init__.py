@@ -10,7 +10,10 @@ Backends (``backend=``):
   within chunks, a short sequential pass across them), on any device.
 * ``cuda``: ``mamba_ssm``'s CUDA kernels, when that optional package is installed.
 * ``auto`` (default): ``fused`` on CPU, ``cuda`` on a GPU when ``mamba_ssm``
-  imports, else ``chunked``.
+  imports, else ``chunked`` (on a GPU with one warning per process saying why:
+  :mod:`dynmultidep.models.backends`).
+
+Each call records the backend it ran (:func:`dynmultidep.models.backends.record`).
 
 Arithmetic is fp32 whatever the input dtype (autocast is switched off
 inside), and the output takes the dtype of ``u``.
@@ -24,6 +27,7 @@ import importlib.util
 import torch
 from torch import Tensor
 
+from dynmultidep.models.backends import on_kernel_device, optional_kernel, record
 from dynmultidep.models.ssm.reference import selective_scan_reference
 from dynmultidep.models.time_order import reverse_within_length
 
@@ -35,25 +39,23 @@ def fused_available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-@functools.cache
 def _mamba_ssm_scan():
-    try:
-        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
-    except Exception:  # not installed, or built for another CUDA/torch
-        return None
-    return selective_scan_fn
+    """``mamba_ssm``'s ``selective_scan_fn``, or None (warned once) when it does not import."""
+    return optional_kernel("mamba_ssm")
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
     """The concrete backend ``backend`` means for tensors on ``device``."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown scan backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    on_gpu = device.type == "cuda"
+    on_gpu = on_kernel_device(device)
     if backend == "auto":
         if on_gpu:
             return "cuda" if _mamba_ssm_scan() is not None else "chunked"
+        if device.type != "cpu":  # another accelerator: the parallel scan in PyTorch
+            return "chunked"
         return "fused" if fused_available() else "reference"
-    if backend == "fused" and (on_gpu or not fused_available()):
+    if backend == "fused" and (device.type != "cpu" or not fused_available()):
         raise ValueError("scan backend 'fused' needs CPU tensors and the numba package")
     if backend == "cuda" and (not on_gpu or _mamba_ssm_scan() is None):
         raise ValueError("scan backend 'cuda' needs CUDA tensors and the mamba-ssm package")
@@ -128,6 +130,7 @@ def _reversed(x: Tensor | None, lengths: Tensor | None, channels_last: bool) -> 
 def _scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, backend,
           reverse, lengths, channels_last):  # fmt: skip
     backend = resolve_backend(backend, u.device)
+    record("scan", backend)
     dtype = u.dtype
     with torch.autocast(device_type=u.device.type, enabled=False):
         if backend == "fused":
