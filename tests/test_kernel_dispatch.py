@@ -208,3 +208,12 @@ def test_asking_for_a_cuda_kernel_explicitly_never_falls_back(kernels):
         resolve_backend("cuda", x.device)
     with pytest.raises(ValueError, match="unknown conv backend 'fast'"):
         resolve_conv_backend("fast", x)
+
+
+def test_conv_kernel_gets_a_contiguous_copy_where_channels_last_cannot_serve(kernels):
+    """The channels-last kernel needs channels in multiples of 8: 12 are copied."""
+    stand_ins = install_stand_ins(kernels)
+    x, weight = torch.randn(2, 10, 12), torch.randn(12, 3)
+    got = causal_conv1d(x, weight, None)
+    torch.testing.assert_close(got, causal_conv_reference(x, weight, None, True))
+    assert stand_ins.calls[0]["channels_last"] is False

@@ -182,6 +182,7 @@ def test_cross_modal_streams_share_one_state_transition():
     assert n_separate - n_shared == 2 * 16 * 4
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(
     importlib.util.find_spec("mamba_ssm") is None or not torch.cuda.is_available(),
     reason="needs mamba_ssm and a GPU",

@@ -126,17 +126,18 @@ def write_timelines(
     module, vlogs, raw: dict, collate: PadCollate, folder: Path, seconds_per_step: float = 1.0
 ) -> None:
     """``{id}.png`` and ``{id}.csv`` in ``folder`` for each vlog (see :mod:`.timeline`)."""
+    device = next(module.net.parameters()).device  # where the trainer left the model
     for vlog in vlogs:
         batch = collate([VlogDataset([vlog])[0]])
         logits, audio, video = step_contributions(
-            module.net, batch["audio"], batch["video"], batch["lengths"]
+            module.net, *(batch[k].to(device) for k in ("audio", "video", "lengths"))
         )
         timeline = Timeline(
             vlog.id,
             float(torch.sigmoid(logits[0])),
             float(logits[0]),
-            audio[0].numpy(),
-            video[0].numpy(),
+            audio[0].cpu().numpy(),
+            video[0].cpu().numpy(),
             faces_found(raw[vlog.id].video),
             seconds_per_step,
         )

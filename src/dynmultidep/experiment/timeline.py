@@ -68,7 +68,8 @@ def step_contributions(
         logits = net(audio, video, lengths).logits.float()
         # items are independent, so the gradient of the sum is each item's own gradient
         grad_audio, grad_video = torch.autograd.grad(logits.sum(), (audio, video))
-    valid = (torch.arange(audio.shape[1])[None, :] < lengths[:, None]).float()
+    steps = torch.arange(audio.shape[1], device=audio.device)
+    valid = (steps[None, :] < lengths.to(audio.device)[:, None]).float()
     return (
         logits.detach(),
         (grad_audio * audio).sum(-1).detach() * valid,

@@ -53,13 +53,17 @@ def causal_conv_cuda(
     lengths: Tensor | None = None,
 ) -> Tensor:  # fmt: skip
     """``causal_conv1d_fn`` on ``x: (B, L, C)`` (CUDA), passed as the channels-last
-    view ``(B, C, L)`` it reads without a copy; weight and bias in ``x``'s dtype (the
-    kernel takes one dtype, and autocast does not reach it)."""
+    view ``(B, C, L)`` it reads without a copy (its channels-last kernel needs ``C``
+    and the strides in multiples of 8: otherwise a contiguous copy); weight and bias
+    in ``x``'s dtype (autocast does not reach the kernel)."""
     if reverse:
         y = causal_conv_cuda(reverse_within_length(x, lengths), weight, bias, silu)
         return reverse_within_length(y, lengths)
     conv = optional_kernel("causal_conv1d")
-    y = conv(x.transpose(1, 2), weight.to(x.dtype), None if bias is None else bias.to(x.dtype),
+    x = x.transpose(1, 2)
+    if x.stride(1) != 1 or x.shape[1] % 8 or x.stride(0) % 8 or x.stride(2) % 8:
+        x = x.contiguous()
+    y = conv(x, weight.to(x.dtype), None if bias is None else bias.to(x.dtype),
              activation="silu" if silu else None)  # fmt: skip
     return y.transpose(1, 2)
 

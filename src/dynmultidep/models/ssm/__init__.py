@@ -145,9 +145,9 @@ def _scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state
             if channels_last:  # the other backends work in mamba_ssm's layout
                 u, delta, B, C = (x.transpose(1, 2) for x in (u, delta, B, C))
                 z = None if z is None else z.transpose(1, 2)
-            if backend == "cuda":
-                u, delta, B, C = (x.contiguous() for x in (u, delta, B, C))
-                z = None if z is None else z.contiguous()
+            if backend == "cuda":  # one dtype for the sequences; A, D and delta_bias fp32
+                u, delta, B, C = (x.to(dtype).contiguous() for x in (u, delta, B, C))
+                z = None if z is None else z.to(dtype).contiguous()
                 scan = _mamba_ssm_scan()
                 A, D = A.float(), None if D is None else D.float()
                 delta_bias = None if delta_bias is None else delta_bias.float()
