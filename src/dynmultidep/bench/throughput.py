@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 
 from dynmultidep.bench import compose_train
@@ -39,12 +40,17 @@ def recipe_config(conf_dir: Path, preset: str, overrides: tuple[str, ...]):
 
 def time_epoch(
     conf_dir: Path, random_batches: bool, fraction: float, device: str, preset: str = "full",
-    precision: str | None = None,
+    precision: str | None = None, corpus: str | Path | None = None,
 ) -> dict:  # fmt: skip
     """Train one epoch (or ``fraction`` of its batches) of the recipe; time it.
-    ``precision``: Lightning's (default ``bf16-mixed`` on CUDA, ``32-true`` on CPU)."""
+    ``precision``: Lightning's (default ``bf16-mixed`` on CUDA, ``32-true`` on CPU);
+    ``corpus``: an existing synthetic D-Vlog of ``preset`` (default: generated under
+    ``data/``). On CUDA the epoch's peak allocated memory is reported too."""
     precision = precision or ("bf16-mixed" if device == "cuda" else "32-true")
-    cfg = recipe_config(conf_dir, preset, RANDOM_BATCHES if random_batches else ())
+    overrides = RANDOM_BATCHES if random_batches else ()
+    if corpus is not None:
+        overrides += (f"dataset.root={corpus}",)
+    cfg = recipe_config(conf_dir, preset, overrides)
     L.seed_everything(0)
     datamodule = instantiate(cfg.dataset, _convert_="all")
     datamodule.prepare_data()
@@ -61,12 +67,15 @@ def time_epoch(
     loader = datamodule.train_dataloader()
     batches = loader.batch_sampler.batches(0)
     lengths = loader.dataset.lengths
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     trainer.fit(module, train_dataloaders=loader)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
     used = batches[: max(1, int(len(batches) * fraction))]  # as Lightning limits them
     items = sum(len(b) for b in used)
     return {
         "batches": "random" if random_batches else "bucketed", "preset": preset,
-        "precision": precision,
+        "device": device, "precision": precision, "peak_memory_mib": peak,
         "epoch_items": len(lengths), "epoch_batches": len(batches),
         "timed_fraction": fraction, "timed_items": items, "seconds": timer.seconds,
         "epoch_seconds": timer.seconds / fraction, "items_per_s": items / timer.seconds,
@@ -76,14 +85,11 @@ def time_epoch(
 
 def bench_throughput(
     conf_dir: Path, fractions: tuple[float, float], device: str = "cpu", preset: str = "full",
-    bf16: bool = False,
+    precisions: tuple[str, ...] = ("32-true",), corpus: str | Path | None = None,
 ) -> list[dict]:  # fmt: skip
-    """Bucketed and random batches; ``fractions`` of their epochs timed. With ``bf16``
-    (on CPU) the bucketed epoch again under bf16 autocast (``trainer=bf16``)."""
-    rows = [
-        time_epoch(conf_dir, False, fractions[0], device, preset),
-        time_epoch(conf_dir, True, fractions[1], device, preset),
-    ]
-    if bf16 and device == "cpu":
-        rows.append(time_epoch(conf_dir, False, fractions[0], device, preset, "bf16-mixed"))
+    """The bucketed epoch at each of ``precisions`` (Lightning's names), then random
+    batches at the first; ``fractions`` of the bucketed and random epochs timed."""
+    rows = [time_epoch(conf_dir, False, fractions[0], device, preset, p, corpus)
+            for p in precisions]  # fmt: skip
+    rows.append(time_epoch(conf_dir, True, fractions[1], device, preset, precisions[0], corpus))
     return rows
