@@ -8,7 +8,7 @@ TORCH_VERSION ?= 2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-slow lint format clean bench bench-quick learnability
+.PHONY: install train test test-slow lint format clean bench bench-quick learnability gpu-check
 
 install: $(STAMP)
 
@@ -53,3 +53,14 @@ bench-quick: install
 learnability: install
 	mkdir -p logs && $(PY) scripts/learnability.py --json logs/learnability.json \
 		--markdown logs/learnability.md
+
+# The GPU check (README "GPUs"): puts what a GPU machine without a package registry
+# needs into .gpu_check/, then runs the check here if this machine has a CUDA GPU.
+gpu-check: install
+	PYTHON=$(PY) scripts/gpu_check/prepare.sh
+	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+		PYTHON=$(PY) scripts/gpu_check/run.sh logs/gpu_check; \
+	else \
+		echo "no CUDA GPU here: copy the repository with .gpu_check/ to a GPU machine" \
+			"and run scripts/gpu_check/run.sh OUT there (README, GPUs)"; \
+	fi
