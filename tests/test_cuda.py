@@ -21,6 +21,7 @@ from conftest import TINY_MODEL, run_script
 from dynmultidep.models.causal_conv import causal_conv1d
 from dynmultidep.models.dynmultidep import DynMultiDep
 from dynmultidep.models.ssm import selective_scan
+from test_models import DA, DV, SMALL, batch
 from test_ssm import assert_close, make_inputs
 
 pytestmark = [
@@ -28,8 +29,6 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
 ]
 CUDA = torch.device("cuda")
-SMALL = dict(d_model=16, d_ffn=32, d_state=4, expand=2, dropout=0.0)
-DA, DV = 25, 136
 LENGTHS = [1, 2, 17, 300, 4096]  # one batch, padded to the longest
 
 
@@ -73,16 +72,21 @@ def scan_case(seed: int = 0):
     return inputs, lengths, weights
 
 
-@pytest.mark.parametrize("reverse", [False, True])
-def test_chunked_scan_on_cuda_matches_the_reference(reverse):
-    inputs, lengths, weights = scan_case()
+def assert_scan_on_cuda_matches_the_reference(backend, seed, reverse, rtol_y, rtol_grads):
+    """``backend`` on CUDA against the reference on the CPU: valid outputs and gradients."""
+    inputs, lengths, weights = scan_case(seed)
     want, want_grads = scan_with_grads(leaves(inputs, "cpu"), "reference", lengths, reverse,
                                        weights)  # fmt: skip
-    got, got_grads = scan_with_grads(leaves(inputs, CUDA), "chunked", lengths.to(CUDA), reverse,
+    got, got_grads = scan_with_grads(leaves(inputs, CUDA), backend, lengths.to(CUDA), reverse,
                                      weights)  # fmt: skip
-    assert_close(got.cpu(), want, 2e-5, "y")
+    assert_close(got.cpu(), want, rtol_y, "y")
     for name, grad in want_grads.items():
-        assert_close(got_grads[name].cpu(), grad, 1e-4, f"d{name}")
+        assert_close(got_grads[name].cpu(), grad, rtol_grads, f"d{name}")
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_chunked_scan_on_cuda_matches_the_reference(reverse):
+    assert_scan_on_cuda_matches_the_reference("chunked", 0, reverse, 2e-5, 1e-4)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -105,14 +109,6 @@ def test_chunked_scan_under_bf16_autocast_computes_in_fp32(reverse):
         assert_close(got_grads[name].float().cpu(), grad, 2e-2, f"d{name}")
 
 
-def batch(sizes=(40, 3, 17, 1), seed=0):
-    g = torch.Generator().manual_seed(seed)
-    steps = max(sizes)
-    audio = torch.randn(len(sizes), steps, DA, generator=g)
-    video = torch.randn(len(sizes), steps, DV, generator=g)
-    return audio, video, torch.tensor(sizes)
-
-
 def on(device, *tensors):
     return [t.to(device) for t in tensors]
 
@@ -125,7 +121,7 @@ def test_model_forward_and_backward_on_cuda_match_the_cpu():
                              **SMALL).eval()  # fmt: skip
     cuda_model.load_state_dict(cpu_model.state_dict())
     cuda_model.to(CUDA)
-    inputs = batch()
+    inputs = batch((40, 3, 17, 1))
     results = {}
     for name, model, device in (("cpu", cpu_model, "cpu"), ("cuda", cuda_model, CUDA)):
         out = model(*on(device, *inputs))
@@ -258,11 +254,4 @@ def test_causal_conv1d_matches_the_reference(reverse, dtype):
 def test_mamba_ssm_scan_matches_the_reference(reverse):
     """mamba_ssm builds with --use_fast_math (approximate exponentials): 1e-4 and 5e-4
     where the exact fp32 paths keep 2e-5 and 1e-4."""
-    inputs, lengths, weights = scan_case(2)
-    want, want_grads = scan_with_grads(leaves(inputs, "cpu"), "reference", lengths, reverse,
-                                       weights)  # fmt: skip
-    got, got_grads = scan_with_grads(leaves(inputs, CUDA), "cuda", lengths.to(CUDA), reverse,
-                                     weights)  # fmt: skip
-    assert_close(got.cpu(), want, 1e-4, "y")
-    for name, grad in want_grads.items():
-        assert_close(got_grads[name].cpu(), grad, 5e-4, f"d{name}")
+    assert_scan_on_cuda_matches_the_reference("cuda", 2, reverse, 1e-4, 5e-4)
