@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 
 import pytest
@@ -16,6 +17,7 @@ from conftest import REPO
 from dynmultidep.gpu_check import steps as check_steps
 from dynmultidep.gpu_check.kernels import arch_patch, unpack_for_arch
 from dynmultidep.gpu_check.plan import PLANS, STEPS
+from dynmultidep.gpu_check.process import Context
 from dynmultidep.gpu_check.runner import run_check, with_needs
 from dynmultidep.gpu_check.steps import junit_counts
 
@@ -93,6 +95,21 @@ def test_a_step_that_raises_is_recorded_and_the_next_one_runs(tmp_path, monkeypa
     assert report["steps"]["build_kernels"]["summary"] == "needs a CUDA device"  # it ran
     assert report["failed"] == ["environment"]
     assert "RuntimeError: no driver" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_command_past_its_time_is_killed_and_reported(tmp_path):
+    plan = PLANS["cpu"]
+    with open(tmp_path / "check.log", "w") as log:
+        ctx = Context(plan, REPO, tmp_path, tmp_path, sys.executable, tmp_path,
+                      time.monotonic() + 60, log)  # fmt: skip
+        made = check_steps.corpus(ctx, {}, 60)
+        started = time.monotonic()
+        result = check_steps.train(ctx, {"corpus": made}, 1.0, "train_32")
+    assert made["status"] == "passed"
+    assert time.monotonic() - started < 20  # killed, not waited for
+    assert result["status"] == "failed" and result["summary"].endswith("timed out")
+    assert result["precision"] == "32-true" and "tail" in result
+    assert "killed after 1 s" in (tmp_path / "check.log").read_text()
 
 
 def test_a_part_of_the_check_brings_the_steps_it_needs():

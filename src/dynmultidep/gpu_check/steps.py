@@ -151,11 +151,14 @@ def train(ctx: Context, done: dict, timeout: float, step: str) -> dict:
     args = [ctx.python, "src/train.py",
             *train_overrides(ctx.plan, corpus_root(ctx), run_dir, precision)]  # fmt: skip
     run = run_command(ctx, args, timeout)
-    metrics_path = run_dir / "metrics.json"
-    if not run.ok or not metrics_path.is_file():
-        return failed_command(f"train.py ({precision})", run)
+    metrics_path, metrics_csv = run_dir / "metrics.json", run_dir / "csv" / "metrics.csv"
+    if not run.ok or not metrics_path.is_file():  # the epochs it finished still say something
+        figures = epoch_figures(metrics_csv) if metrics_csv.is_file() else {}
+        done_s = ", ".join(f"{s:.3g}" for s in figures.get("train_epoch_s", []))
+        what = f"train.py ({precision}{'; epochs done: ' + done_s + ' s' if done_s else ''})"
+        return failed_command(what, run, precision=precision, **figures)
     metrics = json.loads(metrics_path.read_text())
-    figures = epoch_figures(run_dir / "csv" / "metrics.csv")
+    figures = epoch_figures(metrics_csv)
     epoch = steady(figures["train_epoch_s"])
     peak = max(figures["peak_memory_mib"], default=None)
     details = {
