@@ -232,6 +232,12 @@ BUILT = {
     "model.expert_loss=0.0": lambda net: net.expert_loss == 0.0,
     "model.experts=[audio,video]": lambda net: tuple(net.expert_names) == ("audio", "video"),
     "model.gate_input=encoded": lambda net: net.gate_input == "encoded",
+    "model.conv_backend=reference": lambda net: (
+        audio_expert(net).blocks[0].mixer.conv_backend == "reference"
+    ),
+    "model.scan_backend=chunked": lambda net: (
+        audio_expert(net).blocks[0].mixer.scan_backend == "chunked"
+    ),
 }
 DATA = {
     "dataset.face_normalization=center_scale": ("face_normalization", "center_scale"),

@@ -10,6 +10,7 @@ reference block.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import types
@@ -18,6 +19,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import QUIET, TINY_MODEL, compose_config
+from dynmultidep.experiment.train import train
 from dynmultidep.models import backends
 from dynmultidep.models.causal_conv import (
     causal_conv1d,
@@ -217,3 +220,17 @@ def test_conv_kernel_gets_a_contiguous_copy_where_channels_last_cannot_serve(ker
     got = causal_conv1d(x, weight, None)
     torch.testing.assert_close(got, causal_conv_reference(x, weight, None, True))
     assert stand_ins.calls[0]["channels_last"] is False
+
+
+def test_training_on_the_paths_a_gpu_takes_without_the_packages(tmp_path, synthetic_corpus):
+    """The chunked scan and PyTorch's convolution (what runs on a GPU without mamba_ssm
+    and causal_conv1d), chosen by config: a whole run, and metrics.json says so."""
+    root, _ = synthetic_corpus("dvlog", "tiny")
+    cfg = compose_config("train", [
+        "dataset=dvlog", f"dataset.root={root}", "dataset.batch_size=8", "trainer.max_epochs=1",
+        f"paths.output_dir={tmp_path}", "model.scan_backend=chunked",
+        "model.conv_backend=reference", *TINY_MODEL, *QUIET,
+    ])  # fmt: skip
+    train(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["kernels"] == {"conv": ["reference"], "scan": ["chunked"], "fallbacks": {}}
