@@ -42,7 +42,7 @@ from dynmultidep.bench.memory import bench_memory
 from dynmultidep.bench.scan import bench_scan, bench_scan_cuda
 from dynmultidep.bench.step import bench_step
 from dynmultidep.bench.tables import markdown_tables, print_tables
-from dynmultidep.bench.throughput import bench_throughput
+from dynmultidep.bench.throughput import EPOCH_TARGET_S, bench_throughput
 from dynmultidep.bench.trained import bench_trained
 from dynmultidep.learnability.plan import PLANS as LEARNABILITY_PLANS
 from dynmultidep.learnability.report import summarize
@@ -83,9 +83,6 @@ PLANS = {
         "throughput": {"fractions": (1.0, 1.0), "precisions": ("32-true",), "preset": "tiny"},
     },
 }  # fmt: skip
-# the bucketed epoch's target: the CPU's, and a GPU's in bf16 (the 120-epoch recipe
-# in 20 minutes)
-EPOCH_TARGET_S = {"cpu": 150.0, "cuda": 10.0}
 CHUNKED_VS_MAMBA_SSM = 3.0  # the chunked scan's fwd+bwd within 3x of mamba_ssm's kernel
 
 

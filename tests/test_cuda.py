@@ -4,7 +4,7 @@ the same weights on the CPU, batch invariance, dynamic inference, a checkpoint t
 on CUDA evaluated on the CPU, DDP on one GPU, and the optional kernel packages
 (``causal_conv1d``, ``mamba_ssm``) where they are installed.
 
-Comparisons with the CPU switch TF32 off, so that both sides compute in fp32.
+TF32 is off, as the project's configs keep it (``tf32: false``): fp32 on both sides.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ import pytest
 import torch
 
 from conftest import TINY_MODEL, run_script
+from dynmultidep.experiment.builders import set_tf32
+from dynmultidep.gpu_check.plan import MOVE_TOLERANCE
+from dynmultidep.models.backends import try_import
 from dynmultidep.models.causal_conv import causal_conv1d
 from dynmultidep.models.dynmultidep import DynMultiDep
 from dynmultidep.models.ssm import selective_scan
@@ -32,13 +35,10 @@ CUDA = torch.device("cuda")
 LENGTHS = [1, 2, 17, 300, 4096]  # one batch, padded to the longest
 
 
-@pytest.fixture(autouse=True)
-def fp32_matmuls():
-    """TF32 off while a test runs (on by default in cuDNN's convolutions)."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+@pytest.fixture(autouse=True, scope="module")
+def fp32_on_the_gpu():
+    """TF32 off (on by default in cuDNN's convolutions), as train.py keeps it (``tf32``)."""
+    set_tf32(False)
 
 
 def leaves(inputs: dict, device, dtype=None) -> dict:
@@ -196,7 +196,7 @@ def test_checkpoint_trained_on_cuda_gives_the_same_predictions_on_the_cpu(tmp_pa
     before = read_probabilities(tmp_path / "train" / "predictions.csv")
     after = read_probabilities(tmp_path / "eval" / "predictions.csv")
     assert before.keys() == after.keys()
-    assert max(abs(before[k] - after[k]) for k in before) <= 1e-4
+    assert max(abs(before[k] - after[k]) for k in before) <= MOVE_TOLERANCE
     cpu_metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert cpu_metrics["kernels"]["scan"] == ["fused"]
 
@@ -225,10 +225,18 @@ needs_mamba_ssm = pytest.mark.skipif(
 )
 
 
+def assert_imports(package: str) -> None:
+    """An installed package must import: its reason otherwise (another torch, a missing
+    dependency) is the failure."""
+    _, reason = try_import(package)
+    assert reason is None, f"{package} is installed but does not import: {reason}"
+
+
 @needs_causal_conv1d
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_causal_conv1d_matches_the_reference(reverse, dtype):
+    assert_imports("causal_conv1d")
     torch.manual_seed(5)
     lengths = torch.tensor([1, 90, 333], device=CUDA)
     x = torch.randn(3, 333, 64, device=CUDA, dtype=dtype, requires_grad=True)
@@ -254,4 +262,5 @@ def test_causal_conv1d_matches_the_reference(reverse, dtype):
 def test_mamba_ssm_scan_matches_the_reference(reverse):
     """mamba_ssm builds with --use_fast_math (approximate exponentials): 1e-4 and 5e-4
     where the exact fp32 paths keep 2e-5 and 1e-4."""
+    assert_imports("mamba_ssm")
     assert_scan_on_cuda_matches_the_reference("cuda", 2, reverse, 1e-4, 5e-4)

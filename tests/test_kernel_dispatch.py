@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import QUIET, TINY_MODEL, compose_config
+from dynmultidep.experiment.builders import set_tf32
 from dynmultidep.experiment.train import train
 from dynmultidep.models import backends
 from dynmultidep.models.causal_conv import (
@@ -60,11 +61,11 @@ class StandIns:
 @pytest.fixture
 def kernels(monkeypatch):
     """A fresh import cache and record; CPU tensors take the CUDA dispatch."""
-    backends._import.cache_clear()
+    backends.try_import.cache_clear()
     backends.reset_record()
     monkeypatch.setattr(backends, "KERNEL_DEVICE_TYPES", ("cuda", "cpu"))
     yield monkeypatch
-    backends._import.cache_clear()
+    backends.try_import.cache_clear()
     backends.reset_record()
 
 
@@ -192,12 +193,12 @@ def test_a_package_built_for_another_torch_is_reported_with_its_reason(kernels, 
 
 def test_cpu_tensors_never_import_the_packages(monkeypatch):
     """Without a GPU nothing is tried: no import, no warning, the fused kernels run."""
-    backends._import.cache_clear()
+    backends.try_import.cache_clear()
     backends.reset_record()
     hide_packages(monkeypatch)
     block, _ = block_and_reference(3)
     block(torch.randn(2, 12, 16), torch.tensor([12, 5]))
-    assert backends._import.cache_info().currsize == 0
+    assert backends.try_import.cache_info().currsize == 0
     assert backends.kernels_used() == {"conv": ["fused"], "scan": ["fused"], "fallbacks": {}}
     backends.reset_record()
 
@@ -234,3 +235,19 @@ def test_training_on_the_paths_a_gpu_takes_without_the_packages(tmp_path, synthe
     train(cfg)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["kernels"] == {"conv": ["reference"], "scan": ["chunked"], "fallbacks": {}}
+
+
+def gpu_fp32_precisions() -> tuple[str, str]:
+    return torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+
+
+@pytest.mark.parametrize("task", ["train", "eval", "predict"])
+def test_tf32_is_a_config_switch_off_by_default(task):
+    """Full fp32 on GPUs unless ``tf32=true`` (the flags are settable without a GPU)."""
+    assert compose_config(task).tf32 is False
+    try:
+        set_tf32(True)
+        assert gpu_fp32_precisions() == ("tf32", "tf32")
+    finally:
+        set_tf32(False)
+    assert gpu_fp32_precisions() == ("ieee", "ieee")

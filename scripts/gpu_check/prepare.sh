@@ -17,7 +17,8 @@ python=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo pyt
 # the versions the test suite runs with (pyproject.toml allows ranges)
 wheels=(hydra-core==1.3.8 omegaconf==2.3.1)
 antlr=antlr4-python3-runtime==4.9.3   # hydra's pin; PyPI has only its source
-kernels=(causal-conv1d==1.7.0 mamba-ssm==2.3.2.post1)  # first releases without pre-sm_75 flags
+# the latest releases (CUDA 13 needs causal-conv1d >= 1.5.3.post1, mamba-ssm >= 2.2.6.post3)
+kernels=(causal-conv1d==1.7.0 mamba-ssm==2.3.2.post1)
 platforms=()
 for tag in manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 any; do
     platforms+=(--platform "$tag")

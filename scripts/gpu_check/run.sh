@@ -28,4 +28,13 @@ if ! "$python" -c "import hydra, omegaconf" 2>/dev/null; then
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# what the project imports beyond the wheels carried: the machine must have it
+missing=$("$python" -c "import importlib.util as u; print(' '.join(n for n in
+    ['torch', 'lightning', 'torchmetrics', 'numpy', 'numba', 'rich', 'matplotlib',
+     'tensorboard', 'pytest', 'yaml'] if u.find_spec(n) is None))")
+if [ -n "$missing" ]; then
+    echo "error: $python lacks $missing (the GPU check carries only hydra-core," \
+        "omegaconf and antlr4 as wheels)" >&2
+    exit 2
+fi
 exec "$python" scripts/gpu_check/check.py --out "$out" --bundle "$bundle" "$@"

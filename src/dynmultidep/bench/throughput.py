@@ -9,27 +9,20 @@ epoch's batches.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
 
 from dynmultidep.bench import compose_train
 from dynmultidep.data.sampler import padding_fraction
+from dynmultidep.experiment.builders import set_tf32
+from dynmultidep.experiment.resources import EpochResources
 
 RANDOM_BATCHES = ("dataset.bucket_ratio=1e9",)  # one bucket: no length grouping
-
-
-class EpochTimer(L.Callback):
-    """Wall time of the training epoch alone (no data loading from disk, no validation)."""
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        self.start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        self.seconds = time.perf_counter() - self.start
+# the bucketed full-size epoch's target (BENCHMARKS.md): on the CPU, and on a GPU in bf16
+# (the 120-epoch recipe in 20 minutes)
+EPOCH_TARGET_S = {"cpu": 150.0, "cuda": 10.0}
 
 
 def recipe_config(conf_dir: Path, preset: str, overrides: tuple[str, ...]):
@@ -51,12 +44,13 @@ def time_epoch(
     if corpus is not None:
         overrides += (f"dataset.root={corpus}",)
     cfg = recipe_config(conf_dir, preset, overrides)
+    set_tf32(bool(cfg.get("tf32", False)))  # as train.py computes
     L.seed_everything(0)
     datamodule = instantiate(cfg.dataset, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
     module = instantiate(cfg.module, model=cfg.model, _recursive_=False)
-    timer = EpochTimer()
+    timer = EpochResources()  # the epoch's time (CUDA synchronised) and peak memory
     trainer = L.Trainer(
         accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_epochs=1,
         precision=precision,
@@ -67,18 +61,16 @@ def time_epoch(
     loader = datamodule.train_dataloader()
     batches = loader.batch_sampler.batches(0)
     lengths = loader.dataset.lengths
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
     trainer.fit(module, train_dataloaders=loader)
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
     used = batches[: max(1, int(len(batches) * fraction))]  # as Lightning limits them
     items = sum(len(b) for b in used)
     return {
         "batches": "random" if random_batches else "bucketed", "preset": preset,
-        "device": device, "precision": precision, "peak_memory_mib": peak,
+        "device": device, "precision": precision, "peak_memory_mib": timer.peak_mib,
         "epoch_items": len(lengths), "epoch_batches": len(batches),
-        "timed_fraction": fraction, "timed_items": items, "seconds": timer.seconds,
-        "epoch_seconds": timer.seconds / fraction, "items_per_s": items / timer.seconds,
+        "timed_fraction": fraction, "timed_items": items, "seconds": timer.train_seconds,
+        "epoch_seconds": timer.train_seconds / fraction,
+        "items_per_s": items / timer.train_seconds,
         "padded_step_efficiency": 1.0 - padding_fraction(batches, lengths),
     }  # fmt: skip
 

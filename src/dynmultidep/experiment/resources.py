@@ -16,12 +16,13 @@ import torch
 
 
 class EpochResources(L.Callback):
-    """Logs ``perf/train_epoch_s``, ``perf/val_epoch_s`` and (CUDA) ``perf/peak_memory_mib``."""
+    """Logs ``perf/train_epoch_s``, ``perf/val_epoch_s`` and (CUDA) ``perf/peak_memory_mib``;
+    the last epoch's ``train_seconds`` and ``peak_mib`` stay readable (the benchmarks)."""
 
     def __init__(self):
         self._train_start: float | None = None
-        self._train_seconds: float | None = None
-        self._peak_mib: float | None = None
+        self.train_seconds: float | None = None
+        self.peak_mib: float | None = None
         self._val_start: float | None = None
 
     @staticmethod
@@ -31,16 +32,16 @@ class EpochResources(L.Callback):
         return time.perf_counter()
 
     def _end_training_part(self, pl_module: L.LightningModule) -> None:
-        if self._train_start is None or self._train_seconds is not None:
+        if self._train_start is None or self.train_seconds is not None:
             return
-        self._train_seconds = self._now(pl_module) - self._train_start
+        self.train_seconds = self._now(pl_module) - self._train_start
         if pl_module.device.type == "cuda":
-            self._peak_mib = torch.cuda.max_memory_allocated(pl_module.device) / 2**20
+            self.peak_mib = torch.cuda.max_memory_allocated(pl_module.device) / 2**20
 
     def on_train_epoch_start(self, trainer, pl_module):
         if pl_module.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(pl_module.device)
-        self._train_seconds = self._peak_mib = None
+        self.train_seconds = self.peak_mib = None
         self._train_start = self._now(pl_module)
 
     def on_validation_epoch_start(self, trainer, pl_module):
@@ -58,10 +59,10 @@ class EpochResources(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module):
         self._end_training_part(pl_module)  # no validation in this epoch
-        if self._train_seconds is None:
+        if self.train_seconds is None:
             return
-        pl_module.log("perf/train_epoch_s", self._train_seconds, on_epoch=True,
+        pl_module.log("perf/train_epoch_s", self.train_seconds, on_epoch=True,
                       rank_zero_only=True)  # fmt: skip
-        if self._peak_mib is not None:
-            pl_module.log("perf/peak_memory_mib", self._peak_mib, on_epoch=True,
+        if self.peak_mib is not None:
+            pl_module.log("perf/peak_memory_mib", self.peak_mib, on_epoch=True,
                           rank_zero_only=True)  # fmt: skip

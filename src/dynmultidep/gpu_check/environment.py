@@ -14,13 +14,16 @@ import shutil
 import subprocess
 from importlib import metadata
 
-PACKAGES = ("torch", "lightning", "hydra-core", "omegaconf", "torchmetrics", "numpy", "numba",
-            "triton", "mamba-ssm", "causal-conv1d")  # fmt: skip
+from dynmultidep.experiment.runinfo import PACKAGES as RUN_PACKAGES
+
+# the run's packages, and what building and importing the CUDA kernel packages needs
+PACKAGES = (*RUN_PACKAGES, "triton", "einops", "transformers", "huggingface-hub", "ninja",
+            "setuptools", "wheel", "packaging")  # fmt: skip
 
 
 def _first_line(args: list[str], pick: str | None = None) -> str | None:
     """The first output line of ``args`` (containing ``pick`` if given), or None."""
-    if shutil.which(args[0]) is None:
+    if shutil.which(args[0]) is None:  # a name on PATH, or a path
         return None
     try:
         result = subprocess.run(args, capture_output=True, text=True, timeout=30)
@@ -42,9 +45,14 @@ def _version(name: str) -> str | None:
 def probe() -> dict:
     """The facts a GPU report starts with; GPU fields are None without CUDA."""
     import torch
+    from torch.utils.cpp_extension import CUDA_HOME
 
-    from dynmultidep.models.backends import OPTIONAL_KERNELS, _import
+    from dynmultidep.models.backends import OPTIONAL_KERNELS, try_import
 
+    # nvcc on PATH, else where torch's extension builder finds CUDA
+    nvcc = "nvcc"
+    if shutil.which(nvcc) is None and CUDA_HOME:
+        nvcc = os.path.join(CUDA_HOME, "bin", "nvcc")
     facts = {
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
@@ -55,7 +63,8 @@ def probe() -> dict:
         "gpu": None, "capability": None, "multiprocessors": None, "gpu_memory_gib": None,
         "driver": _first_line(["nvidia-smi", "--query-gpu=driver_version",
                                "--format=csv,noheader"]),
-        "nvcc": _first_line(["nvcc", "--version"], pick="release"),
+        "nvcc": _first_line([nvcc, "--version"], pick="release"),
+        "nvcc_path": shutil.which(nvcc),
         "versions": {name: _version(name) for name in PACKAGES},
     }  # fmt: skip
     if torch.cuda.is_available():
@@ -64,7 +73,7 @@ def probe() -> dict:
                      multiprocessors=props.multi_processor_count,
                      gpu_memory_gib=round(props.total_memory / 2**30, 1))  # fmt: skip
         facts["optional_kernels"] = {
-            package: _import(package)[1] or "imports" for package in OPTIONAL_KERNELS
+            package: try_import(package)[1] or "imports" for package in OPTIONAL_KERNELS
         }
     return facts
 

@@ -57,7 +57,7 @@ PLANS = {
         budget_s=470.0,
         estimates_s={"environment": 10, "cuda_tests": 150, "corpus": 15, "train_32": 60,
                      "train_bf16": 50, "eval_cpu": 40, "bench": 100, "build_kernels": 300,
-                     "bench_kernels": 90},
+                     "bench_kernels": 150},
     ),
     "cpu": CheckPlan(
         device="cpu", preset="tiny", epochs=2, max_tokens=None, bench_plan="tiny",

@@ -1,8 +1,9 @@
 """The context of one check, and its commands: streamed as they print, bounded in time.
 
 Every line a command prints goes to the console (indented under its step) and to the
-check's log file; a command past its time limit is killed with its whole process
-group and reported as timed out.
+check's log file; a command past its time limit is interrupted with its whole process
+group (SIGINT, so that pytest still writes its JUnit report), killed 10 s later if it
+has not ended, and reported as timed out.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import TextIO
 
 from dynmultidep.gpu_check.plan import CheckPlan
+
+GRACE_S = 10.0  # between the interrupt and the kill of a command past its time
 
 
 @dataclass
@@ -77,6 +80,21 @@ def _stream(pipe, ctx: Context, lines: list[str]) -> None:
         ctx.say(f"    | {line}")
 
 
+def _stop(process: subprocess.Popen) -> None:
+    """Interrupt the command's process group (pytest then still writes its reports),
+    kill it after :data:`GRACE_S`."""
+    for sig, wait in ((signal.SIGINT, GRACE_S), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:  # ended on its own meanwhile
+            pass
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def run_command(
     ctx: Context, args: list[str], timeout: float, env: dict[str, str] | None = None
 ) -> Completed:
@@ -94,8 +112,7 @@ def run_command(
     try:
         returncode: int | None = process.wait(timeout=max(1.0, timeout))
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        _stop(process)
         returncode = None
         ctx.say(f"  ! killed after {timeout:.0f} s")
     reader.join(timeout=10)

@@ -62,8 +62,8 @@ def markdown(report: dict) -> str:
         rows = [[t["target"] if "target" in t else t["text"], t["measured"],
                  "yes" if t["met"] else "no"] for t in targets]  # fmt: skip
         lines += ["## Targets", ""] + _table(["target", "measured", "met"], rows) + [""]
-    failures = [f for name in ("cuda_tests", "bench_kernels")
-                for f in steps.get(name, {}).get("counts", {}).get("failed", [])]  # fmt: skip
+    tests = [steps.get("cuda_tests", {}), steps.get("bench_kernels", {}).get("tests", {})]
+    failures = [f for t in tests for f in t.get("counts", {}).get("failed", [])]
     if failures:
         lines += ["## Failing CUDA tests", ""]
         lines += [f"- `{f['test']}`: {f['message']}" for f in failures] + [""]

@@ -53,14 +53,15 @@ def _reason(err: BaseException) -> str:
 
 
 @functools.cache
-def _import(package: str) -> tuple[Callable | None, str | None]:
+def try_import(package: str) -> tuple[Callable | None, str | None]:
     """``(function, None)``, or ``(None, reason)`` logged once per process."""
     module_name, function, fallback = OPTIONAL_KERNELS[package]
     try:
         return getattr(importlib.import_module(module_name), function), None
-    # not installed (ImportError), or installed but built for another torch or CUDA:
-    # undefined symbols (ImportError, OSError), a failing CUDA probe (RuntimeError)
-    except (ImportError, OSError, RuntimeError, AttributeError) as err:
+    # not installed (ImportError), built for another torch or CUDA (undefined symbols:
+    # ImportError, OSError), a failing CUDA probe (RuntimeError), or anything a package
+    # it imports raises: whatever it is, the reason is said and the fallback runs
+    except Exception as err:
         reason = _reason(err)
         log.warning("%s is not usable (%s); %s", package, reason, fallback)
         return None, reason
@@ -69,7 +70,7 @@ def _import(package: str) -> tuple[Callable | None, str | None]:
 def optional_kernel(package: str) -> Callable | None:
     """The kernel function of ``package`` (a key of :data:`OPTIONAL_KERNELS`), or
     None when it does not import (noted in the record as a fallback)."""
-    function, reason = _import(package)
+    function, reason = try_import(package)
     if function is None:
         _fallbacks[package] = reason
     return function
