@@ -34,14 +34,18 @@ from dynmultidep.models.time_order import kernel_lengths, reverse_within_length
 CONV_BACKENDS = ("auto", "reference", "fused", "cuda")
 
 
+def _within_reversed(conv, x: Tensor, lengths: Tensor | None, *args) -> Tensor:
+    """``conv`` run backwards in time within ``lengths``, by gathered copies in and out."""
+    return reverse_within_length(conv(reverse_within_length(x, lengths), *args), lengths)
+
+
 def causal_conv_reference(
     x: Tensor, weight: Tensor, bias: Tensor | None, silu: bool, reverse: bool = False,
     lengths: Tensor | None = None,
 ) -> Tensor:  # fmt: skip
     """``x: (B, L, C)``, ``weight: (C, K)``, ``bias: (C,)`` -> ``(B, L, C)``, in PyTorch."""
     if reverse:
-        y = causal_conv_reference(reverse_within_length(x, lengths), weight, bias, silu)
-        return reverse_within_length(y, lengths)
+        return _within_reversed(causal_conv_reference, x, lengths, weight, bias, silu)
     length, taps = x.shape[1], weight.shape[1]
     y = F.conv1d(x.transpose(1, 2), weight[:, None, :], bias, padding=taps - 1,
                  groups=weight.shape[0])[..., :length].transpose(1, 2)  # fmt: skip
@@ -57,8 +61,7 @@ def causal_conv_cuda(
     and the strides in multiples of 8: otherwise a contiguous copy); weight and bias
     in ``x``'s dtype (autocast does not reach the kernel)."""
     if reverse:
-        y = causal_conv_cuda(reverse_within_length(x, lengths), weight, bias, silu)
-        return reverse_within_length(y, lengths)
+        return _within_reversed(causal_conv_cuda, x, lengths, weight, bias, silu)
     conv = optional_kernel("causal_conv1d")
     x = x.transpose(1, 2)
     if x.stride(1) != 1 or x.shape[1] % 8 or x.stride(0) % 8 or x.stride(2) % 8:
