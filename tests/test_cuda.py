@@ -159,7 +159,7 @@ def test_raw_gate_dynamic_inference_on_cuda_runs_only_the_chosen_experts():
     model.to(CUDA)
     with torch.inference_mode():
         got = model(*on(CUDA, audio, video, lengths))
-        reps = model._representations(*on(CUDA, audio, video, lengths), ("audio", "video"))
+        reps, _ = model._representations(*on(CUDA, audio, video, lengths), ("audio", "video"))
         stacked = torch.stack([reps[e] for e in experts], dim=1)
         full = model.classifier((got.gate[..., None] * stacked).sum(1)).squeeze(-1)
     assert got.logits.device.type == CUDA.type

@@ -12,7 +12,8 @@ from dynmultidep.data.dataset import VlogDataset
 from dynmultidep.data.sampler import LengthBucketSampler
 from dynmultidep.data.vlogs import Vlog
 from dynmultidep.models.dynmultidep import DynMultiDep
-from dynmultidep.models.encoder import EncoderConfig, MTExpert, step_deltas
+from dynmultidep.models.encoder import EncoderConfig, MTExpert
+from dynmultidep.models.masking import step_deltas
 
 SMALL = dict(d_model=8, d_ffn=16, d_state=4, expand=1, dropout=0.0)
 DA, DV = 25, 136

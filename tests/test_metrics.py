@@ -102,9 +102,9 @@ def test_plain_cosine_equals_torch_cosine_annealing():
 class _Gated(nn.Module):
     def __init__(self, temp):
         super().__init__()
-        from dynmultidep.models.gate import ModalityGate
+        from dynmultidep.models.gate import Gate
 
-        self.gate = ModalityGate(4, 2, 8, temp=temp)
+        self.gate = Gate(4, 2, 8, temp=temp)
 
 
 class _Module:

@@ -13,8 +13,9 @@ from hydra.utils import instantiate
 from dynmultidep.models.attention import LocalAttention
 from dynmultidep.models.baselines import ConcatFusion, LateFusion, TemporalMean, Unimodal
 from dynmultidep.models.dynmultidep import DynMultiDep, blank_modalities
-from dynmultidep.models.encoder import EncoderConfig, masked_mean
-from dynmultidep.models.gate import ModalityGate
+from dynmultidep.models.encoder import EncoderConfig
+from dynmultidep.models.gate import Gate
+from dynmultidep.models.masking import masked_mean
 
 SMALL = dict(d_model=16, d_ffn=32, d_state=4, expand=2, dropout=0.0)
 DA, DV = 25, 136
@@ -30,7 +31,7 @@ def batch(sizes=(30, 12, 5, 1), seed=0):
 
 def test_hard_gate_is_one_hot_forward_with_a_gradient():
     torch.manual_seed(0)
-    gate = ModalityGate(10, 3, hidden=8, temp=0.5, hard=True)
+    gate = Gate(10, 3, hidden=8, temp=0.5, hard=True)
     weights = gate(torch.randn(6, 10))
     assert set(weights.detach().unique().tolist()) <= {0.0, 1.0}
     assert torch.equal(weights.detach().sum(-1), torch.ones(6))
@@ -40,7 +41,7 @@ def test_hard_gate_is_one_hot_forward_with_a_gradient():
 
 def test_soft_gate_is_a_temperature_softmax():
     torch.manual_seed(0)
-    gate = ModalityGate(4, 2, hidden=8, temp=2.0, hard=False)
+    gate = Gate(4, 2, hidden=8, temp=2.0, hard=False)
     x = torch.randn(3, 4)
     torch.testing.assert_close(gate(x), F.softmax(gate.net(x) / 2.0, dim=-1))
 
@@ -63,7 +64,7 @@ def test_raw_gate_runs_only_chosen_experts_and_matches_the_full_computation(expe
     ran = dict(calls)
     weights = out.gate
     # the same decisions, computed the long way: every expert for every sample
-    reps = model._representations(audio, video, lengths, ("audio", "video"))
+    reps, _ = model._representations(audio, video, lengths, ("audio", "video"))
     stacked = torch.stack([reps[e] for e in experts], dim=1)
     expected = model.classifier((weights[..., None] * stacked).sum(1)).squeeze(-1)
     torch.testing.assert_close(out.logits, expected, rtol=1e-5, atol=1e-5)

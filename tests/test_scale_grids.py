@@ -110,7 +110,10 @@ def test_summary_of_a_directory_without_jobs_is_an_error(tmp_path):
             "ablation",
             {
                 "model": "dynmultidep,dynmultidep_no_sharing,concat_fusion,late_fusion,"
-                "audio_only,video_only,temporal_mean,functionals"
+                "audio_only,video_only,temporal_mean,functionals,dynmultidep_paper,"
+                "dynmultidep_paper_no_local,dynmultidep_paper_no_mamba,"
+                "dynmultidep_paper_fixed_router,dynmultidep_paper_no_modality_gate,"
+                "dynmultidep_paper_no_fusion_gate"
             },
         ),  # fmt: skip
         (

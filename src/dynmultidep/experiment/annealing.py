@@ -1,6 +1,7 @@
 """Gate temperature annealing, as in DynMM: the softmax temperature of the
-modality gate decays exponentially from its initial value ``temp`` to
-``temp_min`` over training."""
+gates (the modality gate and, where the model has one, the fusion-level gate)
+decays exponentially from its initial value ``temp`` to ``temp_min`` over
+training. MTEM's long-short routers keep temperature 1."""
 
 from __future__ import annotations
 
@@ -29,13 +30,16 @@ class GateTemperatureAnnealing(L.Callback):
         self.temp_0: float | None = None
 
     @staticmethod
-    def _gate(pl_module: L.LightningModule):
-        gate = getattr(pl_module.net, "gate", None)
+    def _gates(pl_module: L.LightningModule) -> list:
+        """The modality gate, then the fusion-level gate if there is one."""
+        net = pl_module.net
+        gate = getattr(net, "gate", None)
         if gate is None:
             raise ValueError(
-                f"{type(pl_module.net).__name__} has no gate; remove the gate_annealing callback"
+                f"{type(net).__name__} has no gate; remove the gate_annealing callback"
             )
-        return gate
+        fusion = getattr(net, "fusion", None)
+        return [gate] + ([fusion.gate] if fusion is not None and fusion.gate is not None else [])
 
     def temperature(self, epoch: int, max_epochs: int) -> float:
         decay = self.decay
@@ -46,12 +50,13 @@ class GateTemperatureAnnealing(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.temp_0 is None:
-            self.temp_0 = float(self._gate(pl_module).temp)
+            self.temp_0 = float(self._gates(pl_module)[0].temp)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        gate = self._gate(pl_module)
-        gate.temp = self.temperature(trainer.current_epoch, trainer.max_epochs or 1)
-        pl_module.log("gate/temp", gate.temp, on_step=False, on_epoch=True)
+        temp = self.temperature(trainer.current_epoch, trainer.max_epochs or 1)
+        for gate in self._gates(pl_module):
+            gate.temp = temp
+        pl_module.log("gate/temp", temp, on_step=False, on_epoch=True)
 
     def state_dict(self) -> dict:
         return {"temp_0": self.temp_0}

@@ -8,7 +8,9 @@ Metrics are logged per split
 as ``{train,val,test}/{acc,precision,recall,f1,macro_f1,auroc,avg4}``; gate
 statistics as ``{train,val}/gate_weight_<expert>`` (mean weight) and
 ``{train,val}/gate_routed_<expert>`` (share of vlogs whose largest weight it
-has).
+has), and for a fusion-level gate ``{train,val}/fusion_routed_<op>`` (share of
+vlogs whose fused expert takes fusion operation ``op``; in eval with a raw-input
+hard gate, only vlogs routed to the fused expert count).
 
 Everything needed to rebuild the module is in its hyper-parameters, saved as
 plain containers so that checkpoints load with ``torch.load(weights_only=True)``;
@@ -173,6 +175,8 @@ class DepressionClassifier(L.LightningModule):
         self._metrics(split).update(torch.sigmoid(out.logits.detach().float()), labels)
         if out.gate is not None and split != "test":
             self._log_gate(out.gate.detach(), split, size)
+        if out.fusion_gate is not None and split != "test":
+            self._log_fusion_gate(out.fusion_gate.detach(), split, size)
         return loss, out
 
     def _log_gate(self, gate: Tensor, split: str, size: int) -> None:
@@ -181,6 +185,13 @@ class DepressionClassifier(L.LightningModule):
             for stat, values in (("weight", gate[:, e]), ("routed", routed[:, e])):
                 self.log(f"{split}/gate_{stat}_{name}", values.float().mean(), on_step=False,
                          on_epoch=True, batch_size=size, sync_dist=True)  # fmt: skip
+
+    def _log_fusion_gate(self, weights: Tensor, split: str, size: int) -> None:
+        used = (weights.sum(-1) > 0).float()  # zero rows: the sample took another expert
+        routed = F.one_hot(weights.argmax(-1), weights.shape[-1]).float() * used[:, None]
+        for k, name in enumerate(self.net.fusion.op_names):
+            self.log(f"{split}/fusion_routed_{name}", routed[:, k].mean(), on_step=False,
+                     on_epoch=True, batch_size=size, sync_dist=True)  # fmt: skip
 
     def training_step(self, batch: Mapping, batch_idx: int) -> Tensor:
         return self._step(batch, "train")[0]

@@ -14,8 +14,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dynmultidep.models.encoder import EncoderConfig, masked_mean
+from dynmultidep.models.encoder import EncoderConfig
 from dynmultidep.models.experts import MODALITIES, ModalityExperts, classifier_head
+from dynmultidep.models.masking import masked_mean
 from dynmultidep.models.output import ModelOutput
 
 

@@ -1,19 +1,22 @@
 """DynMultiDep: MT experts per modality, cross-modal sharing of the SSM state
-transition, a dynamic modality gate, and a binary classifier.
+transition, DynMM's dynamic gates (modality level, and fusion level inside the
+fused expert), and a binary classifier.
 
 Data flow for a batch ``audio (B, T, Da)``, ``video (B, T, Dv)``,
 ``lengths (B,)``::
 
     h_audio = MTExpert_audio(audio)               (B, T, d_model) step encodings
     h_video = MTExpert_video(video)               (B, T, d_model)
-    h_fused = MLP([h_audio, h_video])             (B, T, d_model), if "fused" is an expert
     r_e     = pool_e(h_e)                         (B, P) P = d_model (mean) or 2 d_model (stats)
+    f       = fusion_gate(features)               (B, K)  over fusion_ops, if fusion_gate
+    r_fused = sum_k f_k op_k(h_a, h_v, r_a, r_v)  (B, P)  if "fused" is an expert
     w       = gate(features)                      (B, E)  softmax(. / temp), or one-hot
     logit   = classifier(sum_e w_e r_e)           (B,)
 
 The fused expert joins the two streams step by step, before pooling, so it can
-see how voice and face move together (which neither unimodal expert can). The
-gate reads either the pooled encodings (``gate_input="encoded"``, as the seed
+see how voice and face move together (which neither unimodal expert can); its
+operations (``models.fusion``) range from none to cross-modal attention. The
+gates read either the pooled encodings (``gate_input="encoded"``, as the seed
 model) or masked mean/std of the raw inputs (``gate_input="raw"``). In the
 latter case, with a hard gate in eval mode, only the encoders each sample
 needs are run (samples grouped by choice), which is where dynamic fusion saves
@@ -30,12 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynmultidep.models.dropout import Dropout
 from dynmultidep.models.encoder import EncoderConfig
 from dynmultidep.models.experts import MODALITIES, ModalityExperts, classifier_head
-from dynmultidep.models.gate import ModalityGate, raw_statistics
+from dynmultidep.models.fusion import FusedExpert
+from dynmultidep.models.gate import Gate, raw_statistics
 from dynmultidep.models.output import ModelOutput
-from dynmultidep.models.pooling import make_pooling
 
 EXPERTS = ("audio", "video", "fused")
 GATE_INPUTS = ("encoded", "raw")
@@ -51,74 +53,50 @@ def blank_modalities(audio: Tensor, video: Tensor, rate: float) -> tuple[Tensor,
     return audio * keep_audio[:, None, None], video * keep_video[:, None, None]
 
 
-class StepFusion(nn.Module):
-    """The fused expert's step features: ``(B, L, d), (B, L, d) -> (B, L, d)``."""
-
-    def __init__(self, d_model: int, dropout: float):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(2 * d_model, d_model), nn.GELU(), Dropout(dropout))
-
-    def forward(self, audio: Tensor, video: Tensor) -> Tensor:
-        return self.net(torch.cat([audio, video], dim=-1))
-
-
 class DynMultiDep(nn.Module):
     """The DynMultiDep classifier; see the module docstring.
 
     Args:
         audio_dim, video_dim: feature widths (Da, Dv).
-        d_model ... conv_backend: encoder options, see :class:`EncoderConfig`.
         share_ssm: the video expert's Mamba blocks use the audio expert's ``A``.
-        temp: gate softmax temperature. hard_gate: one-hot gate (straight-through).
+        temp: gates' softmax temperature. hard_gate: one-hot gates (straight-through).
         gumbel: Gumbel noise on gate logits in training.
         gate_input: ``encoded`` (pooled encodings) or ``raw`` (input statistics).
         experts: any of ``audio``, ``video``, ``fused``.
-        gate_hidden: hidden width of the gate MLP.
-        cost_weight: weight of the compute term ``mean(sum_e w_e cost_e)``.
+        fusion_ops: the fused expert's operations (``models.fusion.FUSION_OPS``).
+        fusion_gate: a fusion-level gate chooses among ``fusion_ops`` per sample (it
+            reads what the modality gate reads, with the same temperature, hardness
+            and noise); without it, ``fusion_ops`` names one operation.
+        gate_hidden: hidden width of the gate MLPs.
+        cost_weight: weight of the compute term ``mean(cost)``, the expected cost of
+            each sample's path through both gates (see :meth:`path_cost`).
         modality_dropout: share of training samples with one modality blanked.
-        input_norm ... pooling: encoder options (:class:`EncoderConfig`).
         expert_loss: weight of the mean of the experts' own losses in training.
         gate_loss: weight of the routing loss: cross-entropy between the gate's logits
             and, per vlog, the expert whose own loss on it is lowest (with
             ``cost_weight`` times its cost added); needs ``expert_loss > 0``.
+        **encoder: the experts' options, :class:`EncoderConfig` (``d_model``,
+            ``mtem``, ``router``, ``attention_window`` ...).
     """
 
     def __init__(
         self,
         audio_dim: int,
         video_dim: int,
-        d_model: int = 256,
-        num_layers: int = 1,
-        d_state: int = 12,
-        d_conv: int = 4,
-        expand: int = 4,
-        bidirectional: bool = True,
         share_ssm: bool = True,
-        d_ffn: int = 1024,
-        dropout: float = 0.1,
-        activation: str = "gelu",
-        causal: bool = False,
-        mixers: Sequence[str] | None = None,
-        attention_heads: int = 4,
-        attention_window: int = 128,
-        scan_backend: str = "auto",
-        conv_backend: str = "auto",
         temp: float = 1.0,
         hard_gate: bool = True,
         gumbel: bool = False,
         gate_input: str = "encoded",
         experts: Sequence[str] = ("audio", "video"),
+        fusion_ops: Sequence[str] = ("mlp",),
+        fusion_gate: bool = False,
         gate_hidden: int = 128,
         cost_weight: float = 0.0,
         modality_dropout: float = 0.0,
-        input_norm: bool = True,
-        output_norm: bool = True,
-        input_deltas: bool = False,
-        zero_init_residual: bool = False,
-        drop_path: float = 0.0,
-        pooling: str = "mean",
         expert_loss: float = 0.0,
         gate_loss: float = 0.0,
+        **encoder,
     ):
         super().__init__()
         experts = tuple(experts)
@@ -126,17 +104,11 @@ class DynMultiDep(nn.Module):
             raise ValueError(f"experts must be distinct names from {EXPERTS}, got {list(experts)}")
         if gate_input not in GATE_INPUTS:
             raise ValueError(f"gate_input must be one of {GATE_INPUTS}, got {gate_input!r}")
-        config = EncoderConfig(
-            d_model=d_model, num_layers=num_layers, mixers=mixers, d_state=d_state,
-            d_conv=d_conv, expand=expand, bidirectional=bidirectional, causal=causal,
-            d_ffn=d_ffn, dropout=dropout, activation=activation, attention_heads=attention_heads,
-            attention_window=attention_window, scan_backend=scan_backend,
-            conv_backend=conv_backend,
-            input_norm=input_norm, output_norm=output_norm, input_deltas=input_deltas,
-            zero_init_residual=zero_init_residual, drop_path=drop_path, pooling=pooling,
-        )  # fmt: skip
+        if fusion_gate and "fused" not in experts:
+            raise ValueError("fusion_gate needs the fused expert: add fused to experts")
+        config = EncoderConfig(**encoder)
         self.expert_names = experts
-        self.d_model = d_model
+        self.d_model = config.d_model
         self.gate_input = gate_input
         self.cost_weight = cost_weight
         self.modality_dropout = modality_dropout
@@ -146,47 +118,88 @@ class DynMultiDep(nn.Module):
         self.gate_loss = gate_loss
         self.encoders = ModalityExperts(audio_dim, video_dim, MODALITIES, share_ssm, config)
         pooled = self.encoders.pooled_dim
-        self.fuse = self.fuse_pool = None
-        if "fused" in experts:
-            self.fuse = StepFusion(d_model, dropout)
-            self.fuse_pool = make_pooling(pooling, d_model)
         gate_in = 2 * (audio_dim + video_dim) if gate_input == "raw" else 2 * pooled
-        self.gate = ModalityGate(gate_in, len(experts), gate_hidden, temp, hard_gate, gumbel)
-        self.classifier = classifier_head(pooled, d_model, dropout)
+        self.fusion = None
+        if "fused" in experts:
+            self.fusion = FusedExpert(
+                fusion_ops, config, fusion_gate, gate_in, gate_hidden, temp, hard_gate, gumbel
+            )
+        self.gate = Gate(gate_in, len(experts), gate_hidden, temp, hard_gate, gumbel)
+        self.classifier = classifier_head(pooled, config.d_model, config.dropout)
+        self._register_costs()
+
+    def _register_costs(self) -> None:
+        """Buffers of costs relative to the costliest path (all three of type float):
+        ``expert_cost (E,)``, the fused expert at its costliest operation, and
+        ``fusion_cost (K,)``, each operation's own cost."""
         costs = {m: float(self.encoders.compute_cost(m)) for m in MODALITIES}
         costs["fused"] = costs["audio"] + costs["video"]
-        if self.fuse is not None:
-            costs["fused"] += sum(p.numel() for p in self.fuse.parameters())
-        cost = torch.tensor([costs[e] for e in experts])
+        ops = self.fusion.op_costs() if self.fusion is not None else torch.zeros(1)
+        costs["fused"] += float(ops.max())
+        cost = torch.tensor([costs[e] for e in self.expert_names])
         self.register_buffer("expert_cost", cost / cost.max(), persistent=False)
+        self.register_buffer("fusion_cost", ops / cost.max(), persistent=False)
+
+    def path_cost(self, weights: Tensor, fusion_weights: Tensor | None) -> Tensor:
+        """Expected cost of each sample's path: ``sum_e w_e cost_e``, with the fused
+        expert's costliest operation replaced by ``sum_k f_k cost_k`` -> ``(B,)``."""
+        cost = (weights * self.expert_cost).sum(-1)
+        if fusion_weights is not None:
+            fused = weights[:, self.expert_names.index("fused")]
+            chosen = (fusion_weights * self.fusion_cost).sum(-1) - self.fusion_cost.max()
+            cost = cost + fused * chosen
+        return cost
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Checkpoints written before the fusion operations had their own module kept
+        the step fusion as ``fuse`` and its pooling as ``fuse_pool``."""
+        renames = {"fuse.": "fusion.ops.mlp.", "fuse_pool.": "fusion.ops.mlp.pool."}
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            for old, new in renames.items():
+                if key.startswith(prefix + old):
+                    state_dict[prefix + new + key[len(prefix + old) :]] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _needs(self, expert: str) -> tuple[str, ...]:
         return MODALITIES if expert == "fused" else (expert,)
 
-    def _representations(self, audio, video, lengths, modalities) -> dict[str, Tensor]:
-        """Pooled ``(B, P)`` representations of the experts ``modalities`` allow."""
+    def _representations(
+        self, audio, video, lengths, modalities, features=None
+    ) -> tuple[dict[str, Tensor], Tensor | None]:
+        """Pooled ``(B, P)`` representations of the experts ``modalities`` allow, and the
+        fusion gate's weights ``(B, K)`` (None without it or without the fused expert).
+        ``features``: the raw statistics the gates read (None: the pooled encodings)."""
         inputs = {"audio": audio, "video": video}
         steps = {m: self.encoders.encode(m, inputs[m], lengths) for m in modalities}
         reps = {m: self.encoders.pool(m, steps[m], lengths) for m in modalities}
-        if self.fuse is not None and set(MODALITIES) <= set(steps):
-            fused = self.fuse(steps["audio"], steps["video"])
-            reps["fused"] = self.fuse_pool(fused, lengths)
-        return reps
+        fusion_weights = None
+        if self.fusion is not None and set(MODALITIES) <= set(steps):
+            if features is None:
+                features = torch.cat([reps["audio"], reps["video"]], -1)
+            reps["fused"], fusion_weights = self.fusion(
+                steps["audio"], steps["video"], reps["audio"], reps["video"], lengths, features
+            )
+        return reps, fusion_weights
 
     def forward(self, audio: Tensor, video: Tensor, lengths: Tensor) -> ModelOutput:
         if self.training and self.modality_dropout > 0:
             audio, video = blank_modalities(audio, video, self.modality_dropout)
         if self.gate_input == "raw":
-            weights, gate_logits = self.gate.route(raw_statistics(audio, video, lengths))
+            features = raw_statistics(audio, video, lengths)
+            weights, gate_logits = self.gate.route(features)
             if self.gate.hard and not self.training:
-                mixed = self._chosen_experts_only(audio, video, lengths, weights)
-                return self._output(mixed, weights)
-            reps = self._representations(audio, video, lengths, self._modalities_used())
+                mixed, fusion_weights = self._chosen_experts_only(
+                    audio, video, lengths, weights, features
+                )
+                return self._output(mixed, weights, fusion_weights)
+            reps, fusion_weights = self._representations(
+                audio, video, lengths, self._modalities_used(), features
+            )
         else:
-            reps = self._representations(audio, video, lengths, MODALITIES)
+            reps, fusion_weights = self._representations(audio, video, lengths, MODALITIES)
             weights, gate_logits = self.gate.route(torch.cat([reps["audio"], reps["video"]], -1))
         stacked = torch.stack([reps[e] for e in self.expert_names], dim=1)  # (B, E, P)
-        out = self._output((weights[..., None] * stacked).sum(1), weights)
+        out = self._output((weights[..., None] * stacked).sum(1), weights, fusion_weights)
         if self.training and self.expert_loss > 0:
             expert_logits = self.classifier(stacked).squeeze(-1)  # (B, E)
             out = out._replace(expert_logits=expert_logits, gate_logits=gate_logits)
@@ -212,22 +225,31 @@ class DynMultiDep(nn.Module):
     def _modalities_used(self) -> tuple[str, ...]:
         return tuple(m for m in MODALITIES if any(m in self._needs(e) for e in self.expert_names))
 
-    def _chosen_experts_only(self, audio, video, lengths, weights) -> Tensor:
-        """Run, for each group of samples with the same choice, only what it needs."""
+    def _chosen_experts_only(self, audio, video, lengths, weights, features):
+        """Run, for each group of samples with the same choice, only what it needs.
+        Returns the mixed representation ``(B, P)`` and the fusion weights ``(B, K)``
+        (zero rows for samples that did not take the fused expert; None without a
+        fusion gate)."""
         choice = weights.argmax(-1)
         mixed = audio.new_zeros(audio.shape[0], self.encoders.pooled_dim)
+        fusion_weights = None
+        if self.fusion is not None and self.fusion.gate is not None:
+            fusion_weights = audio.new_zeros(audio.shape[0], len(self.fusion.op_names))
         for e, expert in enumerate(self.expert_names):
             rows = torch.nonzero(choice == e).flatten()
             if rows.numel() == 0:
                 continue
             steps = int(lengths[rows].max())  # the group needs no padding beyond its longest
-            reps = self._representations(
-                audio[rows, :steps], video[rows, :steps], lengths[rows], self._needs(expert)
-            )
+            reps, chosen_ops = self._representations(
+                audio[rows, :steps], video[rows, :steps], lengths[rows], self._needs(expert),
+                features[rows],
+            )  # fmt: skip
             mixed[rows] = (weights[rows, e, None] * reps[expert]).to(mixed.dtype)  # autocast
-        return mixed
+            if expert == "fused" and chosen_ops is not None:
+                fusion_weights[rows] = chosen_ops.to(fusion_weights.dtype)
+        return mixed, fusion_weights
 
-    def _output(self, mixed: Tensor, weights: Tensor) -> ModelOutput:
+    def _output(self, mixed: Tensor, weights: Tensor, fusion_weights: Tensor | None):
         logits = self.classifier(mixed).squeeze(-1)
-        aux = self.cost_weight * (weights * self.expert_cost).sum(-1).mean()
-        return ModelOutput(logits, weights, aux)
+        aux = self.cost_weight * self.path_cost(weights, fusion_weights).mean()
+        return ModelOutput(logits, weights, aux, fusion_gate=fusion_weights)

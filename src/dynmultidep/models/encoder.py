@@ -5,6 +5,16 @@ LayerNorm), then applies ``num_layers`` blocks, each a token mixer (a
 bidirectional Mamba by default, or local attention) followed by a
 feed-forward sublayer, both as ``x + sublayer(norm(x))``. Padded steps are
 zeroed after every block, so nothing computed there can leak anywhere.
+
+With ``mtem`` the expert is the paper's Multi-scale Temporal Experts Module:
+beside those blocks (the long-term branch) runs a second stack on the same
+projected input whose mixers are local-window self-attention (the short-term
+branch, a local-window Transformer), and a long-short router
+(:mod:`dynmultidep.models.router`) weighs the two per sample::
+
+    x0    = norm(Linear(x))                      (B, L, d_model)
+    w     = router(masked mean/std of x0)        (B, 2)
+    h     = w_long * long(x0) + w_short * short(x0)
 """
 
 from __future__ import annotations
@@ -18,6 +28,8 @@ from torch import Tensor, nn
 from dynmultidep.models.attention import LocalAttention
 from dynmultidep.models.dropout import Dropout
 from dynmultidep.models.mamba import Mamba, tie_state_transition
+from dynmultidep.models.masking import step_deltas, zero_padding
+from dynmultidep.models.router import ROUTERS, LongShortRouter
 
 ACTIVATIONS = {"gelu": nn.GELU, "swish": nn.SiLU, "silu": nn.SiLU, "relu": nn.ReLU}
 MIXERS = ("mamba", "attention")
@@ -49,6 +61,8 @@ class EncoderConfig:
     zero_init_residual: bool = False  # residual branches start at zero: blocks begin as identity
     drop_path: float = 0.0  # stochastic depth: share of training samples that skip a branch
     pooling: str = "mean"  # over valid steps: mean | stats | attentive_stats (models.pooling)
+    mtem: bool = False  # add the short-term branch (local-window attention) and the router
+    router: str = "soft"  # long-short router with mtem: soft | hard | fixed (models.router)
     layer_mixers: list[str] = field(init=False)
 
     def __post_init__(self):
@@ -62,41 +76,11 @@ class EncoderConfig:
             raise ValueError(f"unknown pooling {self.pooling!r}; use one of {', '.join(POOLINGS)}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; use gelu or swish")
+        if self.router not in ROUTERS:
+            raise ValueError(f"unknown router {self.router!r}; use one of {', '.join(ROUTERS)}")
         if not 0 <= self.drop_path < 1:
             raise ValueError(f"drop_path must lie in [0, 1), got {self.drop_path}")
         self.layer_mixers = mixers
-
-
-def valid_mask(x: Tensor, lengths: Tensor) -> Tensor:
-    """``(B, L)`` True at the valid steps of ``x: (B, L, ...)``."""
-    return torch.arange(x.shape[1], device=x.device) < lengths[:, None].to(x.device)
-
-
-def masked_mean(x: Tensor, lengths: Tensor) -> Tensor:
-    """Mean over the valid steps: ``x: (B, L, D)``, ``lengths: (B,)`` -> ``(B, D)``."""
-    return (x * valid_mask(x, lengths)[..., None]).sum(1) / lengths[:, None].to(x.dtype).clamp_min(
-        1
-    )
-
-
-def masked_mean_var(x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and (population) variance over the valid steps: ``(B, L, D) -> 2 x (B, D)``."""
-    mean = masked_mean(x, lengths)
-    return mean, masked_mean((x - mean[:, None]) ** 2, lengths)  # padding adds 0 after masking
-
-
-def step_deltas(x: Tensor, lengths: Tensor | None) -> Tensor:
-    """``x_t - x_{t-1}`` over valid steps, 0 at the first step and in padding:
-    ``(B, L, D) -> (B, L, D)``."""
-    delta = torch.zeros_like(x)
-    delta[:, 1:] = x[:, 1:] - x[:, :-1]
-    return zero_padding(delta, lengths)
-
-
-def zero_padding(x: Tensor, lengths: Tensor | None) -> Tensor:
-    if lengths is None:
-        return x
-    return x * valid_mask(x, lengths)[..., None]
 
 
 class FeedForward(nn.Module):
@@ -167,7 +151,11 @@ def make_mixer(kind: str, config: EncoderConfig) -> nn.Module:
 
 
 class MTExpert(nn.Module):
-    """Encoder of one modality: ``(B, L, in_dim), lengths (B,) -> (B, L, d_model)``."""
+    """Encoder of one modality: ``(B, L, in_dim), lengths (B,) -> (B, L, d_model)``.
+
+    ``blocks`` is the long-term branch; with ``config.mtem``, ``short`` (the
+    local-window Transformer) and ``router`` join it (see the module docstring).
+    """
 
     def __init__(self, in_dim: int, config: EncoderConfig):
         super().__init__()
@@ -178,15 +166,53 @@ class MTExpert(nn.Module):
         self.blocks = nn.ModuleList(
             ResidualBlock(make_mixer(kind, config), config) for kind in config.layer_mixers
         )
+        self.short = self.router = None
+        if config.mtem:
+            self.short = nn.ModuleList(
+                ResidualBlock(make_mixer("attention", config), config)
+                for _ in range(config.num_layers)
+            )
+            self.router = LongShortRouter(config.d_model, config.router)
         self.norm = nn.LayerNorm(config.d_model) if config.output_norm else nn.Identity()
 
     def forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
         if self.deltas:
             x = torch.cat([x, step_deltas(x, lengths)], dim=-1)
         x = zero_padding(self.input(x), lengths)
-        for block in self.blocks:
-            x = block(x, lengths)
+        if self.router is None:
+            x = run_blocks(self.blocks, x, lengths)
+        else:
+            if lengths is None:
+                lengths = torch.full((x.shape[0],), x.shape[1], device=x.device)
+            x = self._long_short(x, lengths)
         return zero_padding(self.norm(x), lengths)
+
+    def _long_short(self, x: Tensor, lengths: Tensor) -> Tensor:
+        weights = self.router(x, lengths)  # (B, 2)
+        if self.router.hard and not self.training:
+            return self._chosen_branch_only(x, lengths, weights)
+        long, short = (run_blocks(b, x, lengths) for b in (self.blocks, self.short))
+        return weights[:, 0, None, None] * long + weights[:, 1, None, None] * short
+
+    def _chosen_branch_only(self, x: Tensor, lengths: Tensor, weights: Tensor) -> Tensor:
+        """Each sample runs the branch its hard router chose, and nothing else."""
+        choice = weights.argmax(-1)
+        out = torch.zeros_like(x)
+        for b, branch in enumerate((self.blocks, self.short)):
+            rows = torch.nonzero(choice == b).flatten()
+            if rows.numel() == 0:
+                continue
+            steps = int(lengths[rows].max())  # the group needs no padding beyond its longest
+            h = run_blocks(branch, x[rows, :steps], lengths[rows])
+            out[rows, :steps] = (weights[rows, b, None, None] * h).to(out.dtype)
+        return out
+
+
+def run_blocks(blocks: nn.ModuleList, x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Residual blocks in turn: ``(B, L, d_model) -> (B, L, d_model)``."""
+    for block in blocks:
+        x = block(x, lengths)
+    return x
 
 
 def share_state_transitions(source: MTExpert, target: MTExpert) -> int:

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from dynmultidep.models.encoder import masked_mean, masked_mean_var, valid_mask
 from dynmultidep.models.experts import MODALITIES
+from dynmultidep.models.masking import masked_mean, masked_mean_var, valid_mask
 from dynmultidep.models.output import ModelOutput
 
 STATISTICS = ("mean", "std", "percentiles", "mean_abs_change")

@@ -1,6 +1,9 @@
-"""The DynMM-style modality gate, and the cheap raw-input statistics it can read.
+"""The DynMM-style gate, and the cheap raw-input statistics it can read.
 
-``weights = softmax(logits / temp)`` over experts. With ``hard``, the forward
+One class serves every decision the model makes per sample: the modality-level
+gate (which expert), the fusion-level gate (which fusion operation) and the
+long-short router of an MT expert (how to weigh its two branches).
+``weights = softmax(logits / temp)`` over the choices. With ``hard``, the forward
 pass uses the one-hot of the largest weight while gradients flow through the
 soft weights (straight-through estimator). Optional Gumbel noise in training
 makes the choice stochastic, as in DynMM.
@@ -12,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynmultidep.models.encoder import masked_mean_var
+from dynmultidep.models.masking import masked_mean_std
 
 
 def raw_statistics(audio: Tensor, video: Tensor, lengths: Tensor) -> Tensor:
@@ -20,14 +23,10 @@ def raw_statistics(audio: Tensor, video: Tensor, lengths: Tensor) -> Tensor:
 
     ``audio: (B, L, Da)``, ``video: (B, L, Dv)`` -> ``(B, 2 * (Da + Dv))``.
     """
-    parts = []
-    for x in (audio, video):
-        mean, var = masked_mean_var(x, lengths)
-        parts += [mean, torch.sqrt(var + 1e-6)]
-    return torch.cat(parts, dim=-1)
+    return torch.cat([masked_mean_std(audio, lengths), masked_mean_std(video, lengths)], dim=-1)
 
 
-class ModalityGate(nn.Module):
+class Gate(nn.Module):
     """``features (B, in_dim) -> weights (B, num_experts)``.
 
     ``temp`` can be set (a callback anneals it); it lives in the ``temperature``

@@ -14,3 +14,5 @@ class ModelOutput(NamedTuple):
     # In training, for models with label_losses(out, labels, pos_weight) (DynMultiDep):
     expert_logits: Tensor | None = None  # (B, E) each expert's own logit
     gate_logits: Tensor | None = None  # (B, E) the gate's logits
+    # For DynMultiDep with a fusion-level gate: (B, K) weights of the fusion operations
+    fusion_gate: Tensor | None = None

@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dynmultidep.models.encoder import POOLINGS, masked_mean, valid_mask
+from dynmultidep.models.encoder import POOLINGS
+from dynmultidep.models.masking import masked_mean, valid_mask
 
 STD_EPS = 1e-5  # inside the square root: a constant sequence has a finite gradient
 
