@@ -17,6 +17,7 @@ from dynmultidep.models.attention import LocalAttention, LocalCrossAttention
 from dynmultidep.models.dynmultidep import DynMultiDep
 from dynmultidep.models.encoder import EncoderConfig, MTExpert, run_blocks
 from dynmultidep.models.fusion import FusedExpert
+from dynmultidep.models.gate import raw_statistics
 from dynmultidep.models.masking import valid_mask
 from dynmultidep.models.router import LongShortRouter
 
@@ -272,17 +273,13 @@ def test_dynamic_inference_runs_only_what_both_gates_chose():
         reps = {m: model.encoders.pool(m, steps[m], lengths) for m in steps}
         each = torch.stack([op(steps["audio"], steps["video"], reps["audio"], reps["video"],
                                lengths) for op in model.fusion.ops.values()], 1)  # fmt: skip
-        f = F.one_hot(model.fusion.gate(raw(audio, video, lengths)).argmax(-1), 3).float()
+        f = F.one_hot(
+            model.fusion.gate(raw_statistics(audio, video, lengths)).argmax(-1), 3
+        ).float()
         reps["fused"] = (f[..., None] * each).sum(1)
         stacked = torch.stack([reps[e] for e in model.expert_names], 1)
         want = model.classifier((out.gate[..., None] * stacked).sum(1)).squeeze(-1)
     torch.testing.assert_close(out.logits, want, rtol=1e-5, atol=1e-5)
-
-
-def raw(audio, video, lengths):
-    from dynmultidep.models.gate import raw_statistics
-
-    return raw_statistics(audio, video, lengths)
 
 
 @pytest.mark.parametrize("router", ["soft", "hard"])

@@ -53,9 +53,17 @@ def banded_attention(
 
 
 class _BandedHeads(nn.Module):
-    """Shared by the self- and cross-attention layers: heads, window and output projection."""
+    """Shared by the self- and cross-attention layers: heads, window, the projections
+    (``_projections``, per subclass) and the output projection."""
 
-    def __init__(self, d_model: int, num_heads: int, window: int, causal: bool, dropout: float):
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int = 4,
+        window: int = 128,
+        causal: bool = False,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if d_model % num_heads:
             raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
@@ -65,6 +73,11 @@ class _BandedHeads(nn.Module):
         self.window = window
         self.causal = causal
         self.dropout = dropout
+        self._projections(d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def _projections(self, d_model: int) -> None:
+        raise NotImplementedError
 
     def _heads(self, x: Tensor, parts: int) -> Tensor:
         """``(B, L, parts * d_model) -> (parts, B, H, L, hd)``."""
@@ -81,17 +94,8 @@ class _BandedHeads(nn.Module):
 class LocalAttention(_BandedHeads):
     """``(B, L, d_model) -> (B, L, d_model)`` banded self-attention with a key-padding mask."""
 
-    def __init__(
-        self,
-        d_model: int,
-        num_heads: int = 4,
-        window: int = 128,
-        causal: bool = False,
-        dropout: float = 0.0,
-    ):
-        super().__init__(d_model, num_heads, window, causal, dropout)
+    def _projections(self, d_model: int) -> None:
         self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.out_proj = nn.Linear(d_model, d_model)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         q, k, v = self._heads(self.qkv(x), 3)
@@ -102,18 +106,9 @@ class LocalCrossAttention(_BandedHeads):
     """Steps of ``x`` attend to the steps of ``context`` within the band:
     ``x, context: (B, L, d_model) -> (B, L, d_model)`` (the two aligned step by step)."""
 
-    def __init__(
-        self,
-        d_model: int,
-        num_heads: int = 4,
-        window: int = 128,
-        causal: bool = False,
-        dropout: float = 0.0,
-    ):
-        super().__init__(d_model, num_heads, window, causal, dropout)
+    def _projections(self, d_model: int) -> None:
         self.q = nn.Linear(d_model, d_model)
         self.kv = nn.Linear(d_model, 2 * d_model)
-        self.out_proj = nn.Linear(d_model, d_model)
 
     def forward(self, x: Tensor, context: Tensor, lengths: Tensor | None = None) -> Tensor:
         (q,) = self._heads(self.q(x), 1)
