@@ -7,7 +7,8 @@
 
 Sections (``dynmultidep.bench``): ``scan`` (selective scan against the references and
 the machine's arithmetic bound), ``step`` (one training step of the recipe model,
-profiled by op group), ``memory`` (peak memory against sequence length),
+profiled by op group; the paper recipe's step with and without MTEM), ``memory`` (peak
+memory against sequence length, the recipe's model and the paper's),
 ``throughput`` (a training epoch of the D-Vlog recipe, bucketed vs random batches),
 ``trained`` (dynamic inference and missing modalities, on models trained first),
 ``learnability`` (the quick plan of ``scripts/learnability.py``: every cue family at
@@ -43,7 +44,7 @@ from dynmultidep.bench.scan import bench_scan, bench_scan_cuda
 from dynmultidep.bench.step import bench_step
 from dynmultidep.bench.tables import markdown_tables, print_tables
 from dynmultidep.bench.throughput import EPOCH_TARGET_S, bench_throughput
-from dynmultidep.bench.trained import bench_trained
+from dynmultidep.bench.trained import DYNAMIC, bench_trained
 from dynmultidep.learnability.plan import PLANS as LEARNABILITY_PLANS
 from dynmultidep.learnability.report import summarize
 from dynmultidep.learnability.report import tables as learnability_tables
@@ -57,7 +58,8 @@ PLANS = {
         "scan": {"lengths": [256, 600, 2048, 4096], "states": [12, 16], "repeats": 3,
                  "fused_repeats": 5},
         "step": {"batch": 32, "length": 1000},
-        "memory": {"lengths": [1024, 4096, 16384, 32768]},
+        "memory": {"lengths": [1024, 4096, 16384, 32768],
+                   "models": ("dynmultidep", "dynmultidep_paper")},
         # bucketed epochs measured whole, at each precision; random batches at the first
         "throughput": {"fractions": (1.0, 0.1), "precisions": ("32-true", "bf16-mixed")},
         "trained": {"epochs": 12, "repeats": 5},
@@ -67,7 +69,7 @@ PLANS = {
     "quick": {
         "scan": {"lengths": [600, 2048], "states": [16], "repeats": 1, "fused_repeats": 3},
         "step": {"batch": 8, "length": 300},
-        "memory": {"lengths": [1024, 4096]},
+        "memory": {"lengths": [1024, 4096], "models": ("dynmultidep", "dynmultidep_paper")},
         "throughput": {"fractions": (0.03, 0.02), "precisions": ("32-true", "bf16-mixed")},
         "trained": {"epochs": 2, "repeats": 2},
         "learnability": {"plan": "quick", "families": ("flat_affect", "cross_modal"),
@@ -84,6 +86,10 @@ PLANS = {
     },
 }  # fmt: skip
 CHUNKED_VS_MAMBA_SSM = 3.0  # the chunked scan's fwd+bwd within 3x of mamba_ssm's kernel
+MTEM_STEP = 1.5  # the paper recipe's step with MTEM within 1.5x of the step without it
+MTEM_MEMORY = 34 / 32  # with MTEM, 32x the length within 34x the memory
+# the paper recipe's steps: (result key, overrides)
+PAPER_STEPS = (("step_paper", ()), ("step_paper_no_mtem", ("model.mtem=false",)))
 
 
 def machine() -> dict:
@@ -153,13 +159,22 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                  f"{r['matmul_plus_scan_s']:.2f}", fmt(r["step_over_matmul_plus_scan"], ".2f"),
                  f"{r['inference_s']:.2f}"] for r in runs]  # fmt: skip
         out.append((f"Training step against its defining work, {shape}", header, rows))
+        papers = [results[k] for k, _ in PAPER_STEPS if k in results]
+        if papers:
+            header = ["model", "training step (s)", "step GFLOPs", "inference (s)"]
+            rows = [[r["model"], f"{r['step_s']:.2f}", f"{r['step_gflops']:.1f}",
+                     f"{r['inference_s']:.2f}"] for r in [step, *papers]]  # fmt: skip
+            out.append((f"The paper recipe's training step (fp32, fused paths), {shape}",
+                        header, rows))  # fmt: skip
     if "memory" in results:
-        header = ["L", "pass", "peak extra memory (MiB)", "MiB per 1k steps", "time (s)"]
-        rows = [[str(r["L"]), r["pass"], "—", "—", r.get("error", "failed")] if "error" in r
-                else [str(r["L"]), r["pass"], f"{r['peak_bytes'] / 2**20:.0f}",
-                      f"{r['peak_bytes'] / 2**20 / (r['L'] / 1024):.0f}", f"{r['seconds']:.2f}"]
+        header = ["model", "L", "pass", "peak extra memory (MiB)", "MiB per 1k steps", "time (s)"]
+        rows = [[r.get("model", "dynmultidep"), str(r["L"]), r["pass"]]
+                + (["—", "—", r.get("error", "failed")] if "error" in r else
+                   [f"{r['peak_bytes'] / 2**20:.0f}",
+                    f"{r['peak_bytes'] / 2**20 / (r['L'] / 1024):.0f}", f"{r['seconds']:.2f}"])
                 for r in results["memory"]]  # fmt: skip
-        out.append(("D-Vlog recipe model, batch 1: memory against length", header, rows))
+        out.append(("Recipe models (D-Vlog, paper with soft gates), batch 1: memory against "
+                    "length", header, rows))  # fmt: skip
     if "throughput" in results:
         header = ["batches", "precision", "items / epoch", "batches / epoch", "timed share",
                   "epoch (s)", "items / s", "padded-step efficiency",
@@ -238,15 +253,26 @@ def targets(results: dict) -> list[dict]:
             how = "" if fast["precision"] == "32" else " under bf16 autocast"
             found.append(target(f"inference{how} >= 2x faster than fp32 on PyTorch's paths "
                                 "(same run)", f"{faster:.2f}x", faster >= 2))  # fmt: skip
+    for key, _ in PAPER_STEPS[:1]:
+        with_mtem, without = results.get(key), results.get(PAPER_STEPS[1][0])
+        if with_mtem and without:
+            ratio = with_mtem["step_s"] / without["step_s"]
+            found.append(target(f"paper recipe step with MTEM <= {MTEM_STEP}x without it",
+                                f"{ratio:.2f}x", ratio <= MTEM_STEP))  # fmt: skip
     memory = [r for r in results.get("memory", []) if "error" not in r]
-    for pass_name in ("fwd", "fwd+bwd"):
-        rows = sorted((r for r in memory if r["pass"] == pass_name), key=lambda r: r["L"])
-        if len(rows) >= 2:
-            longer = rows[-1]["L"] / rows[0]["L"]
-            more = rows[-1]["peak_bytes"] / rows[0]["peak_bytes"]
-            measured = f"{longer:.0f}x L -> {more:.1f}x memory"
-            found.append(target(f"memory ({pass_name}) grows linearly with L", measured,
-                                more / longer <= 1.25))  # fmt: skip
+    for model in dict.fromkeys(r.get("model", "dynmultidep") for r in memory):
+        # the recipe: linear within 25%; with MTEM (the paper's): 32x L within 34x memory
+        limit = MTEM_MEMORY if model == "dynmultidep_paper" else 1.25
+        for pass_name in ("fwd", "fwd+bwd"):
+            rows = [r for r in memory if r.get("model", "dynmultidep") == model]
+            rows = sorted((r for r in rows if r["pass"] == pass_name), key=lambda r: r["L"])
+            if len(rows) >= 2:
+                longer = rows[-1]["L"] / rows[0]["L"]
+                more = rows[-1]["peak_bytes"] / rows[0]["peak_bytes"]
+                measured = f"{longer:.0f}x L -> {more:.1f}x memory"
+                found.append(target(f"{model} memory ({pass_name}): {longer:.0f}x L within "
+                                    f"{limit * longer:.0f}x memory", measured,
+                                    more / longer <= limit))  # fmt: skip
     for r in results.get("scan_cuda", {}).get("rows", []):
         if r["pass"] == "fwd+bwd" and r["mamba_ssm_s"] is not None:
             times = r["chunked_s"] / r["mamba_ssm_s"]
@@ -263,14 +289,17 @@ def targets(results: dict) -> list[dict]:
         found.append(target(f"training epoch (bucketed, {r['precision']}, {device}) <= "
                             f"{limit:.0f} s", f"{seconds:.1f} s", seconds <= limit))  # fmt: skip
     dynamic = {r["model"]: r for r in results.get("trained", {}).get("dynamic", [])}
-    if len(dynamic) == 2:
-        both, raw = dynamic["dynmultidep_encoded_gate"], dynamic["dynmultidep"]
+    for everything, skipping in DYNAMIC:
+        if everything not in dynamic or skipping not in dynamic:
+            continue
+        both, raw = dynamic[everything], dynamic[skipping]
         saved = 1 - raw["flops"] / both["flops"]
         change = raw["accuracy"] - both["accuracy"]
-        found.append(target("dynamic inference: >= 35% less compute",
-                            f"{saved:.0%} fewer FLOPs", saved >= 0.35))  # fmt: skip
-        found.append(target("dynamic inference: <= 1 point of accuracy lost",
-                            f"{100 * change:+.1f} points", change >= -0.01))  # fmt: skip
+        found.append(target(f"dynamic inference ({skipping} against {everything}): >= 35% "
+                            "less compute", f"{saved:.0%} fewer FLOPs", saved >= 0.35))  # fmt: skip
+        found.append(target(f"dynamic inference ({skipping} against {everything}): <= 1 "
+                            "point of accuracy lost", f"{100 * change:+.1f} points",
+                            change >= -0.01))  # fmt: skip
     for r in results.get("extraction", {}).get("runs", []):
         found.append(target(f"extraction, {r['run']}: >= 10x real time",
                             f"{r['x_realtime']:.1f}x", r["x_realtime"] >= 10))  # fmt: skip
@@ -308,6 +337,9 @@ def run(sections: list[str], plan: dict, device: str, corpus: str | None = None)
         results["step"] = bench_step(CONF_DIR, **plan["step"])
         results["step_pytorch"] = bench_step(CONF_DIR, **plan["step"], paths="pytorch")
         results["step_bf16"] = bench_step(CONF_DIR, **plan["step"], precision="bf16")
+        for key, overrides in PAPER_STEPS:
+            paper = {"experiment": "dvlog_dynmultidep_paper", "overrides": overrides}
+            results[key] = bench_step(CONF_DIR, **plan["step"], **paper)
     if "memory" in sections and device == "cpu":
         results["memory"] = bench_memory(CONF_DIR, **plan["memory"])
     if "throughput" in sections:

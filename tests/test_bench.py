@@ -37,11 +37,13 @@ def test_mambapy_scan_agrees_with_the_reference():
     torch.testing.assert_close(mambapy_scan(**small), reference, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.slow  # four fresh processes, each building the recipe model (~20 s)
+@pytest.mark.slow  # four fresh processes, each building a recipe model (~40 s)
 def test_memory_rows_come_from_fresh_processes():
-    rows = bench_memory(CONF_DIR, [64])
-    assert [(r["L"], r["pass"]) for r in rows] == [(64, "fwd"), (64, "fwd+bwd")]
-    assert all(r["peak_bytes"] > 0 and r["seconds"] > 0 for r in rows)
+    rows = bench_memory(CONF_DIR, [64], models=("dynmultidep", "dynmultidep_paper"))
+    assert [(r["model"], r["L"], r["pass"]) for r in rows] == [
+        (m, 64, p) for m in ("dynmultidep", "dynmultidep_paper") for p in ("fwd", "fwd+bwd")
+    ]
+    assert all(r["peak_bytes"] > 0 and r["seconds"] > 0 for r in rows), rows
 
 
 def test_epoch_timing_counts_items_and_padding(tmp_path, monkeypatch):
@@ -64,6 +66,13 @@ def test_quick_benchmark_writes_its_tables(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out_json.read_text())
     assert {"scan", "memory", "throughput", "trained", "targets"} <= set(results)
+    assert {"step_paper", "step_paper_no_mtem"} <= set(results)
+    dynamic = {r["model"]: r for r in results["trained"]["dynamic"]}
+    skipping, everything = dynamic["dynmultidep_paper"], dynamic["dynmultidep_paper (skipping off)"]
+    assert skipping["accuracy"] == everything["accuracy"]  # the same weights and decisions
+    assert skipping["flops"] <= everything["flops"]
+    targets = " ".join(t["target"] for t in results["targets"])
+    assert "with MTEM" in targets and "dynmultidep_paper memory" in targets
     assert all(r["roofline_s"] > 0 and r["times_roofline"] > 0 for r in results["scan"]["rows"])
     assert "**Targets**" in out_md.read_text()
 
@@ -113,6 +122,19 @@ def test_step_under_bf16_keeps_the_fused_dropout_and_scan():
     assert result["inference_s"] > 0
     with pytest.raises(ValueError, match="unknown precision 'fp8'"):
         bench_step(CONF_DIR, batch=2, length=40, precision="fp8")
+
+
+def test_paper_step_counts_the_local_attention_branch():
+    from dynmultidep.bench.step import bench_step
+
+    paper = "dvlog_dynmultidep_paper"
+    with_mtem = bench_step(CONF_DIR, batch=2, length=40, experiment=paper)
+    without = bench_step(CONF_DIR, batch=2, length=40, experiment=paper,
+                         overrides=("model.mtem=false",))  # fmt: skip
+    recipe = bench_step(CONF_DIR, batch=2, length=40)
+    assert with_mtem["model"] == "dynmultidep_paper"
+    assert without["model"] == "dynmultidep_paper model.mtem=false"
+    assert with_mtem["step_gflops"] > without["step_gflops"] > recipe["step_gflops"] > 0
 
 
 @pytest.mark.parametrize(

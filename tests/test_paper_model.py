@@ -17,7 +17,7 @@ from dynmultidep.models.attention import LocalAttention, LocalCrossAttention
 from dynmultidep.models.dynmultidep import DynMultiDep
 from dynmultidep.models.encoder import EncoderConfig, MTExpert, run_blocks
 from dynmultidep.models.fusion import FusedExpert
-from dynmultidep.models.gate import raw_statistics
+from dynmultidep.models.gate import raw_statistics, set_dynamic
 from dynmultidep.models.masking import valid_mask
 from dynmultidep.models.router import LongShortRouter
 
@@ -280,6 +280,25 @@ def test_dynamic_inference_runs_only_what_both_gates_chose():
         stacked = torch.stack([reps[e] for e in model.expert_names], 1)
         want = model.classifier((out.gate[..., None] * stacked).sum(1)).squeeze(-1)
     torch.testing.assert_close(out.logits, want, rtol=1e-5, atol=1e-5)
+
+
+def test_dynamic_off_runs_everything_with_the_same_outputs():
+    model = paper_model(seed=7, router="hard").eval()
+    audio, video, lengths = batch((30, 12, 5, 1, 17, 9), seed=5)
+    audio[::3] += 4.0
+    rows = count_rows(model)
+    with torch.no_grad():
+        dynamic = model(audio, video, lengths)
+        skipped = dict(rows)
+        rows.clear()
+        full = set_dynamic(model, False)(audio, video, lengths)
+    assert sum(skipped.values()) < sum(rows.values())
+    assert rows == {name: 6 for name in ("audio", "video", *model.fusion.op_names)}
+    torch.testing.assert_close(full.logits, dynamic.logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(full.gate, dynamic.gate)
+    fused = dynamic.gate.argmax(-1) == model.expert_names.index("fused")
+    torch.testing.assert_close(full.fusion_gate[fused], dynamic.fusion_gate[fused])
+    assert set_dynamic(model, True) is model and model.gate.skips()
 
 
 @pytest.mark.parametrize("router", ["soft", "hard"])

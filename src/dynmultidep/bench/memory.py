@@ -1,4 +1,6 @@
-"""Peak memory of the D-Vlog recipe model against sequence length (batch 1, CPU).
+"""Peak memory of a recipe's model against sequence length (batch 1, CPU): the D-Vlog
+recipe, and the paper recipe with soft gates so that every part (both MTEM branches,
+every expert and fusion operation) runs at every length.
 
 Each measurement runs in a fresh process (``python -m dynmultidep.bench.memory``), so
 that memory an earlier measurement left with the allocator does not hide the next one.
@@ -30,10 +32,13 @@ def recipe_model(
     return model, cfg.model.audio_dim, cfg.model.video_dim
 
 
-def measure(conf_dir: Path, length: int, backward: bool) -> dict:
+def measure(
+    conf_dir: Path, length: int, backward: bool, experiment: str = "dvlog_dynmultidep",
+    overrides: tuple[str, ...] = (),
+) -> dict:  # fmt: skip
     """Peak extra memory and time of one forward (no grad) or forward+backward pass."""
     torch.manual_seed(0)
-    model, audio_dim, video_dim = recipe_model(conf_dir)
+    model, audio_dim, video_dim = recipe_model(conf_dir, experiment, overrides)
     audio = torch.randn(1, length, audio_dim)
     video = torch.randn(1, length, video_dim)
     lengths = torch.tensor([length])
@@ -58,19 +63,30 @@ def measure(conf_dir: Path, length: int, backward: bool) -> dict:
             "seconds": median_time(one_pass, 1)}  # fmt: skip
 
 
-def bench_memory(conf_dir: Path, lengths: list[int]) -> list[dict]:
-    """One fresh process per (length, pass)."""
+# label -> (recipe, overrides) measured
+MODELS = {
+    "dynmultidep": ("dvlog_dynmultidep", ()),
+    "dynmultidep_paper": ("dvlog_dynmultidep_paper", ("model.hard_gate=false",)),
+}
+
+
+def bench_memory(conf_dir: Path, lengths: list[int], models=("dynmultidep",)) -> list[dict]:
+    """One fresh process per (model, pass, length); ``models``: labels of ``MODELS``."""
     rows = []
-    for backward in (False, True):
-        for length in lengths:
-            args = [sys.executable, "-m", __name__, str(conf_dir), str(length)]
-            args += ["--backward"] if backward else []
-            done = subprocess.run(args, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                error = (done.stderr.strip().splitlines() or ["failed"])[-1]
-                rows.append({"L": length, "pass": "fwd+bwd" if backward else "fwd", "error": error})
-                continue
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    for model in models:
+        experiment, overrides = MODELS[model]
+        for backward in (False, True):
+            for length in lengths:
+                args = [sys.executable, "-m", __name__, str(conf_dir), str(length)]
+                args += ["--experiment", experiment, *(f"--override={o}" for o in overrides)]
+                args += ["--backward"] if backward else []
+                done = subprocess.run(args, capture_output=True, text=True, check=False)
+                row = {"model": model, "L": length, "pass": "fwd+bwd" if backward else "fwd"}
+                if done.returncode != 0:
+                    row["error"] = (done.stderr.strip().splitlines() or ["failed"])[-1]
+                else:
+                    row.update(json.loads(done.stdout.strip().splitlines()[-1]))
+                rows.append(row)
     return rows
 
 
@@ -79,8 +95,11 @@ def main() -> None:
     parser.add_argument("conf_dir", type=Path)
     parser.add_argument("length", type=int)
     parser.add_argument("--backward", action="store_true")
+    parser.add_argument("--experiment", default="dvlog_dynmultidep")
+    parser.add_argument("--override", action="append", default=[])
     args = parser.parse_args()
-    print(json.dumps(measure(args.conf_dir, args.length, args.backward)))
+    row = measure(args.conf_dir, args.length, args.backward, args.experiment, tuple(args.override))
+    print(json.dumps(row))
 
 
 if __name__ == "__main__":

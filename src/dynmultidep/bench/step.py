@@ -10,7 +10,11 @@ work that defines it (their self times in the same step, so the profiler's
 overhead is on both sides); the unprofiled step's wall time is reported
 beside it. Inference is the same forward under ``torch.inference_mode`` in
 eval mode. ``make bench`` runs it on the fused paths and again on PyTorch's
-(convolution, reversal, dropout), the same-process comparison of those kernels.
+(convolution, reversal, dropout), the same-process comparison of those kernels, and
+on the paper recipe (``experiment=dvlog_dynmultidep_paper``) with and without MTEM.
+Each result also counts the step's FLOPs (``torch.utils.flop_counter``: matrix
+products and convolutions, the attention's included; the scan kernel is not an
+ATen operation and is not counted).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
+from torch.utils.flop_counter import FlopCounterMode
 
 from dynmultidep.bench.revision_worker import recipe_inputs, train_step
 from dynmultidep.bench.throughput import recipe_config
@@ -48,16 +53,20 @@ def group_of(name: str) -> str:
 PATHS = ("fused", "pytorch")
 
 
-def recipe_model(conf_dir: Path, paths: str = "fused"):
-    """The recipe model. ``paths``: ``fused`` (the defaults: numba causal convolution,
-    hashed dropout) or ``pytorch`` (PyTorch's convolution, with the backward direction
-    reversed by gathered copies, and PyTorch's dropout); the scan is the fused one in both."""
+def recipe_model(
+    conf_dir: Path, paths: str = "fused", experiment: str = "dvlog_dynmultidep",
+    overrides: tuple[str, ...] = (),
+):  # fmt: skip
+    """The model of recipe ``experiment`` (with ``overrides``). ``paths``: ``fused`` (the
+    defaults: numba causal convolution, hashed dropout) or ``pytorch`` (PyTorch's
+    convolution, with the backward direction reversed by gathered copies, and PyTorch's
+    dropout); the scan is the fused one in both."""
     from dynmultidep.models.dropout import Dropout
     from dynmultidep.models.mamba import Mamba
 
     if paths not in PATHS:
         raise ValueError(f"unknown paths {paths!r}; use fused or pytorch")
-    net = instantiate(recipe_config(conf_dir, "tiny", ()).model)
+    net = instantiate(recipe_config(conf_dir, "tiny", overrides, experiment).model)
     for module in net.modules():
         if isinstance(module, Mamba):
             module.conv_backend = "auto" if paths == "fused" else "reference"
@@ -71,13 +80,14 @@ PRECISIONS = ("32", "bf16")
 
 def bench_step(
     conf_dir: Path, batch: int = 32, length: int = 1000, paths: str = "fused",
-    precision: str = "32",
+    precision: str = "32", experiment: str = "dvlog_dynmultidep", overrides: tuple[str, ...] = (),
 ) -> dict:  # fmt: skip
-    """The step, its profile and inference; ``precision``: ``32`` (fp32) or ``bf16``
-    (bf16 autocast, as ``trainer=bf16`` trains: fp32 weights, bf16 products)."""
+    """The step, its profile, FLOPs and inference; ``precision``: ``32`` (fp32) or ``bf16``
+    (bf16 autocast, as ``trainer=bf16`` trains: fp32 weights, bf16 products);
+    ``experiment`` and ``overrides``: the recipe and its changes."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; use 32 or bf16")
-    net = recipe_model(conf_dir, paths)
+    net = recipe_model(conf_dir, paths, experiment, overrides)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     inputs = recipe_inputs(batch, length)
 
@@ -103,6 +113,9 @@ def bench_step(
     for event in profile.key_averages():
         seconds[group_of(event.key)] += event.self_cpu_time_total / 1e6
     profiled = sum(seconds.values())
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
     infer()
     start = time.perf_counter()
     infer()
@@ -113,6 +126,7 @@ def bench_step(
     ]
     defining = seconds.get("matrix products", 0.0) + seconds.get("selective scan (fused)", 0.0)
     return {
+        "model": " ".join([experiment.removeprefix("dvlog_"), *overrides]),
         "paths": paths,
         "precision": precision,
         "batch": batch,
@@ -123,4 +137,5 @@ def bench_step(
         "matmul_plus_scan_s": defining,
         "step_over_matmul_plus_scan": profiled / defining if defining else None,
         "inference_s": inference_s,
+        "step_gflops": counter.get_total_flops() / 1e9,
     }

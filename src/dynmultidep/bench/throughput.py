@@ -25,8 +25,11 @@ RANDOM_BATCHES = ("dataset.bucket_ratio=1e9",)  # one bucket: no length grouping
 EPOCH_TARGET_S = {"cpu": 150.0, "cuda": 10.0}
 
 
-def recipe_config(conf_dir: Path, preset: str, overrides: tuple[str, ...]):
-    return compose_train(conf_dir, ["experiment=dvlog_dynmultidep", "dataset=synthetic",
+def recipe_config(
+    conf_dir: Path, preset: str, overrides: tuple[str, ...], experiment: str = "dvlog_dynmultidep"
+):  # fmt: skip
+    """The training config of ``experiment`` (a recipe) on the synthetic twin ``preset``."""
+    return compose_train(conf_dir, [f"experiment={experiment}", "dataset=synthetic",
                                     f"dataset.synthetic.preset={preset}",
                                     "dataset.max_tokens=32768", *overrides])  # fmt: skip
 

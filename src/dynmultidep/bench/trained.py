@@ -3,10 +3,14 @@ D-Vlog, compact model sizes), trained here first with ``src/train.py``'s task:
 
 * dynamic inference: the default DynMultiDep (``gate_input: raw``, hard gate) runs
   only the expert each vlog is routed to (both encoders for the fused expert); against
-  the same model with ``gate_input: encoded``, which runs every expert. Test-fold
+  the same model with ``gate_input: encoded``, which runs every expert. The paper model
+  (``model=dynmultidep_paper``: both gate levels hard) runs only the expert and the
+  fusion operation each vlog is routed to; against the paper model trained with soft
+  gates (every part runs), and against itself with skipping off
+  (``models.gate.set_dynamic``: every part runs, the same predictions). Test-fold
   inference time (median of repeated passes) and FLOPs (``torch.utils.flop_counter``:
   matrix products and convolutions; the selective scan kernel is not an ATen operation
-  and is not counted in either model), and accuracy;
+  and is not counted in any model), and accuracy;
 * missing modality: test accuracy with the video (or the audio) blanked, i.e. set to
   zeros after standardisation (the training mean), for DynMultiDep trained with and
   without ``modality_dropout``, beside the unimodal baselines and the functionals.
@@ -28,12 +32,20 @@ from dynmultidep.experiment.checkpoint import (
     read_checkpoint,
 )
 from dynmultidep.experiment.metrics import evaluate
+from dynmultidep.models.gate import set_dynamic
 
+# dynamic inference: (model that runs everything, model that skips what it did not choose)
+DYNAMIC = (
+    ("dynmultidep_encoded_gate", "dynmultidep"),
+    ("dynmultidep_paper_soft_gates", "dynmultidep_paper"),
+)
 # name -> overrides of src/train.py
 VARIANTS = {
     "dynmultidep": (),  # the default: gate on the raw inputs' statistics
     "dynmultidep_encoded_gate": ("model.gate_input=encoded",),
     "dynmultidep_modality_dropout": ("model.modality_dropout=0.3",),
+    "dynmultidep_paper": ("model=dynmultidep_paper",),  # both gate levels hard
+    "dynmultidep_paper_soft_gates": ("model=dynmultidep_paper", "model.hard_gate=false"),
     "audio_only": ("model=audio_only",),
     "video_only": ("model=video_only",),
     "functionals": ("model=functionals",),
@@ -88,16 +100,29 @@ class TestSet:
         return median_time(self.predict, repeats)
 
     def routed_share(self) -> dict[str, float]:
-        """Share of test vlogs the gate sends to each expert."""
-        names = self.module.expert_names
+        """Share of test vlogs the gate sends to each expert, and with a fusion gate, to
+        each fusion operation (``fused:<op>``)."""
+        names = list(self.module.expert_names)
         if not names:
             return {}
-        counts = torch.zeros(len(names))
+        fusion = getattr(self.module.net, "fusion", None)
+        ops = list(fusion.op_names) if fusion is not None and fusion.gate is not None else []
+        counts = torch.zeros(len(names) + len(ops))
         with torch.no_grad():
             for batch in self.batches:
-                gate = self.module(batch).gate
-                counts += torch.bincount(gate.argmax(-1), minlength=len(names)).float()
-        return {n: float(c / counts.sum()) for n, c in zip(names, counts, strict=True)}
+                out = self.module(batch)
+                choice = out.gate.argmax(-1)
+                counts[: len(names)] += torch.bincount(choice, minlength=len(names)).float()
+                if ops:
+                    fused = out.fusion_gate[choice == names.index("fused")].argmax(-1)
+                    counts[len(names) :] += torch.bincount(fused, minlength=len(ops)).float()
+        total = counts[: len(names)].sum()
+        labels = names + [f"fused:{op}" for op in ops]
+        return {n: float(c / total) for n, c in zip(labels, counts, strict=True)}
+
+    def dynamic_row(self, name: str, repeats: int) -> dict:
+        return {"model": name, "accuracy": self.accuracy(), "flops": self.flops(),
+                "seconds": self.seconds(repeats), "routed": self.routed_share()}  # fmt: skip
 
 
 def bench_trained(conf_dir: Path, work_dir: Path, epochs: int, repeats: int) -> dict:
@@ -105,15 +130,16 @@ def bench_trained(conf_dir: Path, work_dir: Path, epochs: int, repeats: int) -> 
         name: TestSet(train_variant(conf_dir, name, work_dir / name, epochs)) for name in VARIANTS
     }
     dynamic = []
-    for name in ("dynmultidep_encoded_gate", "dynmultidep"):
-        test = tests[name]
-        dynamic.append({
-            "model": name, "accuracy": test.accuracy(), "flops": test.flops(),
-            "seconds": test.seconds(repeats), "routed": test.routed_share(),
-        })  # fmt: skip
+    for everything, skipping in DYNAMIC:
+        dynamic.append(tests[everything].dynamic_row(everything, repeats))
+        if "paper" in skipping:  # the same weights with every part run
+            set_dynamic(tests[skipping].module, False)
+            dynamic.append(tests[skipping].dynamic_row(f"{skipping} (skipping off)", repeats))
+            set_dynamic(tests[skipping].module, True)
+        dynamic.append(tests[skipping].dynamic_row(skipping, repeats))
     missing = [
         {"model": name, "accuracy": test.accuracy(),
          "video_blanked": test.accuracy("video"), "audio_blanked": test.accuracy("audio")}
-        for name, test in tests.items() if name != "dynmultidep_encoded_gate"
+        for name, test in tests.items() if name not in dict(DYNAMIC)
     ]  # fmt: skip
     return {"epochs": epochs, "dynamic": dynamic, "missing_modality": missing}

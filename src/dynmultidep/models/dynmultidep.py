@@ -187,7 +187,7 @@ class DynMultiDep(nn.Module):
         if self.gate_input == "raw":
             features = raw_statistics(audio, video, lengths)
             weights, gate_logits = self.gate.route(features)
-            if self.gate.hard and not self.training:
+            if self.gate.skips():
                 mixed, fusion_weights = self._chosen_experts_only(
                     audio, video, lengths, weights, features
                 )

@@ -189,7 +189,7 @@ class MTExpert(nn.Module):
 
     def _long_short(self, x: Tensor, lengths: Tensor) -> Tensor:
         weights = self.router(x, lengths)  # (B, 2)
-        if self.router.hard and not self.training:
+        if self.router.skips():
             return self._chosen_branch_only(x, lengths, weights)
         long, short = (run_blocks(b, x, lengths) for b in (self.blocks, self.short))
         return weights[:, 0, None, None] * long + weights[:, 1, None, None] * short

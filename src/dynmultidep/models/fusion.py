@@ -144,7 +144,7 @@ class FusedExpert(nn.Module):
         if self.gate is None:
             return self.ops[self.op_names[0]](*args), None
         weights = self.gate(features)  # (B, K)
-        if self.gate.hard and not self.training:
+        if self.gate.skips():
             return self._chosen_ops_only(args, weights), weights
         stacked = torch.stack([op(*args) for op in self.ops.values()], dim=1)  # (B, K, P)
         return (weights[..., None] * stacked).sum(1), weights

@@ -6,7 +6,10 @@ long-short router of an MT expert (how to weigh its two branches).
 ``weights = softmax(logits / temp)`` over the choices. With ``hard``, the forward
 pass uses the one-hot of the largest weight while gradients flow through the
 soft weights (straight-through estimator). Optional Gumbel noise in training
-makes the choice stochastic, as in DynMM.
+makes the choice stochastic, as in DynMM. In eval mode a hard gate lets the model
+run only what each sample chose (``skips``); :func:`set_dynamic` turns that off, so
+that everything runs and is mixed with the same one-hot weights (the same outputs,
+the full cost: what dynamic inference is measured against).
 """
 
 from __future__ import annotations
@@ -49,6 +52,11 @@ class Gate(nn.Module):
         self.register_buffer("temperature", torch.tensor(float(temp)))
         self.hard = hard
         self.gumbel = gumbel
+        self.dynamic = True  # not an option of the model: set_dynamic() for measurements
+
+    def skips(self) -> bool:
+        """Whether the paths this gate did not choose may be skipped: hard, in eval."""
+        return self.hard and self.dynamic and not self.training
 
     @property
     def temp(self) -> float:
@@ -76,3 +84,12 @@ class Gate(nn.Module):
             return soft
         hard = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
         return hard - soft.detach() + soft  # one-hot forward, soft gradient
+
+
+def set_dynamic(model: nn.Module, dynamic: bool) -> nn.Module:
+    """Let every gate in ``model`` skip what it did not choose (``True``, the default)
+    or make every path run (``False``); returns ``model``."""
+    for module in model.modules():
+        if isinstance(module, Gate):
+            module.dynamic = dynamic
+    return model

@@ -39,6 +39,10 @@ class LongShortRouter(nn.Module):
     def hard(self) -> bool:
         return self.mode == "hard"
 
+    def skips(self) -> bool:
+        """Whether a sample runs only its chosen branch (hard, in eval; see ``Gate.skips``)."""
+        return self.gate is not None and self.gate.skips()
+
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         if self.gate is None:
             return x.new_full((x.shape[0], len(BRANCHES)), 0.5)
