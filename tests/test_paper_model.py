@@ -229,6 +229,64 @@ def test_both_gate_levels_count_in_the_resource_loss():
     torch.testing.assert_close(out.aux_loss, 0.5 * torch.tensor(expected).mean())
 
 
+def test_every_fusion_operation_learns_from_its_own_loss_whichever_the_gate_picks():
+    model = paper_model(expert_loss=0.5).train()
+    audio, video, lengths = batch((9, 5, 3, 8))
+    labels = torch.tensor([1, 0, 1, 0])
+    out = model(audio, video, lengths)
+    assert out.op_logits.shape == out.fusion_gate_logits.shape == (4, 3)
+    own = F.binary_cross_entropy_with_logits(
+        out.expert_logits, labels.float()[:, None].expand(4, 3), reduction="none"
+    )
+    per_op = F.binary_cross_entropy_with_logits(
+        out.op_logits, labels.float()[:, None].expand(4, 3), reduction="none"
+    )
+    own = torch.cat([own[:, :2], per_op.mean(-1, keepdim=True)], -1)  # fused: mean of its ops
+    loss = model.label_losses(out, labels, None)
+    torch.testing.assert_close(loss, 0.5 * own.mean())
+    loss.backward()
+    for name in ("mlp", "attention"):  # each op gets a gradient of its own loss
+        assert any(p.grad is not None and p.grad.abs().sum() > 0
+                   for p in model.fusion.ops[name].parameters())  # fmt: skip
+    model.eval()
+    assert model(audio, video, lengths).op_logits is None
+
+
+def test_routing_loss_trains_the_fusion_gate_towards_its_best_operation():
+    model = paper_model(expert_loss=1.0, gate_loss=1.0, cost_weight=0.25).train()
+    out = model(*batch((9, 5, 3, 8)))
+    labels = torch.ones(4, dtype=torch.long)
+    # the expert logits say audio is best; the op logits say attention, but its cost
+    # (at the cost weight) makes mlp the cheaper good choice on the last two samples
+    out = out._replace(
+        expert_logits=torch.tensor([[9.0, -5.0, -5.0]] * 4),
+        op_logits=torch.tensor([[-5.0, -5.0, 9.0]] * 2 + [[-5.0, 5.0, 5.01]] * 2),
+    )  # fmt: skip
+    per_expert = F.softplus(-out.expert_logits)
+    per_op = F.softplus(-out.op_logits)
+    routing = torch.cat([per_expert[:, :2], per_op.min(-1, keepdim=True).values], -1)
+    own = torch.cat([per_expert[:, :2], per_op.mean(-1, keepdim=True)], -1)
+    best_expert = (routing + 0.25 * model.expert_cost).argmin(-1)
+    best_op = (per_op + 0.25 * model.fusion_cost).argmin(-1)
+    assert best_expert.tolist() == [0] * 4 and best_op.tolist() == [2, 2, 1, 1]
+    expected = (own.mean() + F.cross_entropy(out.gate_logits, best_expert)
+                + F.cross_entropy(out.fusion_gate_logits, best_op))  # fmt: skip
+    torch.testing.assert_close(model.label_losses(out, labels, None), expected)
+
+
+@pytest.mark.parametrize(("width", "expected"), [(None, 32), (8, 8), (0, None)])
+def test_short_branch_ffn_width(width, expected):
+    expert = MTExpert(DA, EncoderConfig(mtem=True, short_d_ffn=width, **SMALL))
+    short = expert.short[0]
+    got = None if short.ffn is None else short.ffn.net[0].out_features
+    assert got == expected and expert.blocks[0].ffn.net[0].out_features == 32  # long: d_ffn
+    audio, _, lengths = batch((6, 2))
+    out = expert(audio, lengths)  # runs, padding zero
+    assert out.shape == (2, 6, 16) and out[1, 2:].abs().sum() == 0
+    with pytest.raises(ValueError, match="short_d_ffn"):
+        EncoderConfig(mtem=True, short_d_ffn=-1)
+
+
 def count_rows(model):
     """Rows each encoder and fusion operation runs on, counted by forward hooks."""
     rows = {}
@@ -365,9 +423,11 @@ def test_paper_configs_reach_the_built_modules():
     assert attention.window == cfg.model.attention_window
     shared = model.encoders.experts["video"].blocks[0].mixer.A_log
     assert shared is audio.blocks[0].mixer.A_log  # A is still shared across modalities
-    _, model = built(["model=dynmultidep_paper", "model.router=hard", "model.attention_window=5"])
+    _, model = built(["model=dynmultidep_paper", "model.router=hard", "model.attention_window=5",
+                      "model.short_d_ffn=24"])  # fmt: skip
     assert model.encoders.experts["video"].router.hard
     assert model.encoders.experts["video"].short[0].mixer.window == 5
+    assert model.encoders.experts["video"].short[0].ffn.net[0].out_features == 24
 
 
 ABLATIONS = {

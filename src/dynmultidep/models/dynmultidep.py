@@ -22,7 +22,9 @@ latter case, with a hard gate in eval mode, only the encoders each sample
 needs are run (samples grouped by choice), which is where dynamic fusion saves
 compute. With ``expert_loss > 0`` every expert is also trained as a classifier
 on its own (the shared classifier on ``r_e``), so an expert the gate seldom
-picks still learns, and the gate can route to whichever is right for a vlog.
+picks still learns, and the gate can route to whichever is right for a vlog;
+with a fusion-level gate, the fused expert's own loss is the mean of its
+operations' own losses, so that every operation learns whichever the gate picks.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from torch import Tensor, nn
 
 from dynmultidep.models.encoder import EncoderConfig
 from dynmultidep.models.experts import MODALITIES, ModalityExperts, classifier_head
-from dynmultidep.models.fusion import FusedExpert
+from dynmultidep.models.fusion import Fused, FusedExpert
 from dynmultidep.models.gate import Gate, raw_statistics
 from dynmultidep.models.output import ModelOutput
 
@@ -51,6 +53,21 @@ def blank_modalities(audio: Tensor, video: Tensor, rate: float) -> tuple[Tensor,
     keep_audio = ~(dropped & which_audio)
     keep_video = ~(dropped & ~which_audio)
     return audio * keep_audio[:, None, None], video * keep_video[:, None, None]
+
+
+def own_losses(logits: Tensor, labels: Tensor, pos_weight: Tensor | None) -> Tensor:
+    """Each path's own BCE per sample: ``logits (B, K), labels (B,) -> (B, K)``."""
+    logits = logits.float()
+    targets = labels.float()[:, None].expand_as(logits)
+    return F.binary_cross_entropy_with_logits(
+        logits, targets, pos_weight=pos_weight, reduction="none"
+    )
+
+
+def routing_loss(gate_logits: Tensor, path_losses: Tensor) -> Tensor:
+    """Cross-entropy of a gate's logits ``(B, K)`` against, per sample, the path whose
+    loss ``(B, K)`` (cost included) is lowest."""
+    return F.cross_entropy(gate_logits.float(), path_losses.argmin(-1))
 
 
 class DynMultiDep(nn.Module):
@@ -71,10 +88,13 @@ class DynMultiDep(nn.Module):
         cost_weight: weight of the compute term ``mean(cost)``, the expected cost of
             each sample's path through both gates (see :meth:`path_cost`).
         modality_dropout: share of training samples with one modality blanked.
-        expert_loss: weight of the mean of the experts' own losses in training.
+        expert_loss: weight of the mean of the experts' own losses in training (with
+            a fusion gate, the fused expert's is the mean of its operations' losses).
         gate_loss: weight of the routing loss: cross-entropy between the gate's logits
             and, per vlog, the expert whose own loss on it is lowest (with
-            ``cost_weight`` times its cost added); needs ``expert_loss > 0``.
+            ``cost_weight`` times its cost added; the fused expert's is its best
+            operation's), and the same for the fusion gate over its operations;
+            needs ``expert_loss > 0``.
         **encoder: the experts' options, :class:`EncoderConfig` (``d_model``,
             ``mtem``, ``router``, ``attention_window`` ...).
     """
@@ -165,21 +185,22 @@ class DynMultiDep(nn.Module):
 
     def _representations(
         self, audio, video, lengths, modalities, features=None
-    ) -> tuple[dict[str, Tensor], Tensor | None]:
+    ) -> tuple[dict[str, Tensor], Fused | None]:
         """Pooled ``(B, P)`` representations of the experts ``modalities`` allow, and the
-        fusion gate's weights ``(B, K)`` (None without it or without the fused expert).
+        fused expert's output (None without it, or when ``modalities`` lack one).
         ``features``: the raw statistics the gates read (None: the pooled encodings)."""
         inputs = {"audio": audio, "video": video}
         steps = {m: self.encoders.encode(m, inputs[m], lengths) for m in modalities}
         reps = {m: self.encoders.pool(m, steps[m], lengths) for m in modalities}
-        fusion_weights = None
+        fused = None
         if self.fusion is not None and set(MODALITIES) <= set(steps):
             if features is None:
                 features = torch.cat([reps["audio"], reps["video"]], -1)
-            reps["fused"], fusion_weights = self.fusion(
+            fused = self.fusion(
                 steps["audio"], steps["video"], reps["audio"], reps["video"], lengths, features
             )
-        return reps, fusion_weights
+            reps["fused"] = fused.rep
+        return reps, fused
 
     def forward(self, audio: Tensor, video: Tensor, lengths: Tensor) -> ModelOutput:
         if self.training and self.modality_dropout > 0:
@@ -192,17 +213,25 @@ class DynMultiDep(nn.Module):
                     audio, video, lengths, weights, features
                 )
                 return self._output(mixed, weights, fusion_weights)
-            reps, fusion_weights = self._representations(
+            reps, fused = self._representations(
                 audio, video, lengths, self._modalities_used(), features
             )
         else:
-            reps, fusion_weights = self._representations(audio, video, lengths, MODALITIES)
+            reps, fused = self._representations(audio, video, lengths, MODALITIES)
             weights, gate_logits = self.gate.route(torch.cat([reps["audio"], reps["video"]], -1))
         stacked = torch.stack([reps[e] for e in self.expert_names], dim=1)  # (B, E, P)
+        fusion_weights = None if fused is None else fused.weights
         out = self._output((weights[..., None] * stacked).sum(1), weights, fusion_weights)
         if self.training and self.expert_loss > 0:
-            expert_logits = self.classifier(stacked).squeeze(-1)  # (B, E)
-            out = out._replace(expert_logits=expert_logits, gate_logits=gate_logits)
+            out = out._replace(
+                expert_logits=self.classifier(stacked).squeeze(-1),  # (B, E)
+                gate_logits=gate_logits,
+            )
+            if fused is not None and fused.op_reps is not None:
+                out = out._replace(
+                    op_logits=self.classifier(fused.op_reps).squeeze(-1),  # (B, K)
+                    fusion_gate_logits=fused.logits,
+                )
         return out
 
     def label_losses(self, out: ModelOutput, labels: Tensor, pos_weight: Tensor | None) -> Tensor:
@@ -210,16 +239,23 @@ class DynMultiDep(nn.Module):
         BCE, plus ``gate_loss`` times the routing cross-entropy (see the class docstring)."""
         if out.expert_logits is None:
             return out.logits.new_zeros(())
-        experts = out.expert_logits.float()
-        targets = labels.float()[:, None].expand_as(experts)
-        per_expert = F.binary_cross_entropy_with_logits(
-            experts, targets, pos_weight=pos_weight, reduction="none"
-        )  # (B, E)
+        per_expert = own_losses(out.expert_logits, labels, pos_weight)  # (B, E)
+        routing = per_expert.detach()
+        if out.op_logits is not None:  # the fused expert: its operations, each on its own
+            per_op = own_losses(out.op_logits, labels, pos_weight)  # (B, K)
+            fused = self.expert_names.index("fused")
+            is_fused = torch.arange(len(self.expert_names), device=per_op.device) == fused
+            per_expert = torch.where(is_fused, per_op.mean(-1, keepdim=True), per_expert)
+            routing = torch.where(is_fused, per_op.detach().min(-1, keepdim=True).values, routing)
         loss = self.expert_loss * per_expert.mean()
         if self.gate_loss > 0:
-            cost = self.cost_weight * self.expert_cost.to(per_expert.dtype)
-            best = (per_expert.detach() + cost).argmin(-1)
-            loss = loss + self.gate_loss * F.cross_entropy(out.gate_logits.float(), best)
+            loss = loss + self.gate_loss * routing_loss(
+                out.gate_logits, routing + self.cost_weight * self.expert_cost
+            )
+            if out.op_logits is not None:
+                loss = loss + self.gate_loss * routing_loss(
+                    out.fusion_gate_logits, per_op.detach() + self.cost_weight * self.fusion_cost
+                )
         return loss
 
     def _modalities_used(self) -> tuple[str, ...]:
@@ -240,13 +276,13 @@ class DynMultiDep(nn.Module):
             if rows.numel() == 0:
                 continue
             steps = int(lengths[rows].max())  # the group needs no padding beyond its longest
-            reps, chosen_ops = self._representations(
+            reps, fused = self._representations(
                 audio[rows, :steps], video[rows, :steps], lengths[rows], self._needs(expert),
                 features[rows],
             )  # fmt: skip
             mixed[rows] = (weights[rows, e, None] * reps[expert]).to(mixed.dtype)  # autocast
-            if expert == "fused" and chosen_ops is not None:
-                fusion_weights[rows] = chosen_ops.to(fusion_weights.dtype)
+            if expert == "fused" and fusion_weights is not None:
+                fusion_weights[rows] = fused.weights.to(fusion_weights.dtype)
         return mixed, fusion_weights
 
     def _output(self, mixed: Tensor, weights: Tensor, fusion_weights: Tensor | None):

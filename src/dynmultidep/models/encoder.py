@@ -63,6 +63,7 @@ class EncoderConfig:
     pooling: str = "mean"  # over valid steps: mean | stats | attentive_stats (models.pooling)
     mtem: bool = False  # add the short-term branch (local-window attention) and the router
     router: str = "soft"  # long-short router with mtem: soft | hard | fixed (models.router)
+    short_d_ffn: int | None = None  # FFN width of the short-term branch (None: d_ffn; 0: none)
     layer_mixers: list[str] = field(init=False)
 
     def __post_init__(self):
@@ -78,6 +79,8 @@ class EncoderConfig:
             raise ValueError(f"unknown activation {self.activation!r}; use gelu or swish")
         if self.router not in ROUTERS:
             raise ValueError(f"unknown router {self.router!r}; use one of {', '.join(ROUTERS)}")
+        if self.short_d_ffn is not None and self.short_d_ffn < 0:
+            raise ValueError(f"short_d_ffn must be >= 0 or None, got {self.short_d_ffn}")
         if not 0 <= self.drop_path < 1:
             raise ValueError(f"drop_path must lie in [0, 1), got {self.drop_path}")
         self.layer_mixers = mixers
@@ -99,18 +102,25 @@ class FeedForward(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """``x + mixer(norm(x))`` then ``x + ffn(norm(x))``; ``(B, L, d_model)`` in and out."""
+    """``x + mixer(norm(x))`` then ``x + ffn(norm(x))``; ``(B, L, d_model)`` in and out.
 
-    def __init__(self, mixer: nn.Module, config: EncoderConfig):
+    ``d_ffn``: the FFN's hidden width (None: ``config.d_ffn``; 0: no FFN sublayer).
+    """
+
+    def __init__(self, mixer: nn.Module, config: EncoderConfig, d_ffn: int | None = None):
         super().__init__()
+        d_ffn = config.d_ffn if d_ffn is None else d_ffn
         self.norm_mixer = nn.LayerNorm(config.d_model)
         self.mixer = mixer
         self.drop = Dropout(config.dropout)
-        self.norm_ffn = nn.LayerNorm(config.d_model)
-        self.ffn = FeedForward(config.d_model, config.d_ffn, config.activation, config.dropout)
+        self.norm_ffn = self.ffn = None
+        if d_ffn > 0:
+            self.norm_ffn = nn.LayerNorm(config.d_model)
+            self.ffn = FeedForward(config.d_model, d_ffn, config.activation, config.dropout)
 
         if config.zero_init_residual:
-            for last in (mixer.out_proj, self.ffn.net[-2]):  # what each branch adds
+            added = [mixer.out_proj] + ([self.ffn.net[-2]] if self.ffn is not None else [])
+            for last in added:  # what each branch adds
                 nn.init.zeros_(last.weight)
                 if last.bias is not None:
                     nn.init.zeros_(last.bias)
@@ -127,7 +137,9 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
         x = x + self._branch(self.drop(self.mixer(self.norm_mixer(x), lengths)))
-        return zero_padding(x + self._branch(self.ffn(self.norm_ffn(x))), lengths)
+        if self.ffn is not None:
+            x = x + self._branch(self.ffn(self.norm_ffn(x)))
+        return zero_padding(x, lengths)
 
 
 def make_mixer(kind: str, config: EncoderConfig) -> nn.Module:
@@ -169,7 +181,7 @@ class MTExpert(nn.Module):
         self.short = self.router = None
         if config.mtem:
             self.short = nn.ModuleList(
-                ResidualBlock(make_mixer("attention", config), config)
+                ResidualBlock(make_mixer("attention", config), config, config.short_d_ffn)
                 for _ in range(config.num_layers)
             )
             self.router = LongShortRouter(config.d_model, config.router)

@@ -12,12 +12,15 @@ pooled representations ``(B, P)``) into one pooled representation ``(B, P)``:
 
 With more than one operation a fusion-level gate (:class:`Gate`, the modality gate's
 class) weighs them per sample. With a hard gate in eval, each sample runs only the
-operation it chose.
+operation it chose. In training every operation runs, and :class:`Fused` hands the
+model each one's representation, so that each can be trained on its own loss (the
+model's ``expert_loss``) and not only the one the gate happens to pick.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -85,9 +88,18 @@ class CrossModalFusion(nn.Module):
 OP_CLASSES = {"none": PooledMean, "mlp": StepFusion, "attention": CrossModalFusion}
 
 
+class Fused(NamedTuple):
+    """What the fused expert returns for a batch of ``B`` samples."""
+
+    rep: Tensor  # (B, P) the fused representation
+    weights: Tensor | None = None  # (B, K) the fusion gate's weights (None without it)
+    logits: Tensor | None = None  # (B, K) the gate's logits before noise and temperature
+    op_reps: Tensor | None = None  # (B, K, P) every operation's representation, when all ran
+
+
 class FusedExpert(nn.Module):
     """The fused expert: ``(h_a, h_v: (B, L, d), r_a, r_v: (B, P), lengths (B,),
-    features (B, F)) -> (representation (B, P), weights (B, K) | None)``.
+    features (B, F)) ->`` :class:`Fused`.
 
     Args:
         ops: fusion operations, names from :data:`FUSION_OPS`.
@@ -139,15 +151,15 @@ class FusedExpert(nn.Module):
         pooled_video: Tensor,
         lengths: Tensor,
         features: Tensor,
-    ) -> tuple[Tensor, Tensor | None]:
+    ) -> Fused:
         args = (audio, video, pooled_audio, pooled_video, lengths)
         if self.gate is None:
-            return self.ops[self.op_names[0]](*args), None
-        weights = self.gate(features)  # (B, K)
+            return Fused(self.ops[self.op_names[0]](*args))
+        weights, logits = self.gate.route(features)  # (B, K) each
         if self.gate.skips():
-            return self._chosen_ops_only(args, weights), weights
+            return Fused(self._chosen_ops_only(args, weights), weights, logits)
         stacked = torch.stack([op(*args) for op in self.ops.values()], dim=1)  # (B, K, P)
-        return (weights[..., None] * stacked).sum(1), weights
+        return Fused((weights[..., None] * stacked).sum(1), weights, logits, stacked)
 
     def _chosen_ops_only(self, args: tuple[Tensor, ...], weights: Tensor) -> Tensor:
         """Each sample runs the operation its hard gate chose, and nothing else."""

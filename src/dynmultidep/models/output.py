@@ -16,3 +16,7 @@ class ModelOutput(NamedTuple):
     gate_logits: Tensor | None = None  # (B, E) the gate's logits
     # For DynMultiDep with a fusion-level gate: (B, K) weights of the fusion operations
     fusion_gate: Tensor | None = None
+    # ... and in training with label_losses: (B, K) each fusion operation's own logit,
+    # and the fusion gate's logits
+    op_logits: Tensor | None = None
+    fusion_gate_logits: Tensor | None = None
