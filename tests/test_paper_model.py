@@ -3,6 +3,7 @@ DynMM's fusion-level gate, their configs and their dynamic inference."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -210,6 +211,23 @@ def test_fusion_gate_weights_sum_to_one_and_hard_is_one_hot_with_a_gradient():
     soft = paper_model(hard_gate=False).train()(audio, video, lengths).fusion_gate
     torch.testing.assert_close(soft.sum(-1), torch.ones(4))
     assert ((soft > 0) & (soft < 1)).all()
+
+
+def test_soft_epochs_make_both_gate_levels_soft_in_training_only():
+    model = paper_model(soft_epochs=2)
+    audio, video, lengths = batch((9, 5, 3, 8))
+    for epoch, warming in ((0, True), (1, True), (2, False)):
+        model.start_epoch(epoch)
+        out = model.train()(audio, video, lengths)
+        for weights in (out.gate, out.fusion_gate):
+            one_hot = set(weights.detach().unique().tolist()) <= {0.0, 1.0}
+            assert one_hot != warming
+        out = model.eval()(audio, video, lengths)  # evaluation: one-hot, whatever the epoch
+        for weights in (out.gate, out.fusion_gate):
+            assert set(weights.unique().tolist()) <= {0.0, 1.0}
+    assert not model.encoders.experts["audio"].router.gate.warming  # routers keep their mode
+    with pytest.raises(ValueError, match="soft_epochs"):
+        paper_model(soft_epochs=-1)
 
 
 def test_both_gate_levels_count_in_the_resource_loss():
@@ -424,7 +442,8 @@ def test_paper_configs_reach_the_built_modules():
     shared = model.encoders.experts["video"].blocks[0].mixer.A_log
     assert shared is audio.blocks[0].mixer.A_log  # A is still shared across modalities
     _, model = built(["model=dynmultidep_paper", "model.router=hard", "model.attention_window=5",
-                      "model.short_d_ffn=24"])  # fmt: skip
+                      "model.short_d_ffn=24", "model.soft_epochs=4"])  # fmt: skip
+    assert model.soft_epochs == 4
     assert model.encoders.experts["video"].router.hard
     assert model.encoders.experts["video"].short[0].mixer.window == 5
     assert model.encoders.experts["video"].short[0].ffn.net[0].out_features == 24
@@ -466,7 +485,8 @@ def test_paper_recipes_are_the_published_ones_with_the_papers_parts(corpus):
         assert paper.model[key] == value, key
     assert list(paper.model.fusion_ops) == ["none", "mlp", "attention"]
     assert list(paper.model.experts) == ["audio", "video", "fused"]
-    changed = {*parts, "fusion_ops", "experts", "attention_window"}
+    assert paper.model.short_d_ffn == paper.model.d_model and paper.model.soft_epochs == 3
+    changed = {*parts, "fusion_ops", "experts", "attention_window", "short_d_ffn", "soft_epochs"}
     for key in published.model:
         if key not in changed:
             assert paper.model[key] == published.model[key], key
@@ -479,10 +499,14 @@ def test_paper_model_trains_end_to_end(synthetic_corpus, tmp_path):
     cfg = compose_config("train", [
         "model=dynmultidep_paper", "dataset=dvlog", f"dataset.root={root}",
         "dataset.batch_size=8", "dataset.max_tokens=null", "trainer.max_epochs=2",
-        f"paths.output_dir={tmp_path}", "model.router=hard", *TINY_MODEL, *QUIET,
+        f"paths.output_dir={tmp_path}", "model.router=hard", "model.soft_epochs=1",
+        *TINY_MODEL, *QUIET,
     ])  # fmt: skip
     train(cfg)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["fold"] == "test" and 0.0 <= metrics["metrics"]["acc"] <= 1.0
-    logged = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0]
-    assert all(f"val/fusion_routed_{op}" in logged for op in ("none", "mlp", "attention"))
+    with (tmp_path / "csv" / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert all(f"val/fusion_routed_{op}" in rows[0] for op in ("none", "mlp", "attention"))
+    warmup = [float(r["gate/soft_warmup"]) for r in rows if r["gate/soft_warmup"]]
+    assert warmup == [1.0, 0.0]  # the first epoch soft, the second hard

@@ -85,6 +85,10 @@ class DynMultiDep(nn.Module):
             reads what the modality gate reads, with the same temperature, hardness
             and noise); without it, ``fusion_ops`` names one operation.
         gate_hidden: hidden width of the gate MLPs.
+        soft_epochs: for this many first epochs of training, hard gates (both levels)
+            train soft, so that every expert and fusion operation learns from the
+            main loss before the choices harden (DynMM trains its branches before its
+            gate); evaluation always uses one-hot weights. See :meth:`start_epoch`.
         cost_weight: weight of the compute term ``mean(cost)``, the expected cost of
             each sample's path through both gates (see :meth:`path_cost`).
         modality_dropout: share of training samples with one modality blanked.
@@ -112,6 +116,7 @@ class DynMultiDep(nn.Module):
         fusion_ops: Sequence[str] = ("mlp",),
         fusion_gate: bool = False,
         gate_hidden: int = 128,
+        soft_epochs: int = 0,
         cost_weight: float = 0.0,
         modality_dropout: float = 0.0,
         expert_loss: float = 0.0,
@@ -126,6 +131,8 @@ class DynMultiDep(nn.Module):
             raise ValueError(f"gate_input must be one of {GATE_INPUTS}, got {gate_input!r}")
         if fusion_gate and "fused" not in experts:
             raise ValueError("fusion_gate needs the fused expert: add fused to experts")
+        if soft_epochs < 0:
+            raise ValueError(f"soft_epochs must be >= 0, got {soft_epochs}")
         config = EncoderConfig(**encoder)
         self.expert_names = experts
         self.d_model = config.d_model
@@ -145,8 +152,16 @@ class DynMultiDep(nn.Module):
                 fusion_ops, config, fusion_gate, gate_in, gate_hidden, temp, hard_gate, gumbel
             )
         self.gate = Gate(gate_in, len(experts), gate_hidden, temp, hard_gate, gumbel)
+        self.soft_epochs = soft_epochs
         self.classifier = classifier_head(pooled, config.d_model, config.dropout)
         self._register_costs()
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called by the training task at the start of each training epoch (from 0):
+        the gates train soft while ``epoch < soft_epochs``."""
+        for gate in (self.gate, self.fusion.gate if self.fusion is not None else None):
+            if gate is not None:
+                gate.warming = epoch < self.soft_epochs
 
     def _register_costs(self) -> None:
         """Buffers of costs relative to the costliest path (all three of type float):

@@ -9,7 +9,9 @@ soft weights (straight-through estimator). Optional Gumbel noise in training
 makes the choice stochastic, as in DynMM. In eval mode a hard gate lets the model
 run only what each sample chose (``skips``); :func:`set_dynamic` turns that off, so
 that everything runs and is mixed with the same one-hot weights (the same outputs,
-the full cost: what dynamic inference is measured against).
+the full cost: what dynamic inference is measured against). ``warming`` makes a
+hard gate soft in training only (a warm-up in which every path learns from the
+main loss before the choices harden); evaluation keeps the one-hot weights.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Gate(nn.Module):
         self.hard = hard
         self.gumbel = gumbel
         self.dynamic = True  # not an option of the model: set_dynamic() for measurements
+        self.warming = False  # soft in training, whatever ``hard`` says (a warm-up)
 
     def skips(self) -> bool:
         """Whether the paths this gate did not choose may be skipped: hard, in eval."""
@@ -80,7 +83,7 @@ class Gate(nn.Module):
             uniform = torch.rand_like(logits).clamp(1e-9, 1 - 1e-9)
             logits = logits - torch.log(-torch.log(uniform))
         soft = F.softmax(logits / self.temperature, dim=-1)
-        if not self.hard:
+        if not self.hard or (self.warming and self.training):
             return soft
         hard = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
         return hard - soft.detach() + soft  # one-hot forward, soft gradient
