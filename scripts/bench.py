@@ -289,7 +289,7 @@ def targets(results: dict) -> list[dict]:
         found.append(target(f"training epoch (bucketed, {r['precision']}, {device}) <= "
                             f"{limit:.0f} s", f"{seconds:.1f} s", seconds <= limit))  # fmt: skip
     dynamic = {r["model"]: r for r in results.get("trained", {}).get("dynamic", [])}
-    for everything, skipping in DYNAMIC:
+    for everything, skipping, _ in DYNAMIC:
         if everything not in dynamic or skipping not in dynamic:
             continue
         both, raw = dynamic[everything], dynamic[skipping]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -34,10 +35,19 @@ from dynmultidep.experiment.checkpoint import (
 from dynmultidep.experiment.metrics import evaluate
 from dynmultidep.models.gate import set_dynamic
 
-# dynamic inference: (model that runs everything, model that skips what it did not choose)
+
+class DynamicPair(NamedTuple):
+    """A dynamic-inference comparison: a model that runs everything against one that
+    skips what it did not choose, the latter also measured with skipping off."""
+
+    everything: str
+    skipping: str
+    same_weights: bool = False  # also the skipping model's weights with every part run
+
+
 DYNAMIC = (
-    ("dynmultidep_encoded_gate", "dynmultidep"),
-    ("dynmultidep_paper_soft_gates", "dynmultidep_paper"),
+    DynamicPair("dynmultidep_encoded_gate", "dynmultidep"),
+    DynamicPair("dynmultidep_paper_soft_gates", "dynmultidep_paper", same_weights=True),
 )
 # name -> overrides of src/train.py
 VARIANTS = {
@@ -130,9 +140,9 @@ def bench_trained(conf_dir: Path, work_dir: Path, epochs: int, repeats: int) -> 
         name: TestSet(train_variant(conf_dir, name, work_dir / name, epochs)) for name in VARIANTS
     }
     dynamic = []
-    for everything, skipping in DYNAMIC:
+    for everything, skipping, same_weights in DYNAMIC:
         dynamic.append(tests[everything].dynamic_row(everything, repeats))
-        if "paper" in skipping:  # the same weights with every part run
+        if same_weights:
             set_dynamic(tests[skipping].module, False)
             dynamic.append(tests[skipping].dynamic_row(f"{skipping} (skipping off)", repeats))
             set_dynamic(tests[skipping].module, True)
@@ -140,6 +150,6 @@ def bench_trained(conf_dir: Path, work_dir: Path, epochs: int, repeats: int) -> 
     missing = [
         {"model": name, "accuracy": test.accuracy(),
          "video_blanked": test.accuracy("video"), "audio_blanked": test.accuracy("audio")}
-        for name, test in tests.items() if name not in dict(DYNAMIC)
+        for name, test in tests.items() if name not in {pair.everything for pair in DYNAMIC}
     ]  # fmt: skip
     return {"epochs": epochs, "dynamic": dynamic, "missing_modality": missing}
