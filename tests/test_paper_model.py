@@ -216,8 +216,9 @@ def test_fusion_gate_weights_sum_to_one_and_hard_is_one_hot_with_a_gradient():
 def test_soft_epochs_make_both_gate_levels_soft_in_training_only():
     model = paper_model(soft_epochs=2)
     audio, video, lengths = batch((9, 5, 3, 8))
+    assert paper_model().start_epoch(0) == {}  # no warm-up: nothing to log
     for epoch, warming in ((0, True), (1, True), (2, False)):
-        model.start_epoch(epoch)
+        assert model.start_epoch(epoch) == {"gate/soft_warmup": float(warming)}
         out = model.train()(audio, video, lengths)
         for weights in (out.gate, out.fusion_gate):
             one_hot = set(weights.detach().unique().tolist()) <= {0.0, 1.0}

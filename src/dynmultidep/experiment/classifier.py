@@ -220,10 +220,8 @@ class DepressionClassifier(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         if hasattr(self.net, "start_epoch"):  # models with a schedule of their own
-            self.net.start_epoch(self.current_epoch)
-        if getattr(self.net, "soft_epochs", 0) > 0:  # DynMultiDep's soft warm-up of its gates
-            warm = float(self.current_epoch < self.net.soft_epochs)
-            self.log("gate/soft_warmup", warm, on_step=False, on_epoch=True)
+            for name, value in self.net.start_epoch(self.current_epoch).items():
+                self.log(name, value, on_step=False, on_epoch=True)
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         self.log("train/lr", lr, on_step=False, on_epoch=True)
 

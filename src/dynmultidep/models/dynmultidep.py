@@ -156,12 +156,15 @@ class DynMultiDep(nn.Module):
         self.classifier = classifier_head(pooled, config.d_model, config.dropout)
         self._register_costs()
 
-    def start_epoch(self, epoch: int) -> None:
+    def start_epoch(self, epoch: int) -> dict[str, float]:
         """Called by the training task at the start of each training epoch (from 0):
-        the gates train soft while ``epoch < soft_epochs``."""
+        the gates train soft while ``epoch < soft_epochs``. Returns what to log
+        (``gate/soft_warmup``: 1 in the warm-up, 0 after; nothing without one)."""
+        warming = epoch < self.soft_epochs
         for gate in (self.gate, self.fusion.gate if self.fusion is not None else None):
             if gate is not None:
-                gate.warming = epoch < self.soft_epochs
+                gate.warming = warming
+        return {"gate/soft_warmup": float(warming)} if self.soft_epochs > 0 else {}
 
     def _register_costs(self) -> None:
         """Buffers of costs relative to the costliest path (all three of type float):
