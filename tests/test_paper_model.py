@@ -59,21 +59,26 @@ def dense_band(q, k, v, lengths, window, causal):
 def reference(layer, x, context, lengths):
     """``layer`` (self- or cross-attention) computed with :func:`dense_band`."""
     if isinstance(layer, LocalAttention):
-        q, k, v = layer._heads(layer.qkv(x), 3)
+        packed = layer.qkv(x)
     else:
-        (q,) = layer._heads(layer.q(x), 1)
-        k, v = layer._heads(layer.kv(context), 2)
+        packed = torch.cat((layer.q(x), layer.kv(context)), -1)
+    batch, length, _ = packed.shape
+    q, k, v = packed.view(batch, length, 3, layer.num_heads, -1).permute(2, 0, 3, 1, 4)
     out = dense_band(q, k, v, lengths, layer.window, layer.causal)
     return layer.out_proj(out.transpose(1, 2).flatten(2))
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["fused", "reference"])
 @pytest.mark.parametrize("kind", ["self", "cross"])
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize(("sizes", "window"), [((1,), 4), ((7, 1, 3), 3), ((300, 41, 2), 16),
                                                ((2000, 1337), 64)])  # fmt: skip
-def test_banded_attention_equals_dense_band_mask_values_and_gradients(kind, causal, sizes, window):
+def test_banded_attention_equals_dense_band_mask_values_and_gradients(
+    kind, causal, sizes, window, kernel, monkeypatch
+):
     torch.manual_seed(0)
     cls = LocalAttention if kind == "self" else LocalCrossAttention
+    monkeypatch.setattr(cls, "kernel", kernel)
     layer = cls(16, num_heads=2, window=window, causal=causal)
     lengths = torch.tensor(sizes)
     valid = valid_mask(torch.empty(len(sizes), max(sizes)), lengths)[..., None]
@@ -99,9 +104,11 @@ def test_banded_attention_equals_dense_band_mask_values_and_gradients(kind, caus
     assert (got_grads[0] * ~valid).abs().max() == 0  # nothing flows into padding
 
 
-def test_banded_attention_scores_are_linear_in_length():
-    """The score tensor is (B, H, L, 3 window), never (L, L): count its elements."""
+def test_banded_attention_scores_are_linear_in_length(monkeypatch):
+    """The reference's score tensor is (B, H, L, 3 window), never (L, L): count its
+    elements (the fused kernels keep none; their tiles are WIDTH x (WIDTH + 2 window))."""
     sizes = {}
+    monkeypatch.setattr(LocalAttention, "kernel", False)
     layer = LocalAttention(8, num_heads=2, window=4).eval()
     original = F.scaled_dot_product_attention
 

@@ -7,14 +7,15 @@ which run under named ``record_function`` ranges, layout and dtype copies,
 the reversal within lengths, dropout masks, everything else). The profiled
 step's total is set against the time of its matrix products plus its scan, the
 work that defines it (their self times in the same step, so the profiler's
-overhead is on both sides); the unprofiled step's wall time is reported
-beside it. Inference is the same forward under ``torch.inference_mode`` in
-eval mode. ``make bench`` runs it on the fused paths and again on PyTorch's
-(convolution, reversal, dropout), the same-process comparison of those kernels, and
+overhead is on both sides); the unprofiled step's wall time (the median of
+:data:`STEP_REPEATS` steps) is reported beside it. Inference is the same forward
+under ``torch.inference_mode`` in eval mode. ``make bench`` runs it on the fused
+paths and again on PyTorch's (convolution, reversal, dropout, attention), the
+same-process comparison of those kernels, and
 on the paper recipe (``experiment=dvlog_dynmultidep_paper``) with and without MTEM.
 Each result also counts the step's FLOPs (``torch.utils.flop_counter``: matrix
-products and convolutions, the attention's included; the scan kernel is not an
-ATen operation and is not counted).
+products and convolutions; the scan and banded-attention kernels are not ATen
+operations and are not counted: PyTorch's paths count the attention's products).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ GROUPS = {
     "copies (layout, dtype)": ("aten::copy_", "aten::clone", "aten::contiguous"),
     "reversal within lengths": ("aten::gather", "aten::scatter_add_", "aten::scatter_add"),
     "dropout (hashed, fused)": ("hashed_dropout",),
+    "banded attention (fused)": ("banded_attention_forward", "banded_attention_backward"),
     "dropout masks (PyTorch)": ("aten::bernoulli_",),
 }
 OTHER = "other (elementwise, reductions, optimiser)"
@@ -58,9 +60,10 @@ def recipe_model(
     overrides: tuple[str, ...] = (),
 ):  # fmt: skip
     """The model of recipe ``experiment`` (with ``overrides``). ``paths``: ``fused`` (the
-    defaults: numba causal convolution, hashed dropout) or ``pytorch`` (PyTorch's
-    convolution, with the backward direction reversed by gathered copies, and PyTorch's
-    dropout); the scan is the fused one in both."""
+    defaults: numba causal convolution, hashed dropout, banded attention) or ``pytorch``
+    (PyTorch's convolution, with the backward direction reversed by gathered copies,
+    PyTorch's dropout and its attention on blocks); the scan is the fused one in both."""
+    from dynmultidep.models.attention import LocalAttention, LocalCrossAttention
     from dynmultidep.models.dropout import Dropout
     from dynmultidep.models.mamba import Mamba
 
@@ -70,12 +73,13 @@ def recipe_model(
     for module in net.modules():
         if isinstance(module, Mamba):
             module.conv_backend = "auto" if paths == "fused" else "reference"
-        elif isinstance(module, Dropout):
+        elif isinstance(module, Dropout | LocalAttention | LocalCrossAttention):
             module.kernel = paths == "fused"
     return net
 
 
 PRECISIONS = ("32", "bf16")
+STEP_REPEATS = 3  # timed steps after the warm-up; the step's time is their median
 
 
 def bench_step(
@@ -104,9 +108,12 @@ def bench_step(
         net.train()
 
     step()  # warm-up: kernels compiled, buffers allocated
-    start = time.perf_counter()
-    step()
-    step_s = time.perf_counter() - start
+    times = []
+    for _ in range(STEP_REPEATS):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    step_s = sorted(times)[len(times) // 2]
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
         step()
     seconds: dict[str, float] = defaultdict(float)

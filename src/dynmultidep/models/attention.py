@@ -7,13 +7,26 @@ steps against their own and neighbouring blocks, so the score tensor is
 is ever built. :class:`LocalAttention` is self-attention (a token mixer, and the
 short-term branch of an MT expert); :class:`LocalCrossAttention` lets one
 modality's steps attend to the other's within the same band (a fusion operation).
+
+On CPU (fp32, or bf16 computed in fp32) both run the fused numba kernels of
+:mod:`.attention_kernel` (:func:`fused_banded_attention`), which read the
+projections in place and keep no score tensor at all; :func:`banded_attention`
+is their plain reference (PyTorch's ``scaled_dot_product_attention`` on the
+blocks) and runs on other devices, or with ``kernel = False`` on the layer.
+The kernels' dropout on the attention weights hashes each weight's index, as
+:mod:`.dropout` does; ``keep`` gives the reference the same mask
+(:func:`band_keep_mask`).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from dynmultidep.models.dropout import MAX_ELEMENTS, draw_keys, keep_mask_reference, threshold
+from dynmultidep.models.ssm import fused_available
 
 
 def banded_attention(
@@ -24,12 +37,15 @@ def banded_attention(
     window: int,
     causal: bool = False,
     dropout: float = 0.0,
+    keep: Tensor | None = None,
 ) -> Tensor:
     """Attention of each step to the valid steps within ``window`` of it.
 
     ``q, k, v: (B, H, L, hd)``, ``lengths: (B,)`` (None: all valid) ->
     ``(B, H, L, hd)``. A padded query still sees itself, so no row is empty;
-    its output is whatever the caller zeroes.
+    its output is whatever the caller zeroes. ``keep: (B, H, L, 2 * window - 1)``
+    bool (offset ``s - t + window - 1`` of key ``s`` from query ``t``), with
+    ``dropout``: the weights dropped are those it marks False, instead of a draw.
     """
     batch, _, length, _ = q.shape
     w = window
@@ -48,13 +64,104 @@ def banded_attention(
     if causal:
         near = near & (k_pos <= q_pos)
     mask = (valid & near) | (q_pos == k_pos)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None], dropout_p=dropout)
+    if keep is None:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None], dropout_p=dropout)
+    else:  # the weights of the blocks, dropped where ``keep`` says
+        scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+        weights = scores.masked_fill(~mask[:, None], float("-inf")).softmax(-1)
+        band = 2 * w - 1
+        keep = F.pad(keep, (0, 0, 0, pad)).unflatten(2, (blocks, w))  # (B, H, blocks, w, band)
+        rows, cols = torch.arange(w, device=q.device), torch.arange(3 * w, device=q.device)
+        offset = cols - rows[:, None] - 1  # of key column c from query row r: c - r - 1
+        inside = (offset >= 0) & (offset < band)
+        kept = keep.gather(-1, offset.clamp(0, band - 1).expand(*keep.shape[:-1], 3 * w)) & inside
+        out = (weights * kept / (1.0 - dropout)) @ v
     return out.flatten(2, 3)[:, :, :length]
+
+
+def band_keep_mask(shape: tuple[int, int, int], window: int, p: float, keys) -> Tensor:
+    """``(B, H, L, 2 * window - 1)`` bool: the weights the kernels' dropout keeps, for
+    ``shape = (B, H, L)``, in plain PyTorch (:func:`.dropout.keep_mask_reference`)."""
+    band = 2 * window - 1
+    return keep_mask_reference(shape[0] * shape[1] * shape[2] * band, p, keys).view(*shape, band)
+
+
+def kernel_usable(packed: Tensor, heads: int, window: int) -> bool:
+    """Whether :func:`fused_banded_attention` takes ``packed``: fp32 or bf16 on CPU,
+    numba present, and the dropout's index within 32 bits."""
+    batch, length, _ = packed.shape
+    return (packed.device.type == "cpu" and packed.dtype in (torch.float32, torch.bfloat16)
+            and batch * heads * length * (2 * window - 1) < MAX_ELEMENTS
+            and fused_available())  # fmt: skip
+
+
+def _lengths_array(lengths: Tensor | None, batch: int, length: int) -> np.ndarray:
+    if lengths is None:
+        return np.full(batch, length, np.int64)
+    return lengths.detach().to("cpu", torch.int64).clamp(0, length).numpy()
+
+
+class _FusedBanded(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, packed, lengths, heads, window, causal, p, keys):
+        from dynmultidep.models.attention_kernel import banded_forward
+
+        x = packed.detach().float().contiguous()
+        batch, length, width = x.shape
+        hd = width // (3 * heads)
+        lengths = _lengths_array(lengths, batch, length)
+        drop = np.uint32(threshold(p) if p else 0)
+        args = (heads, window, causal, np.float32(hd**-0.5), p > 0, drop,
+                np.float32(1.0 / (1.0 - p)), *(np.uint32(k) for k in keys))  # fmt: skip
+        out = torch.empty(batch, length, heads * hd)
+        lse = torch.empty(batch, length, heads)
+        with torch.profiler.record_function("banded_attention_forward"):  # named in profiles
+            banded_forward(x.numpy(), lengths, *args, out.numpy(), lse.numpy())
+        ctx.save_for_backward(x, lse)
+        ctx.lengths, ctx.args, ctx.dtype = lengths, args, packed.dtype
+        return out.to(packed.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        from dynmultidep.models.attention_kernel import banded_backward
+
+        x, lse = ctx.saved_tensors
+        dout = grad.float().contiguous()
+        dx = torch.zeros_like(x)
+        with torch.profiler.record_function("banded_attention_backward"):
+            banded_backward(
+                x.numpy(), ctx.lengths, *ctx.args, lse.numpy(), dout.numpy(), dx.numpy()
+            )
+        return dx.to(ctx.dtype), None, None, None, None, None, None
+
+
+def fused_banded_attention(
+    packed: Tensor,
+    lengths: Tensor | None,
+    heads: int,
+    window: int,
+    causal: bool = False,
+    dropout: float = 0.0,
+    keys: tuple[int, int] | None = None,
+) -> Tensor:
+    """:func:`banded_attention` from the projections as the linear layers wrote them:
+    ``packed: (B, L, 3 * d)`` holds ``[q | k | v]`` -> ``(B, L, d)``, heads side by
+    side (a padded query's output is 0). ``keys``: the dropout's two 32-bit keys
+    (default: drawn from PyTorch's generator)."""
+    if not 0 <= dropout < 1:
+        raise ValueError(f"attention dropout must lie in [0, 1), got {dropout}")
+    if dropout and keys is None:
+        keys = draw_keys()
+    return _FusedBanded.apply(packed, lengths, heads, window, causal, dropout, keys or (0, 0))
 
 
 class _BandedHeads(nn.Module):
     """Shared by the self- and cross-attention layers: heads, window, the projections
-    (``_projections``, per subclass) and the output projection."""
+    (``_projections``, per subclass) and the output projection. ``kernel = False``
+    runs the reference instead of the fused kernels (the training-step bench
+    compares them)."""
+
+    kernel = True
 
     def __init__(
         self,
@@ -79,16 +186,20 @@ class _BandedHeads(nn.Module):
     def _projections(self, d_model: int) -> None:
         raise NotImplementedError
 
-    def _heads(self, x: Tensor, parts: int) -> Tensor:
-        """``(B, L, parts * d_model) -> (parts, B, H, L, hd)``."""
-        batch, length, _ = x.shape
-        return x.view(batch, length, parts, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor, lengths: Tensor | None) -> Tensor:
-        """Heads in, ``(B, L, d_model)`` out (after ``out_proj``)."""
+    def _attend(self, packed: Tensor, lengths: Tensor | None) -> Tensor:
+        """``packed: (B, L, 3 * d_model)``, the ``[q | k | v]`` projections ->
+        ``(B, L, d_model)`` (after ``out_proj``)."""
         dropout = self.dropout if self.training else 0.0
-        out = banded_attention(q, k, v, lengths, self.window, self.causal, dropout)
-        return self.out_proj(out.transpose(1, 2).flatten(2))
+        if self.kernel and kernel_usable(packed, self.num_heads, self.window):
+            out = fused_banded_attention(
+                packed, lengths, self.num_heads, self.window, self.causal, dropout
+            )
+        else:
+            batch, length, _ = packed.shape
+            q, k, v = packed.view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+            out = banded_attention(q, k, v, lengths, self.window, self.causal, dropout)
+            out = out.transpose(1, 2).flatten(2)
+        return self.out_proj(out)
 
 
 class LocalAttention(_BandedHeads):
@@ -98,8 +209,7 @@ class LocalAttention(_BandedHeads):
         self.qkv = nn.Linear(d_model, 3 * d_model)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        q, k, v = self._heads(self.qkv(x), 3)
-        return self._attend(q, k, v, lengths)
+        return self._attend(self.qkv(x), lengths)
 
 
 class LocalCrossAttention(_BandedHeads):
@@ -111,6 +221,4 @@ class LocalCrossAttention(_BandedHeads):
         self.kv = nn.Linear(d_model, 2 * d_model)
 
     def forward(self, x: Tensor, context: Tensor, lengths: Tensor | None = None) -> Tensor:
-        (q,) = self._heads(self.q(x), 1)
-        k, v = self._heads(self.kv(context), 2)
-        return self._attend(q, k, v, lengths)
+        return self._attend(torch.cat((self.q(x), self.kv(context)), -1), lengths)

@@ -88,6 +88,15 @@ def _dropout() -> None:
         hashed_dropout(x, 0.5, keys=(1, 2)).sum().backward()
 
 
+def _attention() -> None:
+    from dynmultidep.models.attention import fused_banded_attention
+
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.zeros(BATCH, STEPS, 3 * CHANNELS, dtype=dtype, requires_grad=True)
+        lengths = torch.tensor([STEPS, 2])
+        fused_banded_attention(x, lengths, 2, 2, dropout=0.5, keys=(1, 2)).sum().backward()
+
+
 @dataclass(frozen=True)
 class Group:
     """A set of kernels compiled together: ``run`` calls them; ``kernels`` names
@@ -109,6 +118,8 @@ GROUPS: dict[str, Group] = {
                          ("conv_forward", "conv_backward_pre", "conv_backward_input")), 8),
     "dropout": Group(_dropout, tuple(f"dynmultidep.models.dropout_kernel:{name}" for name in
                      ("masked_scale", "masked_scale_bf16")), 2),
+    "attention": Group(_attention, tuple(f"dynmultidep.models.attention_kernel:{name}" for name in
+                       ("banded_forward", "_forward_job", "banded_backward", "_backward_job")), 15),
 }  # fmt: skip
 
 
