@@ -160,6 +160,29 @@ def _masked_softmax_terms(scores, mask, keys):
     return top
 
 
+@numba.njit(inline="always")
+def _columns(width, heads, h):
+    """Head ``h``'s width and the first columns of its q, k and v in a packed row."""
+    hd = width // (3 * heads)
+    d = heads * hd
+    return hd, h * hd, d + h * hd, 2 * d + h * hd
+
+
+@numba.njit(fastmath=FASTMATH)
+def _tile_scores(b, h, t0, xb, n, length, heads, window, causal, scale, dropout, threshold,
+                 keep_scale, key1, key2, qo, ko, hd, qt, scores, mask, factor):  # fmt: skip
+    """The masked scores of the tile at ``t0`` against its keys (``scores``, ``mask``,
+    ``factor`` filled, ``qt`` holding its scaled queries); returns ``(first, keys,
+    lane-wise maximum)``."""
+    first, last = _key_range(t0, n, window, causal)
+    keys = last - first
+    _band(b, h, t0, first, keys, n, length, heads, window, causal, dropout, threshold,
+          keep_scale, key1, key2, mask, factor)  # fmt: skip
+    _transpose_in(xb, t0, qo, hd, n, scale, qt)
+    _rows_times_tile(xb, ko, first, keys, hd, qt, scores)
+    return first, keys, _masked_softmax_terms(scores, mask, keys)
+
+
 @numba.njit(fastmath=FASTMATH, cache=True)
 def _forward_job(b, h, start, stop, x, lengths, heads, window, causal, scale, dropout, threshold,
                  keep_scale, key1, key2, out, lse):  # fmt: skip
@@ -167,10 +190,8 @@ def _forward_job(b, h, start, stop, x, lengths, heads, window, causal, scale, dr
     ``start <= t < stop``, a tile at a time. A function of its own, not the body of
     the parallel loop, as the scan's jobs are (numba's parallel passes see one call)."""
     wide_registers()
-    length, width = x.shape[1], x.shape[2]
-    hd = width // (3 * heads)
-    d = heads * hd
-    qo, ko, vo = h * hd, d + h * hd, 2 * d + h * hd
+    length = x.shape[1]
+    hd, qo, ko, vo = _columns(x.shape[2], heads, h)
     n = min(lengths[b], length)
     xb = x[b]
     ob = out[b]
@@ -182,13 +203,9 @@ def _forward_job(b, h, start, stop, x, lengths, heads, window, causal, scale, dr
     factor = aligned_empty(most, WIDTH) if dropout else mask
     edge = aligned_empty(2, WIDTH)
     for t0 in range(start, stop, WIDTH):
-        first, last = _key_range(t0, n, window, causal)
-        keys = last - first
-        _band(b, h, t0, first, keys, n, length, heads, window, causal, dropout, threshold,
-              keep_scale, key1, key2, mask, factor)  # fmt: skip
-        _transpose_in(xb, t0, qo, hd, n, scale, qt)
-        _rows_times_tile(xb, ko, first, keys, hd, qt, scores)
-        top = _masked_softmax_terms(scores, mask, keys)
+        first, keys, top = _tile_scores(b, h, t0, xb, n, length, heads, window, causal, scale,
+                                        dropout, threshold, keep_scale, key1, key2, qo, ko, hd,
+                                        qt, scores, mask, factor)  # fmt: skip
         total = splat(_F(0.0))
         for r in range(keys):
             p = exp(load(scores[r], 0) - top) * load(mask[r], 0)
@@ -272,10 +289,8 @@ def _backward_job(b, h, x, lengths, heads, window, causal, scale, dropout, thres
                   key1, key2, lse, dout, dx):  # fmt: skip
     """One job of :func:`banded_backward`: sequence ``b``, head ``h``, every tile."""
     wide_registers()
-    length, width = x.shape[1], x.shape[2]
-    hd = width // (3 * heads)
-    d = heads * hd
-    qo, ko, vo = h * hd, d + h * hd, 2 * d + h * hd
+    length = x.shape[1]
+    hd, qo, ko, vo = _columns(x.shape[2], heads, h)
     n = min(lengths[b], length)
     xb = x[b]
     gb = dout[b]
@@ -288,16 +303,12 @@ def _backward_job(b, h, x, lengths, heads, window, causal, scale, dropout, thres
     factor = aligned_empty(most, WIDTH) if dropout else mask
     edge = aligned_empty(1, WIDTH)
     for t0 in range(0, n, WIDTH):
-        first, last = _key_range(t0, n, window, causal)
-        keys = last - first
-        _band(b, h, t0, first, keys, n, length, heads, window, causal, dropout, threshold,
-              keep_scale, key1, key2, mask, factor)  # fmt: skip
+        first, keys, _ = _tile_scores(b, h, t0, xb, n, length, heads, window, causal, scale,
+                                      dropout, threshold, keep_scale, key1, key2, qo, ko, hd,
+                                      qt, scores, mask, factor)  # fmt: skip
         for lane in range(WIDTH):
             t = t0 + lane
             edge[0, lane] = lse[b, t, h] if t < n else _F(0.0)
-        _transpose_in(xb, t0, qo, hd, n, scale, qt)
-        _rows_times_tile(xb, ko, first, keys, hd, qt, scores)
-        _masked_softmax_terms(scores, mask, keys)
         m = load(edge[0], 0)
         for r in range(keys):  # the weights p, from the forward's log-sum-exp
             store(scores[r], 0, exp(load(scores[r], 0) - m) * load(mask[r], 0))
