@@ -110,8 +110,11 @@ def main(argv=None) -> int:
     started = time.perf_counter()
 
     def progress(result, done, total):
-        val = result["val"].get("acc", float("nan"))
-        status = result["error"] or f"test acc {result['test']['acc']:.3f}, val acc {val:.3f}"
+        if result["error"]:
+            status = f"failed: {result['error']}"
+        else:
+            val = result["val"].get("acc", float("nan"))
+            status = f"test acc {result['test']['acc']:.3f}, val acc {val:.3f}"
         console.print(f"[{done}/{total}] {result['key']}: {status} ({result['seconds']:.0f} s)")
 
     results = run_plan(jobs, args.work_dir, CONF_DIR, args.workers, on_result=progress)

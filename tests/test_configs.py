@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from conftest import CONF_DIR, REPO, compose_config
 from dynmultidep.data import DepressionDataModule
+from dynmultidep.data.faces import POSE_COLUMNS, FacePreparation
 from dynmultidep.experiment.builders import instantiate_all
 from dynmultidep.experiment.classifier import DepressionClassifier
 
@@ -61,6 +62,9 @@ def test_model_configs_build_classifiers(model):
     assert isinstance(module, DepressionClassifier)
     assert module.hparams.model["audio_dim"] == 128
     optimizers = module.configure_optimizers()
+    if model == "functionals":  # fit in closed form: no optimiser
+        assert optimizers is None and module.closed_form
+        return
     assert optimizers["optimizer"].param_groups[0]["lr"] == cfg.module.optimizer.lr
 
 
@@ -156,6 +160,11 @@ def test_improved_recipes_are_the_published_ones_with_the_learning_options(corpu
     for key, value in IMPROVED.items():
         assert improved.model[key] == value, key
     changed = {*IMPROVED, "experts"}
+    pose = len(POSE_COLUMNS) if faces else 0  # the head-pose columns kept beside the landmarks
+    if faces is not None:
+        assert improved.dataset.head_pose
+    assert improved.model.video_dim == published.model.video_dim + pose
+    changed.add("video_dim")
     for key in published.model:
         if key not in changed:
             assert improved.model[key] == published.model[key], key
@@ -168,7 +177,8 @@ def test_improved_recipes_are_the_published_ones_with_the_learning_options(corpu
 def test_defaults_take_the_learning_options():
     cfg = compose_train()
     assert cfg.optimized_metric == "val/macro_f1"
-    assert cfg.dataset.face_normalization == "similarity"
+    assert cfg.dataset.face_normalization == "similarity" and cfg.dataset.head_pose
+    assert cfg.model.video_dim == 136 + len(POSE_COLUMNS)
     assert list(cfg.model.experts) == ["audio", "video", "fused"]
     for key, value in IMPROVED.items():
         assert cfg.model[key] == value, key
@@ -241,8 +251,11 @@ BUILT = {
     ),
 }
 DATA = {
-    "dataset.face_normalization=center_scale": ("face_normalization", "center_scale"),
-    "dataset.face_normalization=null": ("face_normalization", None),
+    "dataset.face_normalization=center_scale": (
+        "faces", FacePreparation("center_scale", head_pose=True)
+    ),
+    "dataset.face_normalization=null": ("faces", FacePreparation(None, head_pose=True)),
+    "dataset.head_pose=false": ("faces", FacePreparation("similarity", head_pose=False)),
     "dataset.random_crop=0.5": ("random_crop", 0.5),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from dynmultidep.data.dvlog import read_dvlog_index
-from dynmultidep.data.faces import normalize_landmarks
+from dynmultidep.data.faces import FacePreparation, head_pose, normalize_landmarks
 from dynmultidep.data.synthetic import (
     CUE_FAMILIES,
     SyntheticSpec,
@@ -178,3 +179,17 @@ def test_one_modality_family_corrupts_the_other_modality(family_corpora):
         clean[depressed[video_informative]].mean()
         < 0.8 * clean[~depressed[video_informative]].mean()
     )
+
+
+def test_head_motion_shows_in_the_pose_that_face_normalisation_removes(family_corpora):
+    root, _, _ = family_corpora("head_motion")
+    assert set(read_informative(root).values()) == {"video"}
+    accuracy, majority = scores(family_corpora, "head_motion", lambda v: head_pose(v.video).std(0))
+    assert accuracy > majority + 0.12
+    shape = FacePreparation("similarity", head_pose=False)
+
+    def shape_only(v):
+        return per_channel(dataclasses.replace(v, video=shape.apply([v])[0].video))
+
+    accuracy, majority = scores(family_corpora, "head_motion", shape_only)
+    assert accuracy < majority + 0.06  # the expressions carry no cue

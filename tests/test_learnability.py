@@ -49,6 +49,7 @@ def test_summaries_and_targets():
         result("slowed", "functionals", 0.62, size="small"),  # the small-size target: n/a
         result("slowed", "dynmultidep", 0.60, size="small"),
         {**result("pauses", "video_only", 0.5), "error": "boom"},
+        result("head_motion", "functionals", 0.80), result("head_motion", "video_only", 0.78),
     ]  # fmt: skip
     rows = summarize(results)
     flat = next(r for r in rows if r["family"] == "flat_affect" and r["model"] == "dynmultidep")
@@ -65,6 +66,9 @@ def test_summaries_and_targets():
     assert (
         met["D-Vlog size, one_modality: video_only >= 10 points above the majority class"] is False
     )
+    assert not met["240 vlogs, pauses: dynmultidep >= functionals - 3 points"]  # -20
+    assert met["240 vlogs, slowed: dynmultidep >= functionals - 3 points"]  # -2
+    assert met["D-Vlog size, head_motion: video_only >= functionals - 3 points"]  # -2
     titles = [t for t, _, _ in tables(rows, targets(rows))]
     assert titles[-1] == "Learnability targets" and any("240 vlogs" in t for t in titles)
 

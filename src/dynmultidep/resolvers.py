@@ -5,16 +5,26 @@ imported, so any code that composes the project's configs has them.
   ``ROOT/features.json`` (:mod:`dynmultidep.data.feature_record`), or ``DEFAULT``
   where the folder or its record does not exist yet (a synthetic corpus not yet
   generated, a config composed on another machine). ``conf/dataset/lmvd.yaml``
-  sets ``video_dim: ${corpus_video_dim:${.root},136}``, which model configs read.
+  reads the corpus's visual width with it.
+* ``${model_video_dim:COLUMNS,FACE_NORMALIZATION,HEAD_POSE}``: the model's visual
+  input width: the corpus's ``COLUMNS``, plus the head-pose columns that a face
+  normalisation keeps when ``HEAD_POSE`` is true (:mod:`dynmultidep.data.faces`).
+  The dataset configs set ``video_dim`` with it, which model configs read.
 """
 
 from __future__ import annotations
 
 from omegaconf import OmegaConf
 
+from dynmultidep.data.faces import FacePreparation
 from dynmultidep.data.feature_record import recorded_video_dim
 
-RESOLVERS = {"corpus_video_dim": recorded_video_dim}
+
+def model_video_dim(columns: int, face_normalization: str | None, head_pose: bool) -> int:
+    return int(columns) + len(FacePreparation(face_normalization, bool(head_pose)).pose_columns)
+
+
+RESOLVERS = {"corpus_video_dim": recorded_video_dim, "model_video_dim": model_video_dim}
 
 
 def register_resolvers() -> None:

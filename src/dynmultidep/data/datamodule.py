@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from dynmultidep.data.corpora import get_corpus
 from dynmultidep.data.dataset import PadCollate, VlogDataset, random_crops
-from dynmultidep.data.faces import FACE_NORMALIZATIONS, N_LANDMARKS, normalize_faces
+from dynmultidep.data.faces import N_LANDMARKS, FacePreparation
 from dynmultidep.data.feature_record import (
     FEATURE_RECORD,
     corpus_visual_columns,
@@ -74,6 +74,9 @@ class DepressionDataModule(L.LightningDataModule):
             ``similarity``: each frame's landmarks in face coordinates
             (:mod:`dynmultidep.data.faces`), before standardisation, which then
             divides all landmark features by one scale (they share a unit).
+        head_pose: with a face normalisation, keep what it removes as four pose
+            columns after the landmarks (:data:`dynmultidep.data.faces.POSE_COLUMNS`;
+            ``video_dim`` grows by 4); no effect without one.
         random_crop: ``None``, or the least fraction of a training item that a random
             window of it, drawn anew at every epoch, keeps (augmentation).
         synthetic: if given (``preset``, ``n``, ``length_scale``, ``seed``), a
@@ -106,6 +109,7 @@ class DepressionDataModule(L.LightningDataModule):
         crop_attempts: int = 0,
         crop_min_length: int = 500,
         face_normalization: str | None = None,
+        head_pose: bool = False,
         random_crop: float | None = None,
         synthetic: dict | None = None,
         seed: int = 0,
@@ -116,6 +120,12 @@ class DepressionDataModule(L.LightningDataModule):
         self.spec = get_corpus(corpus)
         self.root = Path(root)
         self.video_columns = corpus_visual_columns(self.root, self.spec)
+        self.faces = FacePreparation(face_normalization, head_pose)
+        if face_normalization is not None and len(self.video_columns) != 2 * N_LANDMARKS:
+            raise ValueError(
+                f"face_normalization={face_normalization!r} works on the 136 landmark columns "
+                f"alone, but this corpus has {describe_columns(self.video_columns)}; use null"
+            )
         # settings of a corpus extracted from videos (dynmultidep.features), else None
         record = read_feature_record(self.root) or {}
         self.extraction = (record.get("extraction") or {}).get("settings")
@@ -153,17 +163,6 @@ class DepressionDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.crop_attempts = crop_attempts
         self.crop_min_length = crop_min_length
-        if face_normalization is not None and face_normalization not in FACE_NORMALIZATIONS:
-            raise ValueError(
-                f"face_normalization must be null or one of {', '.join(FACE_NORMALIZATIONS)}, "
-                f"got {face_normalization!r}"
-            )
-        if face_normalization is not None and self.video_dim != 2 * N_LANDMARKS:
-            raise ValueError(
-                f"face_normalization={face_normalization!r} works on the 136 landmark columns "
-                f"alone, but this corpus has {describe_columns(self.video_columns)}; use null"
-            )
-        self.face_normalization = face_normalization
         if random_crop is not None and not 0 < random_crop <= 1:
             raise ValueError(f"random_crop must lie in (0, 1], got {random_crop}")
         self.random_crop = random_crop
@@ -173,7 +172,7 @@ class DepressionDataModule(L.LightningDataModule):
             self.synthetic = SyntheticSpec(layout=layout, **dict(synthetic))
         self.seed = seed
         # landmarks in face coordinates share one unit: one scale for all of them
-        shared = ("video",) if face_normalization is not None else ()
+        shared = {"video": 2 * N_LANDMARKS} if face_normalization is not None else {}
         self.standardizer = FeatureStandardizer(shared_scale=shared) if standardize else None
         self._records: list[Record] | None = None
         self._folds: dict[str, list[Vlog]] = {}
@@ -187,7 +186,8 @@ class DepressionDataModule(L.LightningDataModule):
 
     @property
     def video_dim(self) -> int:
-        return len(self.video_columns)
+        """The model's visual input width: the corpus's columns, then any pose columns."""
+        return len(self.video_columns) + len(self.faces.pose_columns)
 
     def prepare_data(self) -> None:
         """Generate the synthetic corpus if it is configured and absent."""
@@ -239,8 +239,12 @@ class DepressionDataModule(L.LightningDataModule):
             gender = self.genders["test_gender" if name == "test" else "train_gender"]
             ids = None if self.split is None else self.split[name]
             chosen = select_records(self.records(), name, gender, self.index_path, ids)
-            vlogs = load_vlogs(chosen, self.spec.audio_dim, self.video_dim, str(self.index_path))
-            self._folds[name] = normalize_faces(vlogs, self.face_normalization)
+            vlogs = load_vlogs(
+                chosen, self.spec.audio_dim, len(self.video_columns), str(self.index_path)
+            )
+            if not self._folds:  # the first fold loaded: check the columns once
+                self.faces.check_looks_like_faces(vlogs, f"{self.spec.name} at {self.root}")
+            self._folds[name] = self.faces.apply(vlogs)
             labels = np.array([v.label for v in self._folds[name]])
             log.info(
                 "%s %s: %d vlogs (%d depression, %d normal), gender %s",

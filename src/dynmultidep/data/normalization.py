@@ -7,7 +7,7 @@ uses the training statistics, never the test fold's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -26,18 +26,19 @@ class FeatureStandardizer:
     normalisation they hold the vlog's mean face by then).
 
     Args:
-        shared_scale: modalities whose features share one unit (landmarks in face
-            coordinates): each feature is centred, and all are divided by one
-            standard deviation (the root mean square over the modality's features), so
-            a landmark that barely moves stays small instead of being blown up to the
-            size of one that moves a lot.
+        shared_scale: modality -> how many of its leading features share one unit
+            (landmarks in face coordinates): each feature is centred, and those are
+            divided by one standard deviation (the root mean square over them), so a
+            landmark that barely moves stays small instead of being blown up to the
+            size of one that moves a lot. Later features (head pose) keep their own.
     """
 
-    def __init__(self, shared_scale: Sequence[str] = ()) -> None:
+    def __init__(self, shared_scale: Mapping[str, int] | None = None) -> None:
+        shared_scale = dict(shared_scale or {})
         unknown = sorted(set(shared_scale) - set(MODALITIES))
         if unknown:
             raise ValueError(f"shared_scale takes modalities of {MODALITIES}, got {unknown}")
-        self.shared_scale = tuple(shared_scale)
+        self.shared_scale = shared_scale
         self.stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
@@ -57,8 +58,9 @@ class FeatureStandardizer:
                 count += len(x)
             mean = total / count
             var = np.maximum(sum_sq / count - mean * mean, 0.0)
-            if name in self.shared_scale:
-                var = np.full_like(var, var.mean())
+            shared = self.shared_scale.get(name, 0)
+            if shared:
+                var[:shared] = var[:shared].mean()
             std = np.sqrt(var)
             std[std < MIN_STD] = 1.0
             self.stats[name] = (

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from dynmultidep.data import DepressionDataModule, FeatureStandardizer
+from dynmultidep.data.faces import FacePreparation
 from dynmultidep.data.openface import describe_columns
 from dynmultidep.errors import CheckpointError, describe_error
 from dynmultidep.experiment.classifier import DepressionClassifier
@@ -69,9 +70,11 @@ def standardizer_state(checkpoint: dict) -> dict | None:
     return checkpoint.get(DATAMODULE_KEY, {}).get("standardizer")
 
 
-def face_normalization(checkpoint: dict) -> str | None:
-    """How the training run normalised landmarks (``None``: as stored)."""
-    return ((checkpoint.get("run_config") or {}).get("dataset") or {}).get("face_normalization")
+def face_preparation(checkpoint: dict) -> FacePreparation:
+    """How the training run prepared landmarks: their normalisation (``None``: as
+    stored) and whether pose columns were kept (``False`` in older checkpoints)."""
+    dataset = (checkpoint.get("run_config") or {}).get("dataset") or {}
+    return FacePreparation(dataset.get("face_normalization"), bool(dataset.get("head_pose")))
 
 
 def load_standardizer(checkpoint: dict) -> FeatureStandardizer | None:
@@ -99,7 +102,7 @@ def datamodule_for(
     config = dataset if dataset is not None else training_dataset_config(checkpoint, path)
     datamodule = instantiate(config, _convert_="all")
     # the landmarks are prepared as the model saw them in training, whatever the config says
-    datamodule.face_normalization = face_normalization(checkpoint)
+    datamodule.faces = face_preparation(checkpoint)
     state = standardizer_state(checkpoint)
     if state is None:
         datamodule.standardizer = None  # the model was trained on raw features

@@ -12,6 +12,10 @@ has), and for a fusion-level gate ``{train,val}/fusion_routed_<op>`` (share of
 vlogs whose fused expert takes fusion operation ``op``; in eval with a raw-input
 hard gate, only vlogs routed to the fused expert count).
 
+A model with ``fits_in_closed_form`` (the functionals baseline) is fit once, before
+the first epoch, on the whole training fold (``model.fit_fold``); its run then has
+one epoch without optimiser steps, which logs its training and validation metrics.
+
 Everything needed to rebuild the module is in its hyper-parameters, saved as
 plain containers so that checkpoints load with ``torch.load(weights_only=True)``;
 see :mod:`dynmultidep.experiment.checkpoint`.
@@ -19,6 +23,8 @@ see :mod:`dynmultidep.experiment.checkpoint`.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +40,12 @@ from dynmultidep.experiment.metrics import classification_metrics, with_avg4
 from dynmultidep.experiment.predictions import Predictions, join_shards
 from dynmultidep.models.output import ModelOutput
 from dynmultidep.protocols.threshold import TUNABLE, tune_threshold
+
+log = logging.getLogger(__name__)
+CLOSED_FORM_WARNINGS = (
+    r"`LightningModule.configure_optimizers` returned `None`",
+    r"`training_step` returned `None`",
+)
 
 THRESHOLD_KEY = "decision_threshold"  # in checkpoints of runs with module.threshold=tune
 
@@ -129,6 +141,11 @@ class DepressionClassifier(L.LightningModule):
         self.test_metrics = classification_metrics(fixed)
         self._test_parts: list[Predictions] = []
         self.test_predictions: Predictions | None = None
+        self.closed_form = bool(getattr(self.net, "fits_in_closed_form", False))
+        self.closed_form_fit: dict | None = None  # what fit_fold chose, for metrics.json
+        if self.closed_form:  # no optimiser and no steps, on purpose: Lightning need not say so
+            for message in CLOSED_FORM_WARNINGS:
+                warnings.filterwarnings("ignore", message=message)
 
     # --------------------------------------------------------------- forward
     def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
@@ -157,6 +174,43 @@ class DepressionClassifier(L.LightningModule):
             if positives == 0 or positives == len(labels):
                 raise ValueError("pos_weight needs both classes in the training fold")
             self.pos_weight = torch.tensor((len(labels) - positives) / positives)
+
+    def on_fit_start(self) -> None:
+        if self.closed_form and not bool(self.net.fitted):
+            self._fit_closed_form()
+
+    @torch.no_grad()
+    def _fit_closed_form(self) -> None:
+        """Fit the model to the functionals of the whole training fold (every rank
+        gathers all of them and fits the same model)."""
+        parts = []
+        for batch in self.trainer.datamodule.fold_dataloader("train"):
+            batch = self.transfer_batch_to_device(batch, self.device, 0)
+            features = self.net.features(batch["audio"], batch["video"], batch["lengths"])
+            parts.append((features.cpu(), batch["label"].cpu()))
+        if self.trainer.world_size > 1:
+            parts = [p for rank in gather_objects(parts) for p in rank]
+        features, labels = (torch.cat(column) for column in zip(*parts, strict=True))
+        weights = None
+        if self.pos_weight is not None:
+            weights = torch.where(labels == 1, self.pos_weight, torch.ones(()))
+        seed = int((self.run_config or {}).get("seed") or 0)
+        self.closed_form_fit = self.net.fit_fold(features, labels.float(), weights, seed)
+        self.net.to(self.device)
+        folds = self.closed_form_fit["inner_folds"]
+        how = (
+            f"chosen by {folds}-fold inner cross-validation"
+            if folds
+            else "the middle candidate: a class has under 2 training vlogs to cross-validate"
+        )
+        log.info(
+            "%s fit in closed form on %d training vlogs: L2 penalty %g (%s)",
+            type(self.net).__name__,
+            len(labels),
+            self.closed_form_fit["penalty"],
+            how,
+        )
+        # fmt: skip
 
     def _step(self, batch: Mapping, split: str) -> tuple[Tensor, ModelOutput]:
         out = self(batch)
@@ -193,8 +247,9 @@ class DepressionClassifier(L.LightningModule):
             self.log(f"{split}/fusion_routed_{name}", routed[:, k].mean(), on_step=False,
                      on_epoch=True, batch_size=size, sync_dist=True)  # fmt: skip
 
-    def training_step(self, batch: Mapping, batch_idx: int) -> Tensor:
-        return self._step(batch, "train")[0]
+    def training_step(self, batch: Mapping, batch_idx: int) -> Tensor | None:
+        loss = self._step(batch, "train")[0]
+        return None if self.closed_form else loss  # None: no backward, no optimiser step
 
     def validation_step(self, batch: Mapping, batch_idx: int) -> None:
         _, out = self._step(batch, "val")
@@ -222,11 +277,17 @@ class DepressionClassifier(L.LightningModule):
         if hasattr(self.net, "start_epoch"):  # models with a schedule of their own
             for name, value in self.net.start_epoch(self.current_epoch).items():
                 self.log(name, value, on_step=False, on_epoch=True)
+        if self.closed_form:
+            return
         lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         self.log("train/lr", lr, on_step=False, on_epoch=True)
 
     def on_train_epoch_end(self) -> None:
         self._log_metrics("train")
+        if self.closed_form:
+            self.log("train/l2_penalty", self.closed_form_fit["penalty"] if self.closed_form_fit
+                     else float("nan"))  # fmt: skip
+            self.trainer.should_stop = True  # fit already: one epoch logs its metrics
 
     def on_validation_epoch_start(self) -> None:
         self._val_parts = []
@@ -256,7 +317,9 @@ class DepressionClassifier(L.LightningModule):
             self.test_predictions = local
 
     # ------------------------------------------------------------ optimiser
-    def configure_optimizers(self) -> dict:
+    def configure_optimizers(self) -> dict | None:
+        if self.closed_form:
+            return None  # fit by fit_fold, never by an optimiser
         config = dict(self.hparams.optimizer)
         weight_decay = config.pop("weight_decay", 0.0)
         optimizer = instantiate(config)(parameter_groups(self.net, weight_decay))

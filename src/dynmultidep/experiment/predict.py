@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from dynmultidep.data import PadCollate, VlogDataset, get_corpus, load_vlogs
-from dynmultidep.data.faces import faces_found, normalize_faces
+from dynmultidep.data.faces import faces_found
 from dynmultidep.data.feature_record import corpus_visual_columns
 from dynmultidep.errors import DataError
 from dynmultidep.experiment.builders import build_trainer
@@ -22,7 +22,7 @@ from dynmultidep.experiment.checkpoint import (
     check_visual_columns,
     ckpt_path_of,
     classifier_from_checkpoint,
-    face_normalization,
+    face_preparation,
     load_standardizer,
     read_checkpoint,
     trained_extraction,
@@ -83,7 +83,7 @@ def predict(cfg: DictConfig) -> Predictions:
     columns = corpus_visual_columns(spec.find_vlogs(Path(source))[0], spec)
     check_visual_columns(checkpoint, columns, ckpt_path)
     raw = load_vlogs(records, spec.audio_dim, len(columns), index_name=source)
-    vlogs = sorted(normalize_faces(raw, face_normalization(checkpoint)), key=lambda v: v.length)
+    vlogs = sorted(face_preparation(checkpoint).apply(raw), key=lambda v: v.length)
     collate = PadCollate(load_standardizer(checkpoint))
     loader = DataLoader(VlogDataset(vlogs), batch_size=cfg.batch_size, collate_fn=collate)
     trainer = build_trainer(cfg)

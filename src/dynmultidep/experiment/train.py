@@ -100,6 +100,8 @@ def train(cfg: DictConfig) -> float | None:
             }
             if kfold is not None:
                 extra["kfold"] = describe(*kfold)
+            if module.closed_form_fit is not None:
+                extra["closed_form_fit"] = module.closed_form_fit
             if trainer.is_global_zero:
                 write_fold_outputs(
                     module.test_predictions, out_dir, "test", seed=cfg.seed,

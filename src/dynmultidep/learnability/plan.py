@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# The best-documented behavioural markers first, then the planted bursts and the two
-# multimodal cases.
-FAMILIES = ("flat_affect", "slowed", "pauses", "bursts", "one_modality", "cross_modal")
+# The best-documented behavioural markers first, then the planted bursts, the two
+# multimodal cases, and head motion (which face normalisation removes from the shape).
+FAMILIES = (
+    "flat_affect", "slowed", "pauses", "bursts", "one_modality", "cross_modal", "head_motion",
+)  # fmt: skip
 SIZES = {"dvlog": 961, "small": 240}  # vlogs: D-Vlog's size, and a small corpus
 MODELS = (
     "functionals",
@@ -25,7 +27,7 @@ MODELS = (
 )
 # Families whose cue shows in the face alone (video-only target); cross_modal's cue
 # is the coupling of face and voice, which neither modality shows alone.
-FACE_FAMILIES = ("flat_affect", "slowed", "bursts", "one_modality")
+FACE_FAMILIES = ("flat_affect", "slowed", "bursts", "one_modality", "head_motion")
 
 
 @dataclass(frozen=True)

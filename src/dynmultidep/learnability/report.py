@@ -84,6 +84,20 @@ def targets(rows: list[dict]) -> list[dict]:
                           f"(n/a: functionals {base_gain:+.1f})"})  # fmt: skip
             continue
         found.append(_target(name, f"{100 * gain:+.1f} points", gain >= 0.15))
+    for family in FAMILIES:  # the small-corpus regime of gender-split grids
+        base, ours = at.get(("small", family, "functionals")), at.get(("small", family, MODEL))
+        if base is not None and ours is not None:
+            gap = ours["test_acc"] - base["test_acc"]
+            name = f"{SIZES['small']} vlogs, {family}: {MODEL} >= functionals - 3 points"
+            found.append(_target(name, f"{100 * gap:+.1f} points", gap >= -0.03))
+    base, video = (
+        at.get(("dvlog", "head_motion", "functionals")),
+        at.get(("dvlog", "head_motion", "video_only")),
+    )
+    if base is not None and video is not None:
+        gap = video["test_acc"] - base["test_acc"]
+        found.append(_target("D-Vlog size, head_motion: video_only >= functionals - 3 points",
+                             f"{100 * gap:+.1f} points", gap >= -0.03))  # fmt: skip
     routed = at.get(("dvlog", "one_modality", MODEL))
     if routed is not None and routed["routed_informative"] is not None:
         share = routed["routed_informative"]

@@ -3,11 +3,10 @@
 The floor the field's classic papers start from (openSMILE functionals and a
 linear model). For each channel of each modality, over the valid steps of a
 vlog: mean, standard deviation, the ``percentiles``, and the mean absolute
-change between consecutive steps. The functionals are standardised
-(``BatchNorm1d`` without affine parameters: batch statistics in training, the
-running ones in evaluation), then one linear layer gives the logit; ``l2``
-adds ``l2 * ||w||^2`` to the training loss (weight decay of a logistic
-regression). It sees how much and how fast each channel varies, but nothing of
+change between consecutive steps. The functionals are standardised with
+the training fold's statistics, then one linear layer, a logistic regression
+fit to convergence with an inner-cross-validated L2 penalty, gives the logit.
+It sees how much and how fast each channel varies, but nothing of
 the order of events or of how channels move together.
 """
 
@@ -19,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from dynmultidep.models.experts import MODALITIES
+from dynmultidep.models.logistic import cross_validated_fit
 from dynmultidep.models.masking import masked_mean, masked_mean_var, valid_mask
 from dynmultidep.models.output import ModelOutput
 
@@ -58,19 +58,31 @@ def functionals(x: Tensor, lengths: Tensor, percentiles: Sequence[float] = (10, 
 class Functionals(nn.Module):
     """``(audio, video, lengths) -> logit`` from the functionals of both modalities.
 
+    Fit in closed form, not by gradient steps: :meth:`fit_fold` takes the functionals
+    and labels of the whole training fold, standardises them with that fold's
+    statistics and fits an L2-penalised logistic regression to convergence, its
+    penalty chosen among ``penalties`` by ``inner_folds``-fold cross-validation
+    inside the fold (:mod:`dynmultidep.models.logistic`). The training task calls it
+    once before the first epoch (``fits_in_closed_form``) and takes no optimiser step.
+
     Args:
         audio_dim, video_dim: feature widths (Da, Dv).
         percentiles: which percentiles of each channel (0-100).
-        l2: weight of ``||w||^2`` in the training loss.
+        penalties: candidate weights of ``||w||^2`` (against the mean log loss); one
+            value fixes it.
+        inner_folds: folds of the inner cross-validation that chooses the penalty.
         modalities: which modalities the classifier reads.
     """
+
+    fits_in_closed_form = True
 
     def __init__(
         self,
         audio_dim: int,
         video_dim: int,
         percentiles: Sequence[float] = (10, 50, 90),
-        l2: float = 1e-3,
+        penalties: Sequence[float] = (1e-3,),
+        inner_folds: int = 5,
         modalities: Sequence[str] = MODALITIES,
     ):
         super().__init__()
@@ -80,11 +92,19 @@ class Functionals(nn.Module):
         self.percentiles = tuple(float(p) for p in percentiles)
         if any(not 0 <= p <= 100 for p in self.percentiles):
             raise ValueError(f"percentiles must lie in [0, 100], got {list(self.percentiles)}")
+        self.penalties = tuple(float(p) for p in penalties)
+        if not self.penalties or any(p < 0 for p in self.penalties):
+            raise ValueError(f"penalties must be non-negative numbers, got {list(penalties)}")
+        if inner_folds < 2:
+            raise ValueError(f"inner_folds must be at least 2, got {inner_folds}")
+        self.inner_folds = inner_folds
         self.modalities = tuple(modalities)
-        self.l2 = l2
         dims = {"audio": audio_dim, "video": video_dim}
         width = sum((3 + len(self.percentiles)) * dims[m] for m in self.modalities)
-        self.norm = nn.BatchNorm1d(width, affine=False)
+        # training-fold statistics of the functionals (identity until fitted)
+        self.register_buffer("mean", torch.zeros(width))
+        self.register_buffer("std", torch.ones(width))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
         self.linear = nn.Linear(width, 1)
 
     def features(self, audio: Tensor, video: Tensor, lengths: Tensor) -> Tensor:
@@ -95,16 +115,27 @@ class Functionals(nn.Module):
             dim=-1,
         )
 
-    def forward(self, audio: Tensor, video: Tensor, lengths: Tensor) -> ModelOutput:
-        features = self.features(audio, video, lengths)
-        if self.training and len(features) == 1:  # no batch statistics from one vlog
-            self.norm.eval()
-            z = self.norm(features)
-            self.norm.train()
-        else:
-            z = self.norm(features)
-        logits = self.linear(z).squeeze(-1)
-        penalty = (
-            self.l2 * self.linear.weight.pow(2).sum() if self.training else logits.new_zeros(())
+    @torch.no_grad()
+    def fit_fold(
+        self, features: Tensor, labels: Tensor, sample_weight: Tensor | None = None, seed: int = 0
+    ) -> dict:
+        """Fit to the training fold's ``features: (N, F)`` (from :meth:`features`) and
+        ``labels: (N,)``; returns what was chosen (penalty, inner-CV losses) for the logs."""
+        fit = cross_validated_fit(
+            features, labels, self.penalties, self.inner_folds, seed, sample_weight
         )
-        return ModelOutput(logits, None, penalty)
+        self.mean.copy_(fit.mean)
+        self.std.copy_(fit.std)
+        self.linear.weight.copy_(fit.weight[None])
+        self.linear.bias.copy_(fit.bias[None])
+        self.fitted.fill_(True)
+        return {
+            "penalty": fit.penalty,
+            "inner_folds": fit.inner_folds,
+            "cv_loss": {f"{p:g}": loss for p, loss in fit.cv_loss.items()},
+        }
+
+    def forward(self, audio: Tensor, video: Tensor, lengths: Tensor) -> ModelOutput:
+        z = (self.features(audio, video, lengths) - self.mean) / self.std
+        logits = self.linear(z).squeeze(-1)
+        return ModelOutput(logits, None, logits.new_zeros(()))

@@ -16,6 +16,9 @@ one_modality   flat affect in one modality, chosen at random per vlog; the  one
                other modality is corrupted by noise whatever the label
 cross_modal    mouth and brows follow loudness and pitch less closely       both,
                (``COUPLING``); every channel's own statistics are unchanged jointly
+head_motion    the head moves less: smaller translation, zoom and roll of   video
+               the whole face (``HEAD_MOTION_FACTOR``), expressions as in
+               the other class; face normalisation removes exactly this
 ============== ============================================================ ==========
 
 Latent processes of one vlog (:class:`Latents`): ``voice (T, Da)``, unit-variance
@@ -65,6 +68,8 @@ PAUSE_STEPS = {0: 2.0, 1: 6.0}  # mean pause length by label
 COUPLING = {0: 0.85, 1: 0.25}  # correlation of mouth with loudness, brows with pitch
 CORRUPTION = {"audio": 1.5, "video": 0.1}  # noise on a corrupted modality: descriptor
 # scales (audio), half face widths (video)
+HEAD_MOTION_FACTOR = 0.6  # depressed: amplitude of the head's movements
+HEAD_MOTION_SPREAD = 0.3  # person-to-person spread of that amplitude (log scale)
 ROLL_STD = 0.05  # head roll, radians
 JITTER_PIXELS = 0.8
 
@@ -76,6 +81,7 @@ class Latents:
     voiced: np.ndarray  # (T,) bool, False in silent pauses
     informative: str = "both"  # modality that carries the cue: audio | video | both
     corrupted: str | None = None  # modality drowned in noise, if any
+    head_motion: float = 1.0  # amplitude of the head's translation, zoom and roll
 
 
 def ar1(rng: np.random.Generator, steps: int, dim: int, phi) -> np.ndarray:
@@ -159,12 +165,21 @@ def cross_modal(rng: np.random.Generator, label: int, latents: Latents) -> None:
         )
 
 
+def head_motion(rng: np.random.Generator, label: int, latents: Latents) -> None:
+    """Depressed: the head moves less (reduced head movement, Alghowinem et al. 2013);
+    each person's amount of movement also varies."""
+    spread = np.exp(HEAD_MOTION_SPREAD * rng.standard_normal())
+    latents.head_motion = (HEAD_MOTION_FACTOR if label else 1.0) * spread
+    latents.informative = "video"
+
+
 CUES: dict[str, Callable[[np.random.Generator, int, Latents], None]] = {
     "flat_affect": flat_affect,
     "slowed": slowed,
     "pauses": pauses,
     "one_modality": one_modality,
     "cross_modal": cross_modal,
+    "head_motion": head_motion,
 }
 
 
@@ -208,12 +223,13 @@ def render_face(rng: np.random.Generator, latents: Latents) -> tuple[np.ndarray,
     offsets = shape + np.einsum("te,epc->tpc", latents.expression * amplitude, EXPRESSION_PATTERNS)
     if latents.corrupted == "video":
         offsets += CORRUPTION["video"] * rng.standard_normal(offsets.shape)
-    roll = ROLL_STD * ar1(rng, steps, 1, 0.9)[:, 0]
+    motion = latents.head_motion
+    roll = motion * ROLL_STD * ar1(rng, steps, 1, 0.9)[:, 0]
     cos, sin = np.cos(roll)[:, None], np.sin(roll)[:, None]
     x, y = offsets[..., 0], offsets[..., 1]
     rolled = np.stack([cos * x - sin * y, sin * x + cos * y], axis=-1)
-    head = 6.0 * ar1(rng, steps, 2, 0.9)  # head motion, pixels
-    zoom = 1.0 + 0.03 * ar1(rng, steps, 1, 0.9)
+    head = motion * 6.0 * ar1(rng, steps, 2, 0.9)  # head motion, pixels
+    zoom = 1.0 + motion * 0.03 * ar1(rng, steps, 1, 0.9)
     landmarks = centre + half_width * zoom[:, :, None] * rolled + head[:, None, :]
     landmarks += JITTER_PIXELS * rng.standard_normal(landmarks.shape)
     face_found = draw_face_found(rng, steps)
