@@ -242,6 +242,9 @@ BUILT = {
     "model.gate_loss=1.0": lambda net: net.gate_loss == 1.0,
     "model.expert_loss=0.0": lambda net: net.expert_loss == 0.0,
     "model.experts=[audio,video]": lambda net: tuple(net.expert_names) == ("audio", "video"),
+    "model.experts=[audio,video,fused,stats]": lambda net: (
+        net.expert_names[-1] == "stats" and net.statistics is not None
+    ),
     "model.gate_input=encoded": lambda net: net.gate_input == "encoded",
     "model.conv_backend=reference": lambda net: (
         audio_expert(net).blocks[0].mixer.conv_backend == "reference"
@@ -252,7 +255,8 @@ BUILT = {
 }
 DATA = {
     "dataset.face_normalization=center_scale": (
-        "faces", FacePreparation("center_scale", head_pose=True)
+        "faces",
+        FacePreparation("center_scale", head_pose=True),
     ),
     "dataset.face_normalization=null": ("faces", FacePreparation(None, head_pose=True)),
     "dataset.head_pose=false": ("faces", FacePreparation("similarity", head_pose=False)),

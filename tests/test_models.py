@@ -14,8 +14,10 @@ from dynmultidep.models.attention import LocalAttention
 from dynmultidep.models.baselines import ConcatFusion, LateFusion, TemporalMean, Unimodal
 from dynmultidep.models.dynmultidep import DynMultiDep, blank_modalities
 from dynmultidep.models.encoder import EncoderConfig
+from dynmultidep.models.functionals import functionals
 from dynmultidep.models.gate import Gate
 from dynmultidep.models.masking import masked_mean
+from dynmultidep.models.statistics import StatisticsExpert
 
 SMALL = dict(d_model=16, d_ffn=32, d_state=4, expand=2, dropout=0.0)
 DA, DV = 25, 136
@@ -46,7 +48,10 @@ def test_soft_gate_is_a_temperature_softmax():
     torch.testing.assert_close(gate(x), F.softmax(gate.net(x) / 2.0, dim=-1))
 
 
-@pytest.mark.parametrize("experts", [("audio", "video"), ("audio", "video", "fused")])
+@pytest.mark.parametrize(
+    "experts",
+    [("audio", "video"), ("audio", "video", "fused"), ("audio", "video", "fused", "stats")],
+)
 def test_raw_gate_runs_only_chosen_experts_and_matches_the_full_computation(experts):
     torch.manual_seed(0)
     model = DynMultiDep(DA, DV, gate_input="raw", experts=experts, **SMALL).eval()
@@ -55,16 +60,21 @@ def test_raw_gate_runs_only_chosen_experts_and_matches_the_full_computation(expe
     audio, video, lengths = batch((30, 12, 5, 1, 17, 9))
     audio[::2] += 4.0  # raw statistics that differ between samples
     video[1::2] -= 4.0
-    calls = {"audio": 0, "video": 0}
-    for name, expert in model.encoders.experts.items():
-        expert.register_forward_hook(
+    calls = {"audio": 0, "video": 0, "stats": 0}
+    modules = dict(model.encoders.experts.items())
+    if model.statistics is not None:
+        modules["stats"] = model.statistics
+    for name, module in modules.items():
+        module.register_forward_hook(
             lambda m, args, out, name=name: calls.__setitem__(name, calls[name] + len(args[0]))
         )
     out = model(audio, video, lengths)
     ran = dict(calls)
     weights = out.gate
     # the same decisions, computed the long way: every expert for every sample
-    reps, _ = model._representations(audio, video, lengths, ("audio", "video"))
+    reps, _ = model._representations(
+        audio, video, lengths, ("audio", "video"), stats="stats" in experts
+    )
     stacked = torch.stack([reps[e] for e in experts], dim=1)
     expected = model.classifier((weights[..., None] * stacked).sum(1)).squeeze(-1)
     torch.testing.assert_close(out.logits, expected, rtol=1e-5, atol=1e-5)
@@ -72,6 +82,7 @@ def test_raw_gate_runs_only_chosen_experts_and_matches_the_full_computation(expe
     assert len(set(chosen)) > 1
     assert ran["audio"] == sum(c in ("audio", "fused") for c in chosen)
     assert ran["video"] == sum(c in ("video", "fused") for c in chosen)
+    assert ran["stats"] == sum(c == "stats" for c in chosen)
 
 
 def test_encoded_gate_and_aux_loss():
@@ -229,3 +240,33 @@ def test_model_trains_under_bf16_autocast():
     F.binary_cross_entropy_with_logits(out.logits.float(), torch.ones(4)).backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_statistics_expert_projects_the_functionals_of_the_valid_steps():
+    torch.manual_seed(4)
+    expert = StatisticsExpert(DA, DV, out_dim=12, percentiles=(25, 75), dropout=0.5).eval()
+    assert expert.width == 5 * (DA + DV) and expert.compute_cost() == expert.width
+    audio, video, lengths = batch((20, 7, 1))
+    audio[1, 7:] = 1e4  # garbage in the padding changes nothing
+    video[2, 1:] = -1e4
+    out = expert(audio, video, lengths)
+    stats = torch.cat([functionals(x, lengths, (25, 75)) for x in (audio, video)], -1)
+    torch.testing.assert_close(out, expert.proj(stats))
+    for i, n in enumerate(lengths.tolist()):  # batch-invariant
+        alone = expert(audio[i : i + 1, :n], video[i : i + 1, :n], lengths[i : i + 1])
+        torch.testing.assert_close(alone[0], out[i], rtol=1e-5, atol=1e-5)
+
+
+def test_statistics_expert_is_gated_trained_and_cheapest():
+    torch.manual_seed(5)
+    experts = ("audio", "video", "fused", "stats")
+    model = DynMultiDep(DA, DV, experts=experts, gate_input="raw", expert_loss=0.5,
+                        gate_loss=0.5, **SMALL)  # fmt: skip
+    out = model(*batch())
+    assert out.gate.shape == (4, 4) and out.expert_logits.shape == (4, 4)
+    torch.testing.assert_close(out.gate.sum(-1), torch.ones(4))
+    (out.logits.sum() + model.label_losses(out, torch.tensor([1, 0, 1, 0]), None)).backward()
+    assert model.statistics.proj.weight.grad.abs().sum() > 0
+    assert model.expert_cost.argmin() == experts.index("stats")
+    with pytest.raises(ValueError, match="experts must be distinct names"):
+        DynMultiDep(DA, DV, experts=("audio", "moments"), **SMALL)

@@ -8,6 +8,7 @@ Data flow for a batch ``audio (B, T, Da)``, ``video (B, T, Dv)``,
     h_audio = MTExpert_audio(audio)               (B, T, d_model) step encodings
     h_video = MTExpert_video(video)               (B, T, d_model)
     r_e     = pool_e(h_e)                         (B, P) P = d_model (mean) or 2 d_model (stats)
+    r_stats = Linear(functionals(audio, video))   (B, P)  if "stats" is an expert
     f       = fusion_gate(features)               (B, K)  over fusion_ops, if fusion_gate
     r_fused = sum_k f_k op_k(h_a, h_v, r_a, r_v)  (B, P)  if "fused" is an expert
     w       = gate(features)                      (B, E)  softmax(. / temp), or one-hot
@@ -25,6 +26,9 @@ on its own (the shared classifier on ``r_e``), so an expert the gate seldom
 picks still learns, and the gate can route to whichever is right for a vlog;
 with a fusion-level gate, the fused expert's own loss is the mean of its
 operations' own losses, so that every operation learns whichever the gate picks.
+The statistics expert (``models.statistics``) reads per-channel functionals of
+the raw inputs and runs no encoder: the cheap path for vlogs whose cue is in how
+much and how fast their channels vary.
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ from dynmultidep.models.experts import MODALITIES, ModalityExperts, classifier_h
 from dynmultidep.models.fusion import Fused, FusedExpert
 from dynmultidep.models.gate import Gate, raw_statistics
 from dynmultidep.models.output import ModelOutput
+from dynmultidep.models.statistics import StatisticsExpert
 
-EXPERTS = ("audio", "video", "fused")
+EXPERTS = ("audio", "video", "fused", "stats")
 GATE_INPUTS = ("encoded", "raw")
 
 
@@ -79,7 +84,8 @@ class DynMultiDep(nn.Module):
         temp: gates' softmax temperature. hard_gate: one-hot gates (straight-through).
         gumbel: Gumbel noise on gate logits in training.
         gate_input: ``encoded`` (pooled encodings) or ``raw`` (input statistics).
-        experts: any of ``audio``, ``video``, ``fused``.
+        experts: any of ``audio``, ``video``, ``fused``, ``stats`` (the statistics
+            expert: functionals of both raw inputs, projected linearly).
         fusion_ops: the fused expert's operations (``models.fusion.FUSION_OPS``).
         fusion_gate: a fusion-level gate chooses among ``fusion_ops`` per sample (it
             reads what the modality gate reads, with the same temperature, hardness
@@ -151,6 +157,9 @@ class DynMultiDep(nn.Module):
             self.fusion = FusedExpert(
                 fusion_ops, config, fusion_gate, gate_in, gate_hidden, temp, hard_gate, gumbel
             )
+        self.statistics = None
+        if "stats" in experts:
+            self.statistics = StatisticsExpert(audio_dim, video_dim, pooled, dropout=config.dropout)
         self.gate = Gate(gate_in, len(experts), gate_hidden, temp, hard_gate, gumbel)
         self.soft_epochs = soft_epochs
         self.classifier = classifier_head(pooled, config.d_model, config.dropout)
@@ -174,6 +183,8 @@ class DynMultiDep(nn.Module):
         costs["fused"] = costs["audio"] + costs["video"]
         ops = self.fusion.op_costs() if self.fusion is not None else torch.zeros(1)
         costs["fused"] += float(ops.max())
+        if self.statistics is not None:
+            costs["stats"] = float(self.statistics.compute_cost())
         cost = torch.tensor([costs[e] for e in self.expert_names])
         self.register_buffer("expert_cost", cost / cost.max(), persistent=False)
         self.register_buffer("fusion_cost", ops / cost.max(), persistent=False)
@@ -199,14 +210,16 @@ class DynMultiDep(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _needs(self, expert: str) -> tuple[str, ...]:
-        return MODALITIES if expert == "fused" else (expert,)
+        """The modality encoders ``expert`` runs."""
+        return {"fused": MODALITIES, "stats": ()}.get(expert, (expert,))
 
     def _representations(
-        self, audio, video, lengths, modalities, features=None
+        self, audio, video, lengths, modalities, features=None, stats=False
     ) -> tuple[dict[str, Tensor], Fused | None]:
-        """Pooled ``(B, P)`` representations of the experts ``modalities`` allow, and the
-        fused expert's output (None without it, or when ``modalities`` lack one).
-        ``features``: the raw statistics the gates read (None: the pooled encodings)."""
+        """Pooled ``(B, P)`` representations of the experts ``modalities`` allow (and of
+        the statistics expert with ``stats``), and the fused expert's output (None
+        without it, or when ``modalities`` lack one). ``features``: the raw statistics
+        the gates read (None: the pooled encodings)."""
         inputs = {"audio": audio, "video": video}
         steps = {m: self.encoders.encode(m, inputs[m], lengths) for m in modalities}
         reps = {m: self.encoders.pool(m, steps[m], lengths) for m in modalities}
@@ -218,6 +231,8 @@ class DynMultiDep(nn.Module):
                 steps["audio"], steps["video"], reps["audio"], reps["video"], lengths, features
             )
             reps["fused"] = fused.rep
+        if stats:
+            reps["stats"] = self.statistics(audio, video, lengths)
         return reps, fused
 
     def forward(self, audio: Tensor, video: Tensor, lengths: Tensor) -> ModelOutput:
@@ -232,10 +247,12 @@ class DynMultiDep(nn.Module):
                 )
                 return self._output(mixed, weights, fusion_weights)
             reps, fused = self._representations(
-                audio, video, lengths, self._modalities_used(), features
+                audio, video, lengths, self._modalities_used(), features, self._stats
             )
         else:
-            reps, fused = self._representations(audio, video, lengths, MODALITIES)
+            reps, fused = self._representations(
+                audio, video, lengths, MODALITIES, None, self._stats
+            )
             weights, gate_logits = self.gate.route(torch.cat([reps["audio"], reps["video"]], -1))
         stacked = torch.stack([reps[e] for e in self.expert_names], dim=1)  # (B, E, P)
         fusion_weights = None if fused is None else fused.weights
@@ -276,6 +293,10 @@ class DynMultiDep(nn.Module):
                 )
         return loss
 
+    @property
+    def _stats(self) -> bool:
+        return self.statistics is not None
+
     def _modalities_used(self) -> tuple[str, ...]:
         return tuple(m for m in MODALITIES if any(m in self._needs(e) for e in self.expert_names))
 
@@ -296,7 +317,7 @@ class DynMultiDep(nn.Module):
             steps = int(lengths[rows].max())  # the group needs no padding beyond its longest
             reps, fused = self._representations(
                 audio[rows, :steps], video[rows, :steps], lengths[rows], self._needs(expert),
-                features[rows],
+                features[rows], stats=expert == "stats",
             )  # fmt: skip
             mixed[rows] = (weights[rows, e, None] * reps[expert]).to(mixed.dtype)  # autocast
             if expert == "fused" and fusion_weights is not None:
