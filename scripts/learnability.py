@@ -3,6 +3,7 @@
 
     python scripts/learnability.py --json logs/learnability.json --markdown logs/learnability.md
     python scripts/learnability.py --quick                       # a few minutes
+    python scripts/learnability.py --suite random --draws 20     # the randomised suite
     python scripts/learnability.py --families flat_affect,pauses --sizes dvlog --seeds 10,11 \\
         --models functionals,dynmultidep --variant 'wide=model.d_model=128 model.d_ffn=512'
 
@@ -15,6 +16,11 @@ targets; --json and --markdown write the same. Results are kept under --work-dir
 rerunning skips finished jobs. --models takes model config names, --variant
 LABEL=OVERRIDES a variant (space-separated src/train.py overrides; the model is
 dynmultidep unless they say model=...).
+
+--suite random runs the randomised suite instead (dynmultidep.data.synthetic.
+random_cues): --draws corpora drawn from a broad prior with --suite-seed (the
+report seed 0 by default; make model choices on the development seed 100), each
+model trained with each of --seeds (default 0) and scored on the draw's test fold.
 """
 
 from __future__ import annotations
@@ -31,10 +37,11 @@ from rich.console import Console
 from dynmultidep.atomic import write_text_atomic
 from dynmultidep.bench.tables import markdown_tables, print_tables
 from dynmultidep.cli import run_cli
+from dynmultidep.data.synthetic import draw_suite
 from dynmultidep.learnability.jobs import ModelSpec
-from dynmultidep.learnability.plan import FAMILIES, PLANS, SIZES
+from dynmultidep.learnability.plan import FAMILIES, PLANS, SIZES, SUITE_MODELS, SUITE_SEEDS
 from dynmultidep.learnability.report import summarize, tables, targets
-from dynmultidep.learnability.runner import plan_jobs, run_plan
+from dynmultidep.learnability.runner import plan_jobs, run_plan, suite_jobs
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -57,6 +64,16 @@ def parse_args(argv):
     parser.add_argument("--length-scale", type=float, default=None)
     parser.add_argument("--workers", type=int, default=2, help="parallel training processes")
     parser.add_argument("--work-dir", default="logs/learnability", help="corpora, runs, results")
+    parser.add_argument(
+        "--suite",
+        choices=("random",),
+        default=None,
+        help="run the randomised suite instead of the fixed families",
+    )
+    parser.add_argument("--draws", type=int, default=20, help="suite: corpora to draw")
+    parser.add_argument("--suite-seed", type=int, default=SUITE_SEEDS["report"],
+                        help=f"suite: seed of the draws (development: "
+                             f"{SUITE_SEEDS['development']})")  # fmt: skip
     parser.add_argument("--json", default=None, help="write results and summary here")
     parser.add_argument("--markdown", default=None, help="write the tables here")
     return parser.parse_args(argv)
@@ -98,15 +115,34 @@ def markdown(payload: dict) -> str:
     return "\n".join(lines)
 
 
+def choose_suite_jobs(args) -> list:
+    """The suite's jobs: --draws corpora of --suite-seed, the suite's models (or
+    --models) and --variant, each trained with every seed of --seeds (default 0)."""
+    names = SUITE_MODELS
+    if args.models is not None:
+        names = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    specs = [ModelSpec.parse(m) for m in (*names, *args.variant)]
+    seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else (0,)
+    corpora = draw_suite(args.draws, args.suite_seed)
+    return suite_jobs(corpora, specs, seeds, args.epochs)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    plan = choose_plan(args)
-    specs = {size: [ModelSpec.parse(m) for m in models] for size, models in plan.models.items()}
-    jobs = plan_jobs(plan, specs)
     console = Console(width=180)
-    sizes = ", ".join(plan.sizes)
-    console.print(f"{len(jobs)} jobs ({len(plan.families)} families, sizes {sizes}, "
-                  f"seeds {list(plan.seeds)}), {args.workers} workers")  # fmt: skip
+    if args.suite:
+        plan = None
+        jobs = choose_suite_jobs(args)
+        console.print(f"{len(jobs)} jobs (randomised suite: {args.draws} draws of seed "
+                      f"{args.suite_seed}), {args.workers} workers")  # fmt: skip
+    else:
+        plan = choose_plan(args)
+        specs = {size: [ModelSpec.parse(m) for m in models]
+                 for size, models in plan.models.items()}  # fmt: skip
+        jobs = plan_jobs(plan, specs)
+        sizes = ", ".join(plan.sizes)
+        console.print(f"{len(jobs)} jobs ({len(plan.families)} families, sizes {sizes}, "
+                      f"seeds {list(plan.seeds)}), {args.workers} workers")  # fmt: skip
     started = time.perf_counter()
 
     def progress(result, done, total):
@@ -121,8 +157,10 @@ def main(argv=None) -> int:
     summary = summarize(results)
     payload = {
         "command": " ".join(["python", *sys.argv]),
-        "plan": {"families": plan.families, "models": plan.models, "seeds": plan.seeds,
-                 "length_scale": plan.length_scale, "epochs": plan.epochs},
+        "plan": {"suite": args.suite, "draws": args.draws, "suite_seed": args.suite_seed}
+        if plan is None else
+        {"families": plan.families, "models": plan.models, "seeds": plan.seeds,
+         "length_scale": plan.length_scale, "epochs": plan.epochs},
         "seconds": time.perf_counter() - started,
         "summary": summary,
         "targets": targets(summary),

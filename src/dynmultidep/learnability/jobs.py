@@ -24,9 +24,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dynmultidep.bench import QUIET, compose_train
-from dynmultidep.data.synthetic import SyntheticSpec, generate_corpus, read_informative
+from dynmultidep.data.synthetic import (
+    SuiteCorpus,
+    SyntheticSpec,
+    generate_corpus,
+    generate_suite_corpus,
+    read_informative,
+)
 
 SCORES = ("acc", "macro_f1", "auroc", "f1", "avg4")
+SUITE = "suite"  # the size label of the randomised suite's jobs
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,10 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class Job:
+    """One model on one corpus with one seed: a fixed cue family at a size, or with
+    ``suite`` set, one draw of the randomised suite (``family`` is then its name and
+    ``size`` is ``suite``)."""
+
     family: str
     size: str
     n: int
@@ -58,6 +69,12 @@ class Job:
     length_scale: float
     epochs: int | None = None
     extra: tuple[str, ...] = ()
+    suite: SuiteCorpus | None = None
+
+    @classmethod
+    def of_draw(cls, corpus: SuiteCorpus, model: ModelSpec, seed: int, epochs=None, extra=()):
+        return cls(corpus.name, SUITE, corpus.n, model, seed, corpus.length_scale, epochs,
+                   tuple(extra), corpus)  # fmt: skip
 
     @property
     def key(self) -> str:
@@ -70,18 +87,36 @@ class Job:
         )  # fmt: skip
 
     def corpus_root(self, work_dir: Path) -> Path:
+        if self.suite is not None:
+            return work_dir / "corpora" / self.suite.name
         return work_dir / "corpora" / f"{self.family}-n{self.n}-x{self.length_scale:g}-{self.seed}"
 
-    def overrides(self, work_dir: Path) -> list[str]:
+    def generate(self, root: Path) -> None:
+        """Write the job's corpus to ``root``."""
+        if self.suite is not None:
+            generate_suite_corpus(self.suite, root, force=True)
+        else:
+            generate_corpus(self.spec(), root, force=True)
+
+    def dataset_overrides(self, work_dir: Path) -> list[str]:
+        """``src/train.py`` overrides that read the job's corpus."""
+        root = self.corpus_root(work_dir)
+        if self.suite is not None:  # read as a corpus in D-Vlog's layout, never regenerated
+            return ["dataset=synthetic", f"dataset.root={root}", "dataset.synthetic=null"]
         spec = self.spec()
-        out = [
+        return [
             "dataset=synthetic",
-            f"dataset.root={self.corpus_root(work_dir)}",
+            f"dataset.root={root}",
             "dataset.synthetic.preset=full",
             f"dataset.synthetic.n={spec.n}",
             f"dataset.synthetic.length_scale={spec.length_scale}",
             f"dataset.synthetic.seed={spec.seed}",
             f"dataset.synthetic.cue={spec.cue}",
+        ]
+
+    def overrides(self, work_dir: Path) -> list[str]:
+        out = [
+            *self.dataset_overrides(work_dir),
             f"seed={self.seed}",
             *self.model.overrides,
             *self.extra,
@@ -94,15 +129,17 @@ class Job:
 
     def describe(self) -> dict:
         """The job as plain JSON values (what a stored result is matched against)."""
-        return {**asdict(self), "model": self.model.label,
-                "overrides": list(self.model.overrides), "extra": list(self.extra)}  # fmt: skip
+        described = {**asdict(self), "model": self.model.label,
+                     "overrides": list(self.model.overrides),
+                     "suite": None if self.suite is None else self.suite.describe()}  # fmt: skip
+        return json.loads(json.dumps(described))  # tuples as lists, as stored
 
 
 def ensure_corpus(job: Job, work_dir: Path) -> Path:
     """Generate the job's corpus unless it is there (call from one process only)."""
     root = job.corpus_root(work_dir)
     if not (root / "labels.csv").is_file():
-        generate_corpus(job.spec(), root, force=True)
+        job.generate(root)
     return root
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from dynmultidep.atomic import write_text_atomic
 from dynmultidep.bench import compose_train
+from dynmultidep.data.synthetic import SuiteCorpus
 from dynmultidep.learnability.jobs import (
     Job,
     ModelSpec,
@@ -47,6 +48,18 @@ def plan_jobs(plan: Plan, specs: dict[str, Sequence[ModelSpec]] | None = None) -
     ]  # fmt: skip
     cheap = ("functionals", "temporal_mean")
     return sorted(jobs, key=lambda j: (-SIZES[j.size], j.model.label in cheap))
+
+
+def suite_jobs(
+    corpora: Sequence[SuiteCorpus], models: Sequence[ModelSpec], seeds: Sequence[int],
+    epochs: int | None = None, overrides: Sequence[str] = (),
+) -> list[Job]:  # fmt: skip
+    """Every model on every draw of the randomised suite with every training seed; the
+    largest corpora and the expert models first."""
+    jobs = [Job.of_draw(corpus, model, seed, epochs, overrides)
+            for corpus in corpora for model in models for seed in seeds]  # fmt: skip
+    cheap = ("functionals", "temporal_mean")
+    return sorted(jobs, key=lambda j: (j.model.label in cheap, -j.n * j.length_scale))
 
 
 def _result_path(work_dir: Path, job: Job) -> Path:

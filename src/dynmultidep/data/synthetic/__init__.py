@@ -14,11 +14,20 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from dynmultidep.data.synthetic.cues import CUES
 from dynmultidep.data.synthetic.plan import PlannedVlog, plan_corpus
+from dynmultidep.data.synthetic.random_cues import (
+    N_RANGE,
+    SuiteCorpus,
+    draw_suite,
+    write_suite_manifest,
+)
 from dynmultidep.data.synthetic.writers import CUES_FILE, LAYOUTS, WRITERS
 
 MANIFEST = "synthetic.json"
@@ -94,23 +103,49 @@ def generate_corpus(spec: SyntheticSpec, out: str | Path, force: bool = False) -
     Raises:
         FileExistsError: ``out`` is a non-empty folder and ``force`` is False.
     """
-    out = Path(out)
+    plan = spec.plan()
+
+    def write(folder: Path) -> None:
+        WRITERS[spec.layout](folder, plan, spec.seed, spec.cue)
+        manifest = {**spec.resolved(), "preset": spec.preset}
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+    _write_folder(Path(out), force, write)
+    return plan
+
+
+def generate_suite_corpus(
+    corpus: SuiteCorpus, out: str | Path, force: bool = False
+) -> list[PlannedVlog]:
+    """Write one draw of the randomised suite (:mod:`.random_cues`) to ``out``, in
+    D-Vlog's layout, as :func:`generate_corpus` does (never half-written)."""
+    plan = plan_corpus(corpus.shares, corpus.n, corpus.seed, corpus.length_scale, N_RANGE[1])
+    if corpus.shares == "lmvd":  # LMVD has no gender; D-Vlog's layout needs one
+        rng = np.random.default_rng([corpus.seed, 3])
+        plan = [replace(v, gender=str(rng.choice(["f", "m"]))) for v in plan]
+
+    def write(folder: Path) -> None:
+        WRITERS["dvlog"](folder, plan, corpus.seed, corpus.cue)
+        write_suite_manifest(folder, corpus)
+
+    _write_folder(Path(out), force, write)
+    return plan
+
+
+def _write_folder(out: Path, force: bool, write: Callable[[Path], None]) -> None:
+    """Run ``write`` on a hidden sibling folder of ``out``, then move it into place."""
     if out.exists() and any(out.iterdir()) and not force:
         raise FileExistsError(f"{out}: folder exists and is not empty (use --force to replace it)")
-    plan = spec.plan()
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
-        WRITERS[spec.layout](partial, plan, spec.seed, spec.cue)
-        manifest = {**spec.resolved(), "preset": spec.preset}
-        (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        write(partial)
         if out.exists():
             shutil.rmtree(out)
         os.replace(partial, out)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    return plan
 
 
 def read_manifest(root: str | Path) -> dict | None:
@@ -144,8 +179,11 @@ __all__ = [
     "PRESETS",
     "LAYOUTS",
     "Preset",
+    "SuiteCorpus",
     "SyntheticSpec",
+    "draw_suite",
     "generate_corpus",
+    "generate_suite_corpus",
     "manifest_differences",
     "read_informative",
     "read_manifest",

@@ -90,7 +90,7 @@ def sample_lengths(n: int, rng: np.random.Generator, scale: float = 1.0) -> np.n
 
 
 def plan_corpus(
-    corpus: str, n: int | None, seed: int, length_scale: float = 1.0
+    corpus: str, n: int | None, seed: int, length_scale: float = 1.0, max_n: int | None = None
 ) -> list[PlannedVlog]:
     """Ids, folds, labels, genders and lengths of a synthetic corpus.
 
@@ -99,6 +99,8 @@ def plan_corpus(
         n: number of vlogs; ``None`` for the real corpus size (961 or 1823).
         seed: everything is a deterministic function of it.
         length_scale: multiplies every length (1.0 = the real distribution).
+        max_n: the largest ``n`` allowed (default: the real corpus size); a larger
+            corpus keeps the real one's shares.
     """
     if corpus == "dvlog":
         counts, scale = DVLOG_COUNTS, length_scale
@@ -108,8 +110,9 @@ def plan_corpus(
         raise ValueError(f"unknown corpus {corpus!r}; use dvlog or lmvd")
     total = sum(counts.values())
     n = total if n is None else int(n)
-    if not 6 <= n <= total:
-        raise ValueError(f"n must lie in [6, {total}] for {corpus}, got {n}")
+    largest = total if max_n is None else max_n
+    if not 6 <= n <= largest:
+        raise ValueError(f"n must lie in [6, {largest}] for {corpus}, got {n}")
     rng = np.random.default_rng([seed, 0])
     cells = scale_counts(counts, n)
     folds, labels, genders = [], [], []
@@ -128,7 +131,7 @@ def plan_corpus(
     assigned = np.empty(n, dtype=np.int64)
     assigned[np.argsort(score, kind="stable")] = lengths
 
-    if corpus == "dvlog":
+    if corpus == "dvlog" or n > len(lmvd_ids()):
         ids = [str(i) for i in range(n)]
     else:
         every = lmvd_ids()

@@ -28,6 +28,7 @@ from dynmultidep.data.openface import (
 )
 from dynmultidep.data.synthetic.cues import draw_cue_streams
 from dynmultidep.data.synthetic.plan import PlannedVlog
+from dynmultidep.data.synthetic.random_cues import RandomCue
 from dynmultidep.data.synthetic.signals import VlogStreams, draw_streams, landmark_rows
 
 LAYOUTS = ("dvlog", "lmvd", "lmvd-release")
@@ -63,12 +64,16 @@ CUES_FILE = "cues.csv"  # id,informative: the modality that carries each vlog's 
 
 
 def _draw(plan, layout, seed, audio_dim, cue):
+    """``(vlog, streams, vlog_rng)`` per planned vlog; ``cue`` a family name of
+    :data:`~.cues.CUES`, ``bursts``, or a :class:`~.random_cues.RandomCue`."""
     rng = np.random.default_rng([seed, 1])
     for i, (vlog, (audio_steps, video_steps)) in enumerate(
         zip(plan, _modality_steps(plan, layout, rng), strict=True)
     ):
         vlog_rng = np.random.default_rng([seed, 2, i])
-        if cue == "bursts":
+        if isinstance(cue, RandomCue):
+            streams = cue.draw_streams(vlog_rng, vlog.label, audio_steps, video_steps, audio_dim)
+        elif cue == "bursts":
             streams = draw_streams(vlog_rng, vlog.label, audio_steps, video_steps, audio_dim)
         else:
             streams = draw_cue_streams(
@@ -89,7 +94,9 @@ def _duration(vlog_rng: np.random.Generator, length: int) -> str:
     return f"{length + cents / 100:.2f}"
 
 
-def write_dvlog(root: Path, plan: Sequence[PlannedVlog], seed: int, cue: str = "bursts") -> None:
+def write_dvlog(
+    root: Path, plan: Sequence[PlannedVlog], seed: int, cue: str | RandomCue = "bursts"
+) -> None:
     lines = [",".join(dvlog.COLUMNS)]
     informative = {}
     for vlog, streams, vlog_rng in _draw(plan, "dvlog", seed, dvlog.AUDIO_DIM, cue):
