@@ -7,7 +7,7 @@ standard deviation, and a convex loss is minimised to its optimum, not trained
 for a fixed number of noisy steps and then picked on a small validation share.
 Here the loss is the (optionally class-weighted) mean log loss plus
 ``penalty * ||w||^2`` (the intercept is not penalised), minimised in float64 by
-L-BFGS with a strong-Wolfe line search until the gradient vanishes.
+Newton's method with a line search until the gradient vanishes.
 
 The penalty is chosen among ``penalties`` by stratified k-fold cross-validation
 inside the training fold: each inner fold is standardised with its own
@@ -73,33 +73,51 @@ def fit_logistic(
     penalty: float,
     sample_weight: Tensor | None = None,
     start: tuple[Tensor, Tensor] | None = None,
-    max_iter: int = 2000,
+    max_iter: int = 100,
 ) -> tuple[Tensor, Tensor]:
     """Minimise ``logistic_loss + penalty * ||w||^2`` over ``(w, b)``: ``x: (N, F)``,
-    ``y: (N,)`` in {0, 1} -> ``w: (F,)``, ``b: ()`` (float64). ``start`` warm-starts."""
+    ``y: (N,)`` in {0, 1} -> ``w: (F,)``, ``b: ()`` (float64). ``start`` warm-starts.
+
+    Newton's method with a backtracking line search: each step solves the
+    ``(F + 1)``-square Hessian system by Cholesky, so ill-conditioned statistics
+    (percentiles beside means) converge in tens of steps, where first-order
+    methods crawl; it stops when the largest gradient entry is under 1e-9.
+    """
     x, y = x.double(), y.double()
-    sw = None if sample_weight is None else sample_weight.double()
-    if start is None:
-        weight, bias = x.new_zeros(x.shape[1]), x.new_zeros(())
-    else:
-        weight, bias = (t.detach().double().clone() for t in start)
-    weight.requires_grad_(True)
-    bias.requires_grad_(True)
-    solver = torch.optim.LBFGS(
-        [weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
-        tolerance_grad=GRADIENT_TOLERANCE, tolerance_change=1e-20,
-        line_search_fn="strong_wolfe",
-    )  # fmt: skip
+    n, f = x.shape
+    a = torch.cat([x, x.new_ones(n, 1)], dim=1)  # the intercept as a last column
+    sw = x.new_ones(n) if sample_weight is None else sample_weight.double()
+    sw = sw / sw.sum()
+    ridge = x.new_full((f + 1,), 2.0 * penalty)
+    ridge[-1] = 0.0  # the intercept is not penalised
+    theta = x.new_zeros(f + 1) if start is None else torch.cat([start[0], start[1][None]]).double()
 
-    def objective() -> Tensor:
-        solver.zero_grad()
-        loss = logistic_loss(x, y, weight, bias, sw) + penalty * weight.pow(2).sum()
-        loss.backward()
-        return loss
+    def objective(t: Tensor) -> Tensor:
+        z = a @ t
+        loss = F.binary_cross_entropy_with_logits(z, y, reduction="none")
+        return (sw * loss).sum() + penalty * t[:-1].pow(2).sum()
 
-    with torch.enable_grad():
-        solver.step(objective)
-    return weight.detach(), bias.detach()
+    value = objective(theta)
+    for _ in range(max_iter):
+        p = torch.sigmoid(a @ theta)
+        grad = a.T @ (sw * (p - y)) + ridge * theta
+        if grad.abs().max() < GRADIENT_TOLERANCE:
+            break
+        curvature = (sw * p * (1 - p)).clamp_min(1e-12)
+        hessian = (a * curvature[:, None]).T @ a + torch.diag(ridge)
+        hessian.diagonal().add_(1e-12)  # the intercept column alone can be singular
+        step = torch.cholesky_solve(grad[:, None], torch.linalg.cholesky(hessian))[:, 0]
+        size = 1.0
+        while size > 1e-10:  # backtracking: Armijo on the convex objective
+            candidate = theta - size * step
+            new = objective(candidate)
+            if new <= value - 1e-4 * size * (grad @ step):
+                break
+            size *= 0.5
+        if size <= 1e-10:
+            break  # no descent left at float64 precision
+        theta, value = candidate, new
+    return theta[:-1].clone(), theta[-1].clone()
 
 
 def stratified_folds(y: Tensor, k: int, seed: int = 0) -> list[Tensor]:
