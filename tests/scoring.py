@@ -26,3 +26,16 @@ def fit_and_score(train_x, train_y, test_x, test_y) -> float:
     optimizer.step(closure)
     with torch.no_grad():
         return float((((xt @ w + b) > 0).numpy() == test_y).mean())
+
+
+def probe_folds(records, vlogs, features) -> tuple[float, float]:
+    """``fit_and_score`` of ``features(vlog)`` trained on the train and valid folds and
+    scored on the test fold, and the test fold's majority class."""
+    import numpy as np
+
+    folds = np.array([r.fold for r in records])
+    labels = np.array([v.label for v in vlogs])
+    x = np.stack([features(v) for v in vlogs])
+    train, test = folds != "test", folds == "test"
+    majority = max(labels[test].mean(), 1 - labels[test].mean())
+    return fit_and_score(x[train], labels[train], x[test], labels[test]), majority

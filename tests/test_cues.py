@@ -22,7 +22,7 @@ from dynmultidep.data.synthetic import (
 from dynmultidep.data.synthetic.cues import PHI, ar1, pause_mask
 from dynmultidep.data.vlogs import load_vlogs
 from dynmultidep.models.functionals import functionals
-from scoring import fit_and_score
+from scoring import probe_folds
 
 NEW_FAMILIES = [c for c in CUE_FAMILIES if c != "bursts"]
 
@@ -112,12 +112,7 @@ def family_corpora(tmp_path_factory):
 def scores(family_corpora, cue, features) -> tuple[float, float]:
     """(test accuracy of a logistic regression on ``features(vlog)``, majority class)."""
     _, records, vlogs = family_corpora(cue)
-    folds = np.array([r.fold for r in records])
-    labels = np.array([v.label for v in vlogs])
-    x = np.stack([features(v) for v in vlogs])
-    train, test = folds != "test", folds == "test"
-    majority = max(labels[test].mean(), 1 - labels[test].mean())
-    return fit_and_score(x[train], labels[train], x[test], labels[test]), majority
+    return probe_folds(records, vlogs, features)
 
 
 def per_channel(v, percentiles=()):

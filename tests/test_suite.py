@@ -28,7 +28,7 @@ from dynmultidep.data.vlogs import load_vlogs
 from dynmultidep.learnability.jobs import SUITE, Job, ModelSpec, ensure_corpus, run_job
 from dynmultidep.learnability.report import suite_tables, suite_targets, summarize
 from dynmultidep.learnability.runner import cached_result, suite_jobs
-from scoring import fit_and_score
+from scoring import probe_folds
 from test_cues import digest, per_channel
 
 
@@ -72,13 +72,7 @@ def probe(root) -> tuple[float, float]:
     """Test accuracy of a logistic regression on per-channel mean and std, and the
     majority class of the test fold."""
     records = read_dvlog_index(root)
-    vlogs = load_vlogs(records, 25, 136)
-    folds = np.array([r.fold for r in records])
-    labels = np.array([v.label for v in vlogs])
-    x = np.stack([per_channel(v) for v in vlogs])
-    train, test = folds != "test", folds == "test"
-    majority = max(labels[test].mean(), 1 - labels[test].mean())
-    return fit_and_score(x[train], labels[train], x[test], labels[test]), majority
+    return probe_folds(records, load_vlogs(records, 25, 136), per_channel)
 
 
 def test_a_suite_corpus_is_deterministic_and_records_its_draw(tmp_path):

@@ -196,7 +196,6 @@ class DepressionClassifier(L.LightningModule):
             weights = torch.where(labels == 1, self.pos_weight, torch.ones(()))
         seed = int((self.run_config or {}).get("seed") or 0)
         self.closed_form_fit = self.net.fit_fold(features, labels.float(), weights, seed)
-        self.net.to(self.device)
         folds = self.closed_form_fit["inner_folds"]
         how = (
             f"chosen by {folds}-fold inner cross-validation"

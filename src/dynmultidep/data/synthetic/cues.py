@@ -249,7 +249,19 @@ def draw_cue_streams(
     steps = max(audio_steps, video_steps)
     latents = base_latents(rng, steps, audio_dim)
     CUES[cue](rng, label, latents)
+    return render_streams(rng, latents, audio_dim, audio_steps, video_steps)
+
+
+def render_streams(
+    rng: np.random.Generator, latents: Latents, audio_dim: int, audio_steps: int,
+    video_steps: int, noise: float = 0.0,
+) -> VlogStreams:  # fmt: skip
+    """Render ``latents`` into a vlog's streams, cut to each modality's steps; ``noise``
+    adds white noise of that many descriptor scales to the audio."""
     audio = render_audio(rng, latents, audio_dim)
+    if noise > 0:
+        _, scales, _ = AUDIO_TABLES[audio_dim]
+        audio += noise * scales * rng.standard_normal(audio.shape)
     landmarks, face_found = render_face(rng, latents)
     return VlogStreams(
         audio=audio[:audio_steps],

@@ -52,10 +52,9 @@ from dynmultidep.data.synthetic.cues import (
     Latents,
     ar1,
     pause_mask,
-    render_audio,
-    render_face,
+    render_streams,
 )
-from dynmultidep.data.synthetic.signals import AUDIO_TABLES, VlogStreams
+from dynmultidep.data.synthetic.signals import VlogStreams
 
 KINDS = (
     "flat_affect", "slowed", "pauses", "speech_rate", "loudness", "cross_modal", "head_motion",
@@ -119,18 +118,8 @@ class RandomCue:
             modality = OWN_MODALITY.get(kind, carrier)
             EFFECTS[kind](self, rng, label, latents, modality)
             carried |= {"audio", "video"} if modality == "both" else {modality}
-        audio = render_audio(rng, latents, audio_dim)
-        if self.noise > 0:
-            _, scales, _ = AUDIO_TABLES[audio_dim]
-            audio += self.noise * scales * rng.standard_normal(audio.shape)
-        landmarks, face_found = render_face(rng, latents)
-        return VlogStreams(
-            audio=audio[:audio_steps],
-            landmarks=landmarks[:video_steps],
-            face_found=face_found[:video_steps],
-            episodes=0,
-            informative=carried.pop() if len(carried) == 1 else "both",
-        )
+        latents.informative = carried.pop() if len(carried) == 1 else "both"
+        return render_streams(rng, latents, audio_dim, audio_steps, video_steps, self.noise)
 
     def person(self, rng: np.random.Generator) -> float:
         """One person's log-scale deviation of the property the cue acts on."""
