@@ -245,6 +245,12 @@ BUILT = {
     "model.experts=[audio,video,fused,stats]": lambda net: (
         net.expert_names[-1] == "stats" and net.statistics is not None
     ),
+    "model.experts=[audio,video,fused,stats] model.stats_fit=closed_form": lambda net: (
+        net.closed_form_part is net.statistics.logistic and net.encoded_experts[-1] == "fused"
+    ),
+    "model.gate_loss=0.5 model.held_out_gate=0.2": lambda net: (
+        net.held_out_gate == 0.2 and net.gate.routing_only
+    ),
     "model.gate_input=encoded": lambda net: net.gate_input == "encoded",
     "model.conv_backend=reference": lambda net: (
         audio_expert(net).blocks[0].mixer.conv_backend == "reference"
@@ -266,7 +272,7 @@ DATA = {
 
 @pytest.mark.parametrize("override", [*BUILT, *DATA])
 def test_every_learning_option_composes_and_reaches_what_it_builds(override):
-    cfg = compose_train(override)
+    cfg = compose_train(*override.split())
     if override in DATA:
         name, value = DATA[override]
         assert getattr(instantiate(cfg.dataset), name) == value

@@ -178,6 +178,7 @@ class DepressionDataModule(L.LightningDataModule):
         self._folds: dict[str, list[Vlog]] = {}
         # fold name -> ids, replacing the index's fold column (k-fold jobs: use_split)
         self.split: dict[str, set[str]] | None = None
+        self.held_out: frozenset[str] | None = None  # training vlogs kept for a gate
 
     # ------------------------------------------------------------------ data
     @property
@@ -257,6 +258,20 @@ class DepressionDataModule(L.LightningDataModule):
             )
         return self._folds[name]
 
+    def hold_out(self, share: float) -> frozenset[str]:
+        """Mark ``share`` of the training fold's vlogs of each label, drawn with the
+        data seed, as held out: training batches then carry ``held_out`` (see
+        :class:`VlogDataset`). Returns their ids."""
+        rng = np.random.default_rng([self.seed, 11])
+        chosen = []
+        vlogs = self.fold("train")
+        for label in (0, 1):
+            ids = sorted(v.id for v in vlogs if v.label == label)
+            count = int(round(share * len(ids)))
+            chosen += [ids[i] for i in rng.permutation(len(ids))[:count]]
+        self.held_out = frozenset(chosen)
+        return self.held_out
+
     def setup(self, stage: str | None = None) -> None:
         if self.synthetic is not None and not self.index_path.is_file():
             self.prepare_data()  # setup without a Trainer (scripts, notebooks)
@@ -276,7 +291,9 @@ class DepressionDataModule(L.LightningDataModule):
             rng = np.random.default_rng([self.seed, 7])
             lengths = np.array([v.length for v in vlogs])
             crops = random_crops(lengths, self.crop_attempts, self.crop_min_length, rng)
-        return VlogDataset(vlogs, crops, random_crop=self.random_crop, seed=self.seed)
+        return VlogDataset(
+            vlogs, crops, random_crop=self.random_crop, seed=self.seed, held_out=self.held_out
+        )
 
     def train_sampler(self, dataset: VlogDataset) -> LengthBucketSampler:
         replicas, rank = 1, 0

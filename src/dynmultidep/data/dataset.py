@@ -47,7 +47,8 @@ class VlogDataset(Dataset):
 
     ``dataset[i]`` is a dict with ``id``, ``label``, ``gender`` and the
     ``audio (T, Da)`` / ``video (T, Dv)`` float32 arrays of the item (views,
-    no copy).
+    no copy); given ``held_out`` (ids), also ``held_out``: whether the item's vlog
+    is one of them (a crop is held out with its vlog).
     """
 
     def __init__(
@@ -56,8 +57,10 @@ class VlogDataset(Dataset):
         extra_segments: Sequence[Segment] = (),
         random_crop: float | None = None,
         seed: int = 0,
+        held_out: frozenset[str] | None = None,
     ):
         self.vlogs = list(vlogs)
+        self.held_out = held_out
         self.random_crop = random_crop
         self.seed = seed
         self.segments: list[Segment] = [(i, 0, v.length) for i, v in enumerate(self.vlogs)]
@@ -73,13 +76,16 @@ class VlogDataset(Dataset):
         if self.random_crop is not None:
             start, stop = self._crop(start, stop, np.random.default_rng([self.seed, epoch, i]))
         vlog = self.vlogs[index]
-        return {
+        item = {
             "id": vlog.id,
             "label": vlog.label,
             "gender": vlog.gender,
             "audio": vlog.audio[start:stop],
             "video": vlog.video[start:stop],
         }
+        if self.held_out is not None:
+            item["held_out"] = vlog.id in self.held_out
+        return item
 
     def _crop(self, start: int, stop: int, rng: np.random.Generator) -> tuple[int, int]:
         length = stop - start
@@ -94,8 +100,9 @@ class PadCollate:
 
     Returns a dict: ``audio (B, T, Da)`` and ``video (B, T, Dv)`` float32 with
     zeros after each item's end, ``lengths (B,)`` int64 valid steps,
-    ``label (B,)`` int64, ``id`` list[str], ``gender`` list[str | None].
-    Validity comes from ``lengths`` alone: a real all-zero row is data.
+    ``label (B,)`` int64, ``id`` list[str], ``gender`` list[str | None], and
+    ``held_out (B,)`` bool when the items say. Validity comes from ``lengths``
+    alone: a real all-zero row is data.
     """
 
     def __init__(self, standardizer: FeatureStandardizer | None = None):
@@ -110,6 +117,8 @@ class PadCollate:
             "id": [item["id"] for item in items],
             "gender": [item["gender"] for item in items],
         }
+        if "held_out" in items[0]:
+            batch["held_out"] = torch.tensor([item["held_out"] for item in items])
         for name in ("audio", "video"):
             width = items[0][name].shape[1]
             padded = torch.zeros(len(items), steps, width, dtype=torch.float32)

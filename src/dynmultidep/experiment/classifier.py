@@ -12,9 +12,18 @@ has), and for a fusion-level gate ``{train,val}/fusion_routed_<op>`` (share of
 vlogs whose fused expert takes fusion operation ``op``; in eval with a raw-input
 hard gate, only vlogs routed to the fused expert count).
 
-A model with ``fits_in_closed_form`` (the functionals baseline) is fit once, before
-the first epoch, on the whole training fold (``model.fit_fold``); its run then has
-one epoch without optimiser steps, which logs its training and validation metrics.
+A model with a ``held_out_gate`` share (DynMultiDep's gate trained on held-out
+losses) has that share of the training fold held out from its experts: the data
+module marks those vlogs in every training batch (``held_out``), the main loss
+leaves them out, and ``train/held_out_loss_<expert>`` logs each expert's loss on
+them (what the gate learns from).
+
+A model with a ``closed_form_part`` (the functionals baseline, DynMultiDep's
+closed-form statistics expert) has that part fit once, before the first epoch,
+on the training fold (``part.fit_fold``; without the vlogs held out for a gate).
+A model that ``fits_in_closed_form`` as a whole (the functionals baseline) then
+has one epoch without optimiser steps, which logs its training and validation
+metrics.
 
 Everything needed to rebuild the module is in its hyper-parameters, saved as
 plain containers so that checkpoints load with ``torch.load(weights_only=True)``;
@@ -174,20 +183,29 @@ class DepressionClassifier(L.LightningModule):
             if positives == 0 or positives == len(labels):
                 raise ValueError("pos_weight needs both classes in the training fold")
             self.pos_weight = torch.tensor((len(labels) - positives) / positives)
+        share = float(getattr(self.net, "held_out_gate", 0.0))
+        if stage == "fit" and share > 0:
+            held = self.trainer.datamodule.hold_out(share)
+            log.info("%d of %d training vlogs held out from the experts for the gate (%g)",
+                     len(held), len(self.trainer.datamodule.fold("train")), share)  # fmt: skip
 
     def on_fit_start(self) -> None:
-        if self.closed_form and not bool(self.net.fitted):
-            self._fit_closed_form()
+        part = getattr(self.net, "closed_form_part", None)
+        if part is not None and not bool(part.fitted):
+            self._fit_closed_form(part)
 
     @torch.no_grad()
-    def _fit_closed_form(self) -> None:
-        """Fit the model to the functionals of the whole training fold (every rank
-        gathers all of them and fits the same model)."""
+    def _fit_closed_form(self, part: nn.Module) -> None:
+        """Fit ``part`` to the functionals of the training fold, less any vlogs held out
+        for a gate (every rank gathers all of them and fits the same model)."""
+        datamodule = self.trainer.datamodule
+        held_out = getattr(datamodule, "held_out", None) or frozenset()
         parts = []
-        for batch in self.trainer.datamodule.fold_dataloader("train"):
+        for batch in datamodule.fold_dataloader("train"):
+            keep = torch.tensor([i not in held_out for i in batch["id"]])
             batch = self.transfer_batch_to_device(batch, self.device, 0)
-            features = self.net.features(batch["audio"], batch["video"], batch["lengths"])
-            parts.append((features.cpu(), batch["label"].cpu()))
+            features = part.features(batch["audio"], batch["video"], batch["lengths"])
+            parts.append((features.cpu()[keep], batch["label"].cpu()[keep]))
         if self.trainer.world_size > 1:
             parts = [p for rank in gather_objects(parts) for p in rank]
         features, labels = (torch.cat(column) for column in zip(*parts, strict=True))
@@ -195,7 +213,7 @@ class DepressionClassifier(L.LightningModule):
         if self.pos_weight is not None:
             weights = torch.where(labels == 1, self.pos_weight, torch.ones(()))
         seed = int((self.run_config or {}).get("seed") or 0)
-        self.closed_form_fit = self.net.fit_fold(features, labels.float(), weights, seed)
+        self.closed_form_fit = part.fit_fold(features, labels.float(), weights, seed)
         folds = self.closed_form_fit["inner_folds"]
         how = (
             f"chosen by {folds}-fold inner cross-validation"
@@ -204,7 +222,7 @@ class DepressionClassifier(L.LightningModule):
         )
         log.info(
             "%s fit in closed form on %d training vlogs: L2 penalty %g (%s)",
-            type(self.net).__name__,
+            type(part).__name__,
             len(labels),
             self.closed_form_fit["penalty"],
             how,
@@ -216,11 +234,17 @@ class DepressionClassifier(L.LightningModule):
         labels = batch["label"]
         pos_weight = None if self.pos_weight is None else self.pos_weight.to(out.logits.device)
         bce = F.binary_cross_entropy_with_logits(
-            out.logits.float(), labels.float(), pos_weight=pos_weight
+            out.logits.float(), labels.float(), pos_weight=pos_weight, reduction="none"
         )
-        loss = bce + out.aux_loss
+        held_out = batch.get("held_out") if split == "train" else None
+        if held_out is None:
+            loss = bce.mean() + out.aux_loss
+        else:  # the experts and the classifier never learn from the gate's vlogs
+            loss = (bce * ~held_out).sum() / (~held_out).sum().clamp_min(1) + out.aux_loss
+            self._log_held_out(out, labels, held_out, pos_weight)
         if out.expert_logits is not None:
-            loss = loss + self.net.label_losses(out, labels, pos_weight)
+            extra = {} if held_out is None else {"held_out": held_out}
+            loss = loss + self.net.label_losses(out, labels, pos_weight, **extra)
         size = len(labels)
         on_step = split == "train"
         self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=True, batch_size=size,
@@ -231,6 +255,21 @@ class DepressionClassifier(L.LightningModule):
         if out.fusion_gate is not None and split != "test":
             self._log_fusion_gate(out.fusion_gate.detach(), split, size)
         return loss, out
+
+    def _log_held_out(self, out: ModelOutput, labels: Tensor, held_out: Tensor,
+                      pos_weight: Tensor | None) -> None:  # fmt: skip
+        """Each expert's loss on the training vlogs held out from it."""
+        rows = int(held_out.sum())
+        if out.expert_logits is None or rows == 0:
+            return
+        logits = out.expert_logits[held_out].detach().float()
+        targets = labels[held_out].float()[:, None].expand_as(logits)
+        losses = F.binary_cross_entropy_with_logits(
+            logits, targets, pos_weight=pos_weight, reduction="none"
+        ).mean(0)
+        for name, value in zip(self.expert_names, losses, strict=True):
+            self.log(f"train/held_out_loss_{name}", value, on_step=False, on_epoch=True,
+                     batch_size=rows)  # fmt: skip
 
     def _log_gate(self, gate: Tensor, split: str, size: int) -> None:
         routed = F.one_hot(gate.argmax(-1), gate.shape[-1]).float()

@@ -8,11 +8,12 @@ Data flow for a batch ``audio (B, T, Da)``, ``video (B, T, Dv)``,
     h_audio = MTExpert_audio(audio)               (B, T, d_model) step encodings
     h_video = MTExpert_video(video)               (B, T, d_model)
     r_e     = pool_e(h_e)                         (B, P) P = d_model (mean) or 2 d_model (stats)
-    r_stats = Linear(functionals(audio, video))   (B, P)  if "stats" is an expert
+    r_stats = Linear(functionals(audio, video))   (B, P)  if "stats" is an expert (gradient fit)
     f       = fusion_gate(features)               (B, K)  over fusion_ops, if fusion_gate
     r_fused = sum_k f_k op_k(h_a, h_v, r_a, r_v)  (B, P)  if "fused" is an expert
     w       = gate(features)                      (B, E)  softmax(. / temp), or one-hot
     logit   = classifier(sum_e w_e r_e)           (B,)
+    logit   = (1 - w_s) logit + w_s l_stats        (B,)   with the closed-form statistics expert
 
 The fused expert joins the two streams step by step, before pooling, so it can
 see how voice and face move together (which neither unimodal expert can); its
@@ -28,7 +29,21 @@ with a fusion-level gate, the fused expert's own loss is the mean of its
 operations' own losses, so that every operation learns whichever the gate picks.
 The statistics expert (``models.statistics``) reads per-channel functionals of
 the raw inputs and runs no encoder: the cheap path for vlogs whose cue is in how
-much and how fast their channels vary.
+much and how fast their channels vary. With ``stats_fit="closed_form"`` it is
+the functionals baseline's logistic regression, fit on the training fold before
+the first epoch (by the training task, ``closed_form_part``) and frozen; it gives
+a logit ``l_stats``, not a representation, mixed with the classifier's logit of
+the other experts by its gate weight ``w_s`` (with hard gates: one or the other).
+
+A gate trained on its experts' training losses learns which expert fits the
+training vlogs best, which on a small corpus is the one that memorises them.
+With ``held_out_gate`` a share of the training vlogs (marked per batch by the
+training task, ``held_out (B,)``) is kept from the experts: the experts and the
+classifier learn from the other vlogs alone, and the gates learn from the held-out
+ones alone, by the routing loss towards the expert (and fusion operation) whose
+loss on the vlog, which it has never trained on, is lowest. DynMM trains its gate
+over experts it no longer changes; here both learn at once, the gate on losses
+its experts cannot have fitted.
 """
 
 from __future__ import annotations
@@ -69,10 +84,18 @@ def own_losses(logits: Tensor, labels: Tensor, pos_weight: Tensor | None) -> Ten
     )
 
 
-def routing_loss(gate_logits: Tensor, path_losses: Tensor) -> Tensor:
+def rows_mean(values: Tensor, rows: Tensor | None) -> Tensor:
+    """Mean of ``values (B,)`` over ``rows (B,)`` (bool; None: all); 0 when none is."""
+    if rows is None:
+        return values.mean()
+    return (values * rows).sum() / rows.sum().clamp_min(1)
+
+
+def routing_loss(gate_logits: Tensor, path_losses: Tensor, rows: Tensor | None = None) -> Tensor:
     """Cross-entropy of a gate's logits ``(B, K)`` against, per sample, the path whose
-    loss ``(B, K)`` (cost included) is lowest."""
-    return F.cross_entropy(gate_logits.float(), path_losses.argmin(-1))
+    loss ``(B, K)`` (cost included) is lowest; averaged over ``rows`` (None: all)."""
+    per_sample = F.cross_entropy(gate_logits.float(), path_losses.argmin(-1), reduction="none")
+    return rows_mean(per_sample, rows)
 
 
 class DynMultiDep(nn.Module):
@@ -85,7 +108,11 @@ class DynMultiDep(nn.Module):
         gumbel: Gumbel noise on gate logits in training.
         gate_input: ``encoded`` (pooled encodings) or ``raw`` (input statistics).
         experts: any of ``audio``, ``video``, ``fused``, ``stats`` (the statistics
-            expert: functionals of both raw inputs, projected linearly).
+            expert: functionals of both raw inputs, projected linearly or, with
+            ``stats_fit="closed_form"``, a logistic regression of them).
+        stats_fit, stats_penalties, stats_inner_folds: how the statistics expert
+            learns (``gradient`` or ``closed_form``) and, closed-form, its candidate
+            L2 penalties and inner folds (:class:`StatisticsExpert`).
         fusion_ops: the fused expert's operations (``models.fusion.FUSION_OPS``).
         fusion_gate: a fusion-level gate chooses among ``fusion_ops`` per sample (it
             reads what the modality gate reads, with the same temperature, hardness
@@ -105,6 +132,9 @@ class DynMultiDep(nn.Module):
             ``cost_weight`` times its cost added; the fused expert's is its best
             operation's), and the same for the fusion gate over its operations;
             needs ``expert_loss > 0``.
+        held_out_gate: the share of training vlogs held out from the experts, on which
+            alone the gates learn (by the routing loss; see the module docstring);
+            0 trains the gates with the experts on every vlog. Needs ``gate_loss > 0``.
         **encoder: the experts' options, :class:`EncoderConfig` (``d_model``,
             ``mtem``, ``router``, ``attention_window`` ...).
     """
@@ -127,6 +157,10 @@ class DynMultiDep(nn.Module):
         modality_dropout: float = 0.0,
         expert_loss: float = 0.0,
         gate_loss: float = 0.0,
+        held_out_gate: float = 0.0,
+        stats_fit: str = "gradient",
+        stats_penalties: Sequence[float] = (1e-3,),
+        stats_inner_folds: int = 5,
         **encoder,
     ):
         super().__init__()
@@ -149,6 +183,11 @@ class DynMultiDep(nn.Module):
             raise ValueError("gate_loss needs expert_loss > 0: the experts must be classifiers")
         self.expert_loss = expert_loss
         self.gate_loss = gate_loss
+        if not 0 <= held_out_gate < 1:
+            raise ValueError(f"held_out_gate must lie in [0, 1), got {held_out_gate}")
+        if held_out_gate > 0 and gate_loss <= 0:
+            raise ValueError("held_out_gate needs gate_loss > 0: the routing loss trains the gate")
+        self.held_out_gate = float(held_out_gate)
         self.encoders = ModalityExperts(audio_dim, video_dim, MODALITIES, share_ssm, config)
         pooled = self.encoders.pooled_dim
         gate_in = 2 * (audio_dim + video_dim) if gate_input == "raw" else 2 * pooled
@@ -159,9 +198,16 @@ class DynMultiDep(nn.Module):
             )
         self.statistics = None
         if "stats" in experts:
-            self.statistics = StatisticsExpert(audio_dim, video_dim, pooled, dropout=config.dropout)
+            self.statistics = StatisticsExpert(
+                audio_dim, video_dim, pooled, dropout=config.dropout, fit=stats_fit,
+                penalties=stats_penalties, inner_folds=stats_inner_folds,
+            )  # fmt: skip
+        # the experts that give representations (the closed-form statistics expert: a logit)
+        self.encoded_experts = tuple(e for e in experts if not (e == "stats" and self._stats_logit))
         self.gate = Gate(gate_in, len(experts), gate_hidden, temp, hard_gate, gumbel)
         self.soft_epochs = soft_epochs
+        for gate in self._gates():
+            gate.routing_only = self.held_out_gate > 0
         self.classifier = classifier_head(pooled, config.d_model, config.dropout)
         self._register_costs()
 
@@ -170,10 +216,14 @@ class DynMultiDep(nn.Module):
         the gates train soft while ``epoch < soft_epochs``. Returns what to log
         (``gate/soft_warmup``: 1 in the warm-up, 0 after; nothing without one)."""
         warming = epoch < self.soft_epochs
-        for gate in (self.gate, self.fusion.gate if self.fusion is not None else None):
-            if gate is not None:
-                gate.warming = warming
+        for gate in self._gates():
+            gate.warming = warming
         return {"gate/soft_warmup": float(warming)} if self.soft_epochs > 0 else {}
+
+    def _gates(self) -> list[Gate]:
+        """The modality gate, and the fusion-level gate if there is one."""
+        fusion_gate = self.fusion.gate if self.fusion is not None else None
+        return [g for g in (self.gate, fusion_gate) if g is not None]
 
     def _register_costs(self) -> None:
         """Buffers of costs relative to the costliest path (all three of type float):
@@ -242,10 +292,10 @@ class DynMultiDep(nn.Module):
             features = raw_statistics(audio, video, lengths)
             weights, gate_logits = self.gate.route(features)
             if self.gate.skips():
-                mixed, fusion_weights = self._chosen_experts_only(
+                mixed, fusion_weights, stats_logit = self._chosen_experts_only(
                     audio, video, lengths, weights, features
                 )
-                return self._output(mixed, weights, fusion_weights)
+                return self._output(mixed, weights, fusion_weights, stats_logit)
             reps, fused = self._representations(
                 audio, video, lengths, self._modalities_used(), features, self._stats
             )
@@ -254,14 +304,19 @@ class DynMultiDep(nn.Module):
                 audio, video, lengths, MODALITIES, None, self._stats
             )
             weights, gate_logits = self.gate.route(torch.cat([reps["audio"], reps["video"]], -1))
-        stacked = torch.stack([reps[e] for e in self.expert_names], dim=1)  # (B, E, P)
+        stacked = torch.stack([reps[e] for e in self.encoded_experts], dim=1)  # (B, E', P)
+        encoded = [self.expert_names.index(e) for e in self.encoded_experts]
+        mixed = (weights[:, encoded, None] * stacked).sum(1)
         fusion_weights = None if fused is None else fused.weights
-        out = self._output((weights[..., None] * stacked).sum(1), weights, fusion_weights)
+        stats_logit = reps["stats"] if self._stats_logit else None
+        out = self._output(mixed, weights, fusion_weights, stats_logit)
         if self.training and self.expert_loss > 0:
-            out = out._replace(
-                expert_logits=self.classifier(stacked).squeeze(-1),  # (B, E)
-                gate_logits=gate_logits,
-            )
+            expert_logits = self.classifier(stacked).squeeze(-1)  # (B, E')
+            if stats_logit is not None:
+                s = self.expert_names.index("stats")
+                parts = (expert_logits[:, :s], stats_logit[:, None], expert_logits[:, s:])
+                expert_logits = torch.cat(parts, dim=1)  # (B, E)
+            out = out._replace(expert_logits=expert_logits, gate_logits=gate_logits)
             if fused is not None and fused.op_reps is not None:
                 out = out._replace(
                     op_logits=self.classifier(fused.op_reps).squeeze(-1),  # (B, K)
@@ -269,9 +324,22 @@ class DynMultiDep(nn.Module):
                 )
         return out
 
-    def label_losses(self, out: ModelOutput, labels: Tensor, pos_weight: Tensor | None) -> Tensor:
+    def label_losses(
+        self,
+        out: ModelOutput,
+        labels: Tensor,
+        pos_weight: Tensor | None,
+        held_out: Tensor | None = None,
+    ) -> Tensor:
         """The training losses that need labels: ``expert_loss`` times the experts' mean
-        BCE, plus ``gate_loss`` times the routing cross-entropy (see the class docstring)."""
+        BCE, plus ``gate_loss`` times the routing cross-entropy (see the class docstring).
+        With ``held_out_gate``, ``held_out (B,)`` (bool) marks the vlogs held out from the
+        experts: their BCE counts for the routing loss alone, the others' for the
+        experts' losses alone."""
+        if self.held_out_gate > 0 and held_out is None:
+            raise ValueError("held_out_gate needs the batch's held_out rows (the training "
+                             "task marks them when it sees the model's held_out_gate)")  # fmt: skip
+        fit_rows = None if held_out is None else ~held_out
         if out.expert_logits is None:
             return out.logits.new_zeros(())
         per_expert = own_losses(out.expert_logits, labels, pos_weight)  # (B, E)
@@ -282,14 +350,16 @@ class DynMultiDep(nn.Module):
             is_fused = torch.arange(len(self.expert_names), device=per_op.device) == fused
             per_expert = torch.where(is_fused, per_op.mean(-1, keepdim=True), per_expert)
             routing = torch.where(is_fused, per_op.detach().min(-1, keepdim=True).values, routing)
-        loss = self.expert_loss * per_expert.mean()
+        loss = self.expert_loss * rows_mean(per_expert.mean(-1), fit_rows)
         if self.gate_loss > 0:
             loss = loss + self.gate_loss * routing_loss(
-                out.gate_logits, routing + self.cost_weight * self.expert_cost
+                out.gate_logits, routing + self.cost_weight * self.expert_cost, held_out
             )
             if out.op_logits is not None:
                 loss = loss + self.gate_loss * routing_loss(
-                    out.fusion_gate_logits, per_op.detach() + self.cost_weight * self.fusion_cost
+                    out.fusion_gate_logits,
+                    per_op.detach() + self.cost_weight * self.fusion_cost,
+                    held_out,
                 )
         return loss
 
@@ -297,17 +367,30 @@ class DynMultiDep(nn.Module):
     def _stats(self) -> bool:
         return self.statistics is not None
 
+    @property
+    def _stats_logit(self) -> bool:
+        """Whether the statistics expert gives a logit (closed form), not a representation."""
+        return self.statistics is not None and self.statistics.closed_form
+
+    @property
+    def closed_form_part(self):
+        """What the training task fits before the first epoch (``features``, ``fit_fold``,
+        ``fitted``): the closed-form statistics expert's logistic regression, or None."""
+        return self.statistics.logistic if self._stats_logit else None
+
     def _modalities_used(self) -> tuple[str, ...]:
         return tuple(m for m in MODALITIES if any(m in self._needs(e) for e in self.expert_names))
 
     def _chosen_experts_only(self, audio, video, lengths, weights, features):
         """Run, for each group of samples with the same choice, only what it needs.
-        Returns the mixed representation ``(B, P)`` and the fusion weights ``(B, K)``
+        Returns the mixed representation ``(B, P)``, the fusion weights ``(B, K)``
         (zero rows for samples that did not take the fused expert; None without a
-        fusion gate)."""
+        fusion gate) and the closed-form statistics expert's logit ``(B,)`` (zero for
+        samples that did not take it; None without it)."""
         choice = weights.argmax(-1)
         mixed = audio.new_zeros(audio.shape[0], self.encoders.pooled_dim)
         fusion_weights = None
+        stats_logit = audio.new_zeros(audio.shape[0]) if self._stats_logit else None
         if self.fusion is not None and self.fusion.gate is not None:
             fusion_weights = audio.new_zeros(audio.shape[0], len(self.fusion.op_names))
         for e, expert in enumerate(self.expert_names):
@@ -319,12 +402,19 @@ class DynMultiDep(nn.Module):
                 audio[rows, :steps], video[rows, :steps], lengths[rows], self._needs(expert),
                 features[rows], stats=expert == "stats",
             )  # fmt: skip
+            if expert == "stats" and stats_logit is not None:
+                stats_logit[rows] = reps[expert].to(stats_logit.dtype)
+                continue
             mixed[rows] = (weights[rows, e, None] * reps[expert]).to(mixed.dtype)  # autocast
             if expert == "fused" and fusion_weights is not None:
                 fusion_weights[rows] = fused.weights.to(fusion_weights.dtype)
-        return mixed, fusion_weights
+        return mixed, fusion_weights, stats_logit
 
-    def _output(self, mixed: Tensor, weights: Tensor, fusion_weights: Tensor | None):
+    def _output(self, mixed: Tensor, weights: Tensor, fusion_weights: Tensor | None,
+                stats_logit: Tensor | None = None) -> ModelOutput:  # fmt: skip
         logits = self.classifier(mixed).squeeze(-1)
+        if stats_logit is not None:  # the closed-form statistics expert's logit, by its weight
+            w = weights[:, self.expert_names.index("stats")]
+            logits = (1 - w) * logits + w * stats_logit.to(logits.dtype)
         aux = self.cost_weight * self.path_cost(weights, fusion_weights).mean()
         return ModelOutput(logits, weights, aux, fusion_gate=fusion_weights)

@@ -135,7 +135,16 @@ class Functionals(nn.Module):
             "cv_loss": {f"{p:g}": loss for p, loss in fit.cv_loss.items()},
         }
 
-    def forward(self, audio: Tensor, video: Tensor, lengths: Tensor) -> ModelOutput:
+    @property
+    def closed_form_part(self) -> Functionals:
+        """What the training task fits before the first epoch: the whole model."""
+        return self
+
+    def logit(self, audio: Tensor, video: Tensor, lengths: Tensor) -> Tensor:
+        """``(B,)`` the logistic regression's logit."""
         z = (self.features(audio, video, lengths) - self.mean) / self.std
-        logits = self.linear(z).squeeze(-1)
+        return self.linear(z).squeeze(-1)
+
+    def forward(self, audio: Tensor, video: Tensor, lengths: Tensor) -> ModelOutput:
+        logits = self.logit(audio, video, lengths)
         return ModelOutput(logits, None, logits.new_zeros(()))

@@ -12,6 +12,9 @@ that everything runs and is mixed with the same one-hot weights (the same output
 the full cost: what dynamic inference is measured against). ``warming`` makes a
 hard gate soft in training only (a warm-up in which every path learns from the
 main loss before the choices harden); evaluation keeps the one-hot weights.
+``routing_only`` cuts the gate off from the main loss in training: its weights and
+its input carry no gradient, so only a routing loss on its logits trains it (the
+gate trained on held-out losses, while the paths it weighs learn from the rest).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class Gate(nn.Module):
         self.gumbel = gumbel
         self.dynamic = True  # not an option of the model: set_dynamic() for measurements
         self.warming = False  # soft in training, whatever ``hard`` says (a warm-up)
+        self.routing_only = False  # in training, learns from a routing loss alone
 
     def skips(self) -> bool:
         """Whether the paths this gate did not choose may be skipped: hard, in eval."""
@@ -75,6 +79,9 @@ class Gate(nn.Module):
     def route(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """``(weights (B, E), logits (B, E))``: the gate's output and its logits before
         noise and temperature (what a routing loss trains)."""
+        if self.routing_only and self.training:
+            logits = self.net(features.detach())
+            return self._weights(logits.detach()), logits
         logits = self.net(features)
         return self._weights(logits), logits
 
