@@ -137,14 +137,15 @@ def test_published_recipes(experiment, corpus, d_state, crop_min):
         "mean", False, 0.0, False,
     )  # fmt: skip
     assert model.input_norm and model.output_norm
-    assert (model.expert_loss, model.gate_loss, model.cost_weight, model.modality_dropout) == (
-        0.0, 0.0, 0.0, 0.0,
-    )  # fmt: skip
+    assert (model.expert_loss, model.gate_loss, model.cost_weight, model.modality_dropout,
+            model.held_out_gate) == (0.0, 0.0, 0.0, 0.0, 0.0)  # fmt: skip
 
 
 IMPROVED = dict(
-    gate_input="raw", pooling="stats", input_deltas=True, drop_path=0.5, expert_loss=0.5
+    gate_input="raw", pooling="stats", input_deltas=True, drop_path=0.5, expert_loss=0.5,
+    stats_fit="closed_form", gate_loss=0.5, held_out_gate=0.2,
 )
+EXPERTS = ["audio", "video", "fused", "stats"]
 
 
 @pytest.mark.parametrize(
@@ -156,7 +157,7 @@ def test_improved_recipes_are_the_published_ones_with_the_learning_options(corpu
     improved = compose_train(f"experiment={corpus}_dynmultidep_improved")
     assert improved.optimized_metric == "val/macro_f1"
     assert improved.dataset.face_normalization == faces
-    assert list(improved.model.experts) == ["audio", "video", "fused"]
+    assert list(improved.model.experts) == EXPERTS
     for key, value in IMPROVED.items():
         assert improved.model[key] == value, key
     changed = {*IMPROVED, "experts"}
@@ -179,7 +180,7 @@ def test_defaults_take_the_learning_options():
     assert cfg.optimized_metric == "val/macro_f1"
     assert cfg.dataset.face_normalization == "similarity" and cfg.dataset.head_pose
     assert cfg.model.video_dim == 136 + len(POSE_COLUMNS)
-    assert list(cfg.model.experts) == ["audio", "video", "fused"]
+    assert list(cfg.model.experts) == EXPERTS
     for key, value in IMPROVED.items():
         assert cfg.model[key] == value, key
     assert compose_train("dataset=lmvd").dataset.face_normalization is None
@@ -240,7 +241,9 @@ BUILT = {
     "model.input_norm=false": lambda net: isinstance(audio_expert(net).input[1], torch.nn.Identity),
     "model.output_norm=false": lambda net: isinstance(audio_expert(net).norm, torch.nn.Identity),
     "model.gate_loss=1.0": lambda net: net.gate_loss == 1.0,
-    "model.expert_loss=0.0": lambda net: net.expert_loss == 0.0,
+    "model.expert_loss=0.0 model.gate_loss=0.0 model.held_out_gate=0.0": lambda net: (
+        net.expert_loss == 0.0 and not net.gate.routing_only
+    ),
     "model.experts=[audio,video]": lambda net: tuple(net.expert_names) == ("audio", "video"),
     "model.experts=[audio,video,fused,stats]": lambda net: (
         net.expert_names[-1] == "stats" and net.statistics is not None

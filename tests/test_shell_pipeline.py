@@ -83,7 +83,8 @@ def test_metrics_json_agrees_with_predictions_csv(trained):
     rows = read_csv(out / "predictions.csv")
     assert len(rows) == metrics["vlogs"]
     assert list(rows[0]) == ["id", "gender", "label", "probability", "prediction",
-                             "gate_audio", "gate_video", "gate_fused", "relied_on"]  # fmt: skip
+                             "gate_audio", "gate_video", "gate_fused", "gate_stats",
+                             "relied_on"]  # fmt: skip
     tp = sum(r["label"] == "1" and r["prediction"] == "1" for r in rows)
     fp = sum(r["label"] == "0" and r["prediction"] == "1" for r in rows)
     fn = sum(r["label"] == "1" and r["prediction"] == "0" for r in rows)

@@ -185,9 +185,18 @@ class DepressionClassifier(L.LightningModule):
             self.pos_weight = torch.tensor((len(labels) - positives) / positives)
         share = float(getattr(self.net, "held_out_gate", 0.0))
         if stage == "fit" and share > 0:
-            held = self.trainer.datamodule.hold_out(share)
+            datamodule = self._datamodule("model.held_out_gate")
+            held = datamodule.hold_out(share)
             log.info("%d of %d training vlogs held out from the experts for the gate (%g)",
-                     len(held), len(self.trainer.datamodule.fold("train")), share)  # fmt: skip
+                     len(held), len(datamodule.fold("train")), share)  # fmt: skip
+
+    def _datamodule(self, option: str):
+        """The trainer's data module, which ``option`` needs."""
+        datamodule = self.trainer.datamodule
+        if datamodule is None:
+            raise ValueError(f"{option} needs the data module: trainer.fit(module, "
+                             "datamodule=...), not bare dataloaders")  # fmt: skip
+        return datamodule
 
     def on_fit_start(self) -> None:
         part = getattr(self.net, "closed_form_part", None)
@@ -198,7 +207,7 @@ class DepressionClassifier(L.LightningModule):
     def _fit_closed_form(self, part: nn.Module) -> None:
         """Fit ``part`` to the functionals of the training fold, less any vlogs held out
         for a gate (every rank gathers all of them and fits the same model)."""
-        datamodule = self.trainer.datamodule
+        datamodule = self._datamodule("a model fit in closed form")
         held_out = getattr(datamodule, "held_out", None) or frozenset()
         parts = []
         for batch in datamodule.fold_dataloader("train"):
