@@ -142,8 +142,14 @@ def test_published_recipes(experiment, corpus, d_state, crop_min):
 
 
 IMPROVED = dict(
-    gate_input="raw", pooling="stats", input_deltas=True, drop_path=0.5, expert_loss=0.5,
-    stats_fit="closed_form", gate_loss=0.5, held_out_gate=0.2,
+    gate_input="raw",
+    pooling="stats",
+    input_deltas=True,
+    drop_path=0.5,
+    expert_loss=0.5,
+    stats_fit="closed_form",
+    gate_loss=0.5,
+    held_out_gate=0.2,
 )
 EXPERTS = ["audio", "video", "fused", "stats"]
 
