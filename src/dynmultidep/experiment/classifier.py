@@ -47,6 +47,7 @@ from torch import Tensor, nn
 from dynmultidep.experiment.distributed import gather_objects
 from dynmultidep.experiment.metrics import classification_metrics, with_avg4
 from dynmultidep.experiment.predictions import Predictions, join_shards
+from dynmultidep.models.dynmultidep import own_losses, rows_mean
 from dynmultidep.models.output import ModelOutput
 from dynmultidep.protocols.threshold import TUNABLE, tune_threshold
 
@@ -249,7 +250,7 @@ class DepressionClassifier(L.LightningModule):
         if held_out is None:
             loss = bce.mean() + out.aux_loss
         else:  # the experts and the classifier never learn from the gate's vlogs
-            loss = (bce * ~held_out).sum() / (~held_out).sum().clamp_min(1) + out.aux_loss
+            loss = rows_mean(bce, ~held_out) + out.aux_loss
             self._log_held_out(out, labels, held_out, pos_weight)
         if out.expert_logits is not None:
             extra = {} if held_out is None else {"held_out": held_out}
@@ -271,11 +272,8 @@ class DepressionClassifier(L.LightningModule):
         rows = int(held_out.sum())
         if out.expert_logits is None or rows == 0:
             return
-        logits = out.expert_logits[held_out].detach().float()
-        targets = labels[held_out].float()[:, None].expand_as(logits)
-        losses = F.binary_cross_entropy_with_logits(
-            logits, targets, pos_weight=pos_weight, reduction="none"
-        ).mean(0)
+        losses = own_losses(out.expert_logits[held_out].detach(), labels[held_out], pos_weight)
+        losses = losses.mean(0)
         for name, value in zip(self.expert_names, losses, strict=True):
             self.log(f"train/held_out_loss_{name}", value, on_step=False, on_epoch=True,
                      batch_size=rows)  # fmt: skip
