@@ -261,6 +261,8 @@ BUILT = {
         net.held_out_gate == 0.2 and net.gate.routing_only
     ),
     "model.gate_input=encoded": lambda net: net.gate_input == "encoded",
+    "model.routing_target=risk": lambda net: net.routing_target == "risk",
+    "model.gate_hidden=0": lambda net: isinstance(net.gate.net, torch.nn.Linear),
     "model.conv_backend=reference": lambda net: (
         audio_expert(net).blocks[0].mixer.conv_backend == "reference"
     ),

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from dynmultidep.data.dataset import VlogDataset
 from dynmultidep.data.sampler import LengthBucketSampler
 from dynmultidep.data.vlogs import Vlog
-from dynmultidep.models.dynmultidep import DynMultiDep
+from dynmultidep.models.dynmultidep import DynMultiDep, routing_loss
 from dynmultidep.models.encoder import EncoderConfig, MTExpert
 from dynmultidep.models.masking import step_deltas
 
@@ -92,6 +92,69 @@ def test_routing_targets_prefer_cheaper_experts_by_the_cost_weight():
         zero.expert_logits, torch.ones(3, 2), reduction="none"
     )
     torch.testing.assert_close(loss, per_expert.mean() + target)
+
+
+def test_the_risk_routing_target_is_the_expected_loss_under_the_gate():
+    logits = torch.tensor([[0.0, 0.0], [2.0, 0.0]], requires_grad=True)
+    losses = torch.tensor([[0.2, 0.4], [1.0, 3.0]])
+    p = 1 / (1 + np.exp(-2.0))  # softmax of (2, 0), first entry
+    expected = ((0.2 + 0.4) / 2 + (p * 1.0 + (1 - p) * 3.0)) / 2
+    loss = routing_loss(logits, losses, target="risk")
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    # each logit moves by p_k (loss_k - expected loss): the second row, whose choice
+    # matters ten times more, pulls ten times harder
+    first = 0.5 * 0.5 * (0.2 - 0.3)
+    assert logits.grad[0, 0].item() == pytest.approx(first, rel=1e-5)
+    second = 0.5 * p * (1.0 - (p * 1.0 + (1 - p) * 3.0))
+    assert logits.grad[1, 0].item() == pytest.approx(second, rel=1e-5)
+    # only the given rows count; the default target is the lowest-loss path
+    rows = torch.tensor([False, True])
+    assert routing_loss(logits, losses, rows, "risk").item() == pytest.approx(
+        p * 1.0 + (1 - p) * 3.0, rel=1e-6
+    )
+    torch.testing.assert_close(
+        routing_loss(logits, losses), F.cross_entropy(logits, torch.tensor([0, 0]))
+    )
+    with pytest.raises(ValueError, match="routing target"):
+        routing_loss(logits, losses, target="best")
+
+
+def test_the_soft_routing_target_splits_near_ties_and_follows_clear_winners():
+    logits = torch.zeros(2, 2, requires_grad=True)
+    losses = torch.tensor([[0.30, 0.31], [0.1, 3.1]])
+    # wanted weights: softmax(-loss) per row, worked out by hand
+    q_tie = 1 / (1 + np.exp(-0.01))
+    q_clear = 1 / (1 + np.exp(-3.0))
+    loss = routing_loss(logits, losses, target="soft")
+    assert loss.item() == pytest.approx(np.log(2.0), rel=1e-6)  # uniform logits: log 2 per row
+    loss.backward()
+    # the cross-entropy's gradient is (p - q) / B: a near tie barely moves the gate
+    assert logits.grad[0, 0].item() == pytest.approx((0.5 - q_tie) / 2, abs=1e-6)
+    assert logits.grad[1, 0].item() == pytest.approx((0.5 - q_clear) / 2, rel=1e-5)
+    assert abs(logits.grad[1, 0].item()) > 40 * abs(logits.grad[0, 0].item())
+
+
+def test_a_linear_gate_trains_by_the_risk_routing_target():
+    torch.manual_seed(0)
+    model = DynMultiDep(DA, DV, experts=("audio", "video"), gate_input="raw", gate_hidden=0,
+                        expert_loss=0.5, gate_loss=1.0, routing_target="risk", **SMALL)  # fmt: skip
+    assert isinstance(model.gate.net, torch.nn.Linear)
+    audio, video, lengths = batch()
+    labels = torch.tensor([1, 0, 1])
+    out = model(audio, video, lengths)
+    per_expert = F.binary_cross_entropy_with_logits(
+        out.expert_logits, labels.float()[:, None].expand(3, 2), reduction="none"
+    )
+    risk = (F.softmax(out.gate_logits, -1) * per_expert.detach()).sum(-1).mean()
+    expected = 0.5 * per_expert.mean() + risk
+    torch.testing.assert_close(model.label_losses(out, labels, None), expected)
+    model.label_losses(out, labels, None).backward()
+    assert model.gate.net.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="routing_target"):
+        DynMultiDep(DA, DV, routing_target="best", **SMALL)
+    with pytest.raises(ValueError, match="hidden width"):
+        DynMultiDep(DA, DV, gate_hidden=-1, **SMALL)
 
 
 def test_random_crops_are_windows_of_at_least_the_fraction():

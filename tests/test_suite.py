@@ -130,7 +130,8 @@ def suite_result(draw, model, acc, index):
     corpus = dataclasses.replace(draw_suite(index + 1, 0)[index])
     job = Job.of_draw(corpus, ModelSpec.parse(model), 0)
     return {**job.describe(), "key": job.key, "error": None, "model": model,
-            "test": {"acc": acc, "macro_f1": acc, "auroc": acc}, "val": {"acc": acc},
+            "test": {"acc": acc, "macro_f1": acc, "auroc": acc},
+            "val": {"acc": acc - 0.1, "loss": 1 - acc},
             "majority": 0.55, "routed_informative": None, "seconds": 1.0}  # fmt: skip
 
 
@@ -147,9 +148,15 @@ def test_suite_tables_and_targets():
     assert mean["measured"] == "-2.0 points" and not mean["met"]
     worst = met["suite: on every draw dynmultidep >= functionals - 5 points"]
     assert "-6.0 points" in worst["measured"] and not worst["met"]
-    ((title, header, matrix),) = suite_tables(rows)
+    (title, header, matrix), (_, mean_header, means) = suite_tables(rows)
     assert header[:3] == ["draw", "cue", "majority"] and matrix[-1][0] == "mean (2 draws)"
     assert matrix[0][1] == draw_suite(1, 0)[0].summary()
+    # the means over draws, with the validation scores choices are made on
+    assert mean_header[:3] == ["model", "val acc", "val log-loss"]
+    by_model = {row[0]: row for row in means}
+    assert by_model["dynmultidep"][1:5] == ["0.730", "0.170", "0.830", "0.830"]
+    assert by_model["dynmultidep"][5] == "-6.0 points"
+    assert by_model["functionals"][5] == "+0.0 points"
 
 
 def test_the_script_plans_the_suite():

@@ -37,7 +37,7 @@ def summarize(results: Iterable[dict]) -> list[dict]:
                "failed": len(runs) - len(ok),
                "seconds": sum(r.get("seconds", 0.0) for r in runs)}  # fmt: skip
         for split in ("test", "val"):
-            for score in ("acc", "macro_f1", "auroc"):
+            for score in ("acc", "macro_f1", "auroc", "loss"):
                 mean, std = _mean_std([r.get(split, {}).get(score) for r in ok])
                 row[f"{split}_{score}"], row[f"{split}_{score}_std"] = mean, std
         row["majority"] = _mean_std([r.get("majority") for r in ok])[0]
@@ -157,7 +157,9 @@ def _suite_draws(rows: list[dict]) -> dict[str, dict[str, float]]:
 
 def suite_tables(rows: list[dict]) -> list[tuple[str, list[str], list[list]]]:
     """The suite's per-draw accuracy table (with the gate's routing where the draw's
-    generator knows the informative modality) and the mean over draws."""
+    generator knows the informative modality) and the mean over draws; then, per
+    model, the means over the draws every model finished of what choices are made on
+    (validation accuracy and log-loss) beside the test scores."""
     here = [r for r in rows if r["size"] == SUITE]
     if not here:
         return []
@@ -181,7 +183,30 @@ def suite_tables(rows: list[dict]) -> list[tuple[str, list[str], list[list]]]:
         means = [statistics.fmean(d[m] for d in complete) for m in models]
         matrix.append([f"mean ({len(complete)} draws)", "", "",
                        *[f"{v:.3f}" for v in means], ""])  # fmt: skip
-    return [("Randomised suite: test accuracy per draw", header, matrix)]
+    out = [("Randomised suite: test accuracy per draw", header, matrix)]
+    names = [n for n, cells in sorted(by_draw.items()) if set(models) <= set(cells)]
+    if names:
+        out.append(_suite_means(by_draw, names, models))
+    return out
+
+
+def _suite_means(by_draw: dict[str, dict[str, dict]], names: list[str], models: list[str]):
+    """Per model, means over the draws ``names`` of validation accuracy and log-loss,
+    test accuracy and AUROC, and the worst test-accuracy gap to the functionals."""
+    score_keys = ("val_acc", "val_loss", "test_acc", "test_auroc")
+    header = ["model", "val acc", "val log-loss", "test acc", "test AUROC",
+              "worst test gap to functionals"]  # fmt: skip
+    matrix = []
+    for model in models:
+        cells = [by_draw[n][model] for n in names]
+        means = [_mean_std([c.get(k) for c in cells])[0] for k in score_keys]
+        gaps = [by_draw[n][model]["test_acc"] - by_draw[n]["functionals"]["test_acc"]
+                for n in names if "functionals" in by_draw[n]
+                and by_draw[n][model]["test_acc"] is not None
+                and by_draw[n]["functionals"]["test_acc"] is not None]  # fmt: skip
+        matrix.append([model, *["—" if m is None else f"{m:.3f}" for m in means],
+                       f"{100 * min(gaps):+.1f} points" if gaps else "—"])  # fmt: skip
+    return (f"Randomised suite: means over {len(names)} draws", header, matrix)
 
 
 def _acc(row: dict | None) -> str:

@@ -91,10 +91,33 @@ def rows_mean(values: Tensor, rows: Tensor | None) -> Tensor:
     return (values * rows).sum() / rows.sum().clamp_min(1)
 
 
-def routing_loss(gate_logits: Tensor, path_losses: Tensor, rows: Tensor | None = None) -> Tensor:
-    """Cross-entropy of a gate's logits ``(B, K)`` against, per sample, the path whose
-    loss ``(B, K)`` (cost included) is lowest; averaged over ``rows`` (None: all)."""
-    per_sample = F.cross_entropy(gate_logits.float(), path_losses.argmin(-1), reduction="none")
+ROUTING_TARGETS = ("argmin", "soft", "risk")
+
+
+def routing_loss(
+    gate_logits: Tensor, path_losses: Tensor, rows: Tensor | None = None, target: str = "argmin"
+) -> Tensor:
+    """What trains a gate from its paths' losses ``(B, K)`` (cost included, no gradient),
+    per sample, averaged over ``rows`` (None: all). ``target``:
+
+    - ``argmin``: cross-entropy of the logits ``(B, K)`` against the path whose loss is
+      lowest (a near tie counts as much as a clear winner);
+    - ``soft``: cross-entropy against ``softmax(-loss)`` over the paths: a near tie asks
+      for an even split, a path whose loss is lower by a nat or more is asked for
+      most of the weight;
+    - ``risk``: the expected loss ``sum_k softmax(logits)_k * loss_k``, whose gradient
+      on logit k is ``p_k * (loss_k - expected loss)``: each sample pulls the gate in
+      proportion to how much the choice matters on it.
+    """
+    if target == "argmin":
+        per_sample = F.cross_entropy(gate_logits.float(), path_losses.argmin(-1), reduction="none")
+    elif target == "soft":
+        wanted = F.softmax(-path_losses.float(), -1)
+        per_sample = F.cross_entropy(gate_logits.float(), wanted, reduction="none")
+    elif target == "risk":
+        per_sample = (F.softmax(gate_logits.float(), -1) * path_losses.float()).sum(-1)
+    else:
+        raise ValueError(f"routing target must be one of {ROUTING_TARGETS}, got {target!r}")
     return rows_mean(per_sample, rows)
 
 
@@ -117,7 +140,7 @@ class DynMultiDep(nn.Module):
         fusion_gate: a fusion-level gate chooses among ``fusion_ops`` per sample (it
             reads what the modality gate reads, with the same temperature, hardness
             and noise); without it, ``fusion_ops`` names one operation.
-        gate_hidden: hidden width of the gate MLPs.
+        gate_hidden: hidden width of the gate MLPs; 0 makes the gates linear.
         soft_epochs: for this many first epochs of training, hard gates (both levels)
             train soft, so that every expert and fusion operation learns from the
             main loss before the choices harden (DynMM trains its branches before its
@@ -127,11 +150,14 @@ class DynMultiDep(nn.Module):
         modality_dropout: share of training samples with one modality blanked.
         expert_loss: weight of the mean of the experts' own losses in training (with
             a fusion gate, the fused expert's is the mean of its operations' losses).
-        gate_loss: weight of the routing loss: cross-entropy between the gate's logits
-            and, per vlog, the expert whose own loss on it is lowest (with
-            ``cost_weight`` times its cost added; the fused expert's is its best
-            operation's), and the same for the fusion gate over its operations;
-            needs ``expert_loss > 0``.
+        gate_loss: weight of the routing loss, which trains the gate from each
+            expert's own loss per vlog (``cost_weight`` times its cost added; the
+            fused expert's is its best operation's) as ``routing_target`` says, and
+            the fusion gate from its operations' losses; needs ``expert_loss > 0``.
+        routing_target: what the routing loss asks of a gate (:func:`routing_loss`):
+            ``argmin`` (cross-entropy against the lowest-loss path), ``soft`` (against
+            the softmax of the negative losses) or ``risk`` (the expected loss under
+            the gate's softmax).
         held_out_gate: the share of training vlogs held out from the experts, on which
             alone the gates learn (by the routing loss; see the module docstring);
             0 trains the gates with the experts on every vlog. Needs ``gate_loss > 0``.
@@ -157,6 +183,7 @@ class DynMultiDep(nn.Module):
         modality_dropout: float = 0.0,
         expert_loss: float = 0.0,
         gate_loss: float = 0.0,
+        routing_target: str = "argmin",
         held_out_gate: float = 0.0,
         stats_fit: str = "gradient",
         stats_penalties: Sequence[float] = (1e-3,),
@@ -183,6 +210,11 @@ class DynMultiDep(nn.Module):
             raise ValueError("gate_loss needs expert_loss > 0: the experts must be classifiers")
         self.expert_loss = expert_loss
         self.gate_loss = gate_loss
+        if routing_target not in ROUTING_TARGETS:
+            raise ValueError(
+                f"routing_target must be one of {ROUTING_TARGETS}, got {routing_target!r}"
+            )
+        self.routing_target = routing_target
         if not 0 <= held_out_gate < 1:
             raise ValueError(f"held_out_gate must lie in [0, 1), got {held_out_gate}")
         if held_out_gate > 0 and gate_loss <= 0:
@@ -353,13 +385,15 @@ class DynMultiDep(nn.Module):
         loss = self.expert_loss * rows_mean(per_expert.mean(-1), fit_rows)
         if self.gate_loss > 0:
             loss = loss + self.gate_loss * routing_loss(
-                out.gate_logits, routing + self.cost_weight * self.expert_cost, held_out
-            )
+                out.gate_logits, routing + self.cost_weight * self.expert_cost, held_out,
+                self.routing_target,
+            )  # fmt: skip
             if out.op_logits is not None:
                 loss = loss + self.gate_loss * routing_loss(
                     out.fusion_gate_logits,
                     per_op.detach() + self.cost_weight * self.fusion_cost,
                     held_out,
+                    self.routing_target,
                 )
         return loss
 

@@ -37,6 +37,8 @@ def raw_statistics(audio: Tensor, video: Tensor, lengths: Tensor) -> Tensor:
 class Gate(nn.Module):
     """``features (B, in_dim) -> weights (B, num_experts)``.
 
+    ``hidden`` is the width of the MLP's hidden layer; 0 makes the gate linear.
+
     ``temp`` can be set (a callback anneals it); it lives in the ``temperature``
     buffer so checkpoints carry the value training ended with.
     """
@@ -51,8 +53,12 @@ class Gate(nn.Module):
         gumbel: bool = False,
     ):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, num_experts)
+        if hidden < 0:
+            raise ValueError(f"the gate's hidden width must be >= 0, got {hidden}")
+        self.net = (
+            nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, num_experts))
+            if hidden > 0
+            else nn.Linear(in_dim, num_experts)  # a linear gate: few parameters for few vlogs
         )
         self.register_buffer("temperature", torch.tensor(float(temp)))
         self.hard = hard
