@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml
 train: install
 	$(PY) src/train.py $(ARGS)
 
-test: install
+# Lint (style and the import layers of pyproject.toml) first, then the tests.
+test: lint
 	$(PY) -m pytest -m "not slow" -q
 
 # Also installs the optional launchers the slow tests exercise (submitit, Optuna).
@@ -34,6 +35,7 @@ test-slow: install
 lint: install
 	$(PY) -m ruff check src scripts tests
 	$(PY) -m ruff format --check src scripts tests
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(PY) -m ruff format src scripts tests

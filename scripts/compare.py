@@ -10,7 +10,7 @@ A and B are run directories (predictions.csv) or sweep directories (one job per 
 or seed, paired by fold or seed). Prints B - A for accuracy, F1 and AUROC with paired
 bootstrap intervals, McNemar's exact test and, over folds or seeds, a sign-flip test.
 Runs whose test vlogs differ are refused (exit status 2). See
-dynmultidep.protocols.compare.
+dynmultidep.sweeps.compare.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import argparse
 
 from dynmultidep.atomic import write_text_atomic
 from dynmultidep.cli import run_cli
-from dynmultidep.protocols.compare import (
+from dynmultidep.sweeps.compare import (
     compare,
     comparison_json,
     comparison_markdown,

@@ -5,7 +5,7 @@
 
 Multiruns of src/train.py do this by themselves when they end; run it by hand on a
 sweep that was interrupted, or while one is still running (unfinished jobs are
-listed with the failed ones). See dynmultidep.experiment.summary.
+listed with the failed ones). See dynmultidep.sweeps.summary.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from dynmultidep.cli import run_cli
-from dynmultidep.experiment.summary import write_summary
+from dynmultidep.sweeps.summary import write_summary
 
 
 def main(argv: list[str] | None = None) -> int:

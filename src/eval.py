@@ -2,14 +2,14 @@
 
     python src/eval.py ckpt_path=logs/train/runs/.../checkpoints/last.ckpt [fold=valid]
 
-See conf/eval.yaml and dynmultidep.experiment.evaluate.
+See conf/eval.yaml and dynmultidep.tasks.evaluate.
 """
 
 import hydra
 from omegaconf import DictConfig
 
-from dynmultidep.experiment.evaluate import evaluate
-from dynmultidep.experiment.session import guarded
+from dynmultidep.tasks.evaluate import evaluate
+from dynmultidep.tasks.run.session import guarded
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")

@@ -2,14 +2,14 @@
 
     python src/predict.py ckpt_path=PATH.ckpt input=DIR_OR_FILE [output=preds.csv]
 
-See conf/predict.yaml and dynmultidep.experiment.predict.
+See conf/predict.yaml and dynmultidep.tasks.predict.
 """
 
 import hydra
 from omegaconf import DictConfig
 
-from dynmultidep.experiment.predict import predict
-from dynmultidep.experiment.session import guarded
+from dynmultidep.tasks.predict import predict
+from dynmultidep.tasks.run.session import guarded
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")

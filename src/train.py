@@ -6,7 +6,7 @@
     python src/train.py resume=logs/train/runs/<stamp>   # continue an interrupted run
     python src/train.py --cfg job                        # print the composed config
 
-See conf/train.yaml and dynmultidep.experiment.train.
+See conf/train.yaml and dynmultidep.tasks.train.
 """
 
 import sys
@@ -15,9 +15,9 @@ import hydra
 from omegaconf import DictConfig
 
 from dynmultidep.errors import DynMultiDepError
-from dynmultidep.experiment.resume import resume_argv
-from dynmultidep.experiment.session import exit_with_error, guarded
-from dynmultidep.experiment.train import train
+from dynmultidep.tasks.run.resume import resume_argv
+from dynmultidep.tasks.run.session import exit_with_error, guarded
+from dynmultidep.tasks.train import train
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -17,15 +17,15 @@ from dynmultidep.data.synthetic import SyntheticSpec, generate_corpus
 
 def pytest_sessionstart(session):
     """Compile the numba kernels not yet cached, their groups in parallel processes
-    (dynmultidep.models.precompile), before any test waits on one alone.
+    (dynmultidep.ops.precompile), before any test waits on one alone.
     DYNMULTIDEP_PRECOMPILE=0 skips it."""
     if os.environ.get("DYNMULTIDEP_PRECOMPILE", "1") == "0":
         return
-    from dynmultidep.models.ssm import fused_available
+    from dynmultidep.ops.scan import fused_available
 
     if not fused_available():
         return
-    from dynmultidep.models.precompile import precompile
+    from dynmultidep.ops.precompile import precompile
 
     start = time.perf_counter()
     seconds = precompile()

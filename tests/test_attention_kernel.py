@@ -1,19 +1,19 @@
 """The fused banded-attention kernels against their plain reference
-(:func:`dynmultidep.models.attention.banded_attention`)."""
+(:func:`dynmultidep.ops.attention.banded_attention`)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from dynmultidep.models.attention import (
-    LocalAttention,
+from dynmultidep.models.attention import LocalAttention
+from dynmultidep.ops.attention import (
     band_keep_mask,
     banded_attention,
     fused_banded_attention,
     kernel_usable,
 )
-from dynmultidep.models.ssm.vectors import WIDTH
+from dynmultidep.ops.vectors import WIDTH
 
 KEYS = (123456789, 987654321)
 

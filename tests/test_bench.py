@@ -16,7 +16,7 @@ from dynmultidep.bench.memory import bench_memory
 from dynmultidep.bench.scan import mambapy_scan, small_scan_inputs
 from dynmultidep.bench.throughput import time_epoch
 from dynmultidep.bench.timing import peak_extra_memory
-from dynmultidep.models.ssm import selective_scan
+from dynmultidep.ops.scan import selective_scan
 
 
 def test_peak_memory_sees_a_transient_allocation():

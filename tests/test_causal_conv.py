@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dynmultidep.models.causal_conv import causal_conv1d, causal_conv_reference
 from dynmultidep.models.mamba import CrossModalMamba, Mamba
+from dynmultidep.ops.causal_conv import causal_conv1d, causal_conv_reference
 
 
 def relative_error(actual, expected) -> float:

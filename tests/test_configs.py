@@ -16,8 +16,8 @@ from omegaconf import OmegaConf
 from conftest import CONF_DIR, REPO, compose_config
 from dynmultidep.data import DepressionDataModule
 from dynmultidep.data.faces import POSE_COLUMNS, FacePreparation
-from dynmultidep.experiment.builders import instantiate_all
-from dynmultidep.experiment.classifier import DepressionClassifier
+from dynmultidep.tasks.module import DepressionClassifier
+from dynmultidep.tasks.run.builders import instantiate_all
 
 
 def options(group: str) -> list[str]:

@@ -18,12 +18,12 @@ import pytest
 import torch
 
 from conftest import TINY_MODEL, run_script
-from dynmultidep.experiment.builders import set_tf32
 from dynmultidep.gpu_check.plan import MOVE_TOLERANCE
-from dynmultidep.models.backends import try_import
-from dynmultidep.models.causal_conv import causal_conv1d
 from dynmultidep.models.dynmultidep import DynMultiDep
-from dynmultidep.models.ssm import selective_scan
+from dynmultidep.ops.backends import try_import
+from dynmultidep.ops.causal_conv import causal_conv1d
+from dynmultidep.ops.scan import selective_scan
+from dynmultidep.tasks.run.builders import set_tf32
 from test_models import DA, DV, SMALL, batch
 from test_ssm import assert_close, make_inputs
 

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from dynmultidep.models.dropout import Dropout, hashed_dropout, keep_mask_reference
-from dynmultidep.models.dropout_kernel import BLOCK
+from dynmultidep.ops.dropout import Dropout, hashed_dropout, keep_mask_reference
+from dynmultidep.ops.dropout_kernel import BLOCK
 
 KEYS = (123456789, 3987654321)
 

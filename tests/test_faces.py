@@ -227,7 +227,7 @@ def test_pose_columns_keep_their_own_scale_beside_the_shared_one(synthetic_corpu
 
 
 def test_checkpoints_say_how_their_faces_were_prepared():
-    from dynmultidep.experiment.checkpoint import face_preparation
+    from dynmultidep.tasks.checkpoint import face_preparation
 
     def checkpoint(**dataset):
         return {"run_config": {"dataset": dataset}}

@@ -132,8 +132,8 @@ def test_functionals_model_is_fit_on_a_fold_and_standardised_by_it():
 
 @pytest.mark.parametrize("pos_weight", [False, True])
 def test_model_functionals_is_fit_through_train_py(tmp_path, pos_weight):
-    from dynmultidep.experiment.checkpoint import read_checkpoint
-    from dynmultidep.experiment.train import train
+    from dynmultidep.tasks.checkpoint import read_checkpoint
+    from dynmultidep.tasks.train import train
 
     cfg = compose_config("train", [
         "model=functionals", "dataset.synthetic.preset=tiny", f"dataset.root={tmp_path}/corpus",

@@ -156,8 +156,8 @@ def test_the_data_module_holds_out_a_stratified_seeded_share(tmp_path):
 
 
 def test_held_out_gate_and_closed_form_statistics_through_train_py(tmp_path):
-    from dynmultidep.experiment.checkpoint import read_checkpoint
-    from dynmultidep.experiment.train import train
+    from dynmultidep.tasks.checkpoint import read_checkpoint
+    from dynmultidep.tasks.train import train
 
     cfg = compose_config("train", [
         "dataset.synthetic.preset=tiny", f"dataset.root={tmp_path}/corpus",

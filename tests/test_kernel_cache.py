@@ -1,4 +1,4 @@
-"""Freshness of numba's kernel caches (dynmultidep.models.kernel_cache)."""
+"""Freshness of numba's kernel caches (dynmultidep.ops.kernel_cache)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from dynmultidep.models import kernel_cache as kc
+from dynmultidep.ops import kernel_cache as kc
 
 pytest.importorskip("numba")
 
@@ -24,7 +24,7 @@ def test_a_cache_is_current_for_the_kernel_and_its_helpers_and_forgotten_when_no
     helper.write_text(helper_body.format(2))
     kernel = package / "kernel.py"
     kernel_body = (
-        "import numba\n\nfrom dynmultidep.models.kernel_cache import forget_stale\n"
+        "import numba\n\nfrom dynmultidep.ops.kernel_cache import forget_stale\n"
         "from scratchpkg.helper import factor\n\n"
         "@numba.njit(cache=True)\ndef times(x):\n    return {} * factor() * x\n\n"
         "forget_stale(__name__, ('times',))\n"
@@ -53,8 +53,8 @@ def test_a_cache_is_current_for_the_kernel_and_its_helpers_and_forgotten_when_no
 
 
 def test_the_project_kernels_are_compiled_from_their_helpers_files():
-    names = {p.name for p in kc.sources("dynmultidep.models.ssm.backward_kernel")}
+    names = {p.name for p in kc.sources("dynmultidep.ops.scan.backward_kernel")}
     assert names == {"backward_kernel.py", "forward_kernel.py", "cpu_kernel.py",
                      "kernel_math.py", "vectors.py"}  # fmt: skip
-    names = {p.name for p in kc.sources("dynmultidep.models.dropout_kernel")}
+    names = {p.name for p in kc.sources("dynmultidep.ops.dropout_kernel")}
     assert names == {"dropout_kernel.py", "kernel_math.py"}

@@ -20,16 +20,16 @@ import torch
 import torch.nn.functional as F
 
 from conftest import QUIET, TINY_MODEL, compose_config
-from dynmultidep.experiment.builders import set_tf32
-from dynmultidep.experiment.train import train
-from dynmultidep.models import backends
-from dynmultidep.models.causal_conv import (
+from dynmultidep.models.mamba import Mamba
+from dynmultidep.ops import backends
+from dynmultidep.ops.causal_conv import (
     causal_conv1d,
     causal_conv_reference,
     resolve_conv_backend,
 )
-from dynmultidep.models.mamba import Mamba
-from dynmultidep.models.ssm import resolve_backend, selective_scan_reference
+from dynmultidep.ops.scan import resolve_backend, selective_scan_reference
+from dynmultidep.tasks.run.builders import set_tf32
+from dynmultidep.tasks.train import train
 
 
 class StandIns:

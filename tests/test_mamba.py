@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from dynmultidep.models.mamba import CrossModalMamba, Mamba
-from dynmultidep.models.time_order import reverse_within_length
+from dynmultidep.ops.time_order import reverse_within_length
 
 # mamba_ssm.modules.mamba_simple.Mamba(d_model=16, d_state=4, expand=2): dt_rank = ceil(16/16) = 1
 MAMBA_SSM_STATE = {

@@ -8,14 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from dynmultidep.experiment.annealing import GateTemperatureAnnealing
-from dynmultidep.experiment.metrics import (
+from dynmultidep.evaluation.metrics import (
     METRICS,
     all_positive_baseline,
     bootstrap_interval,
     evaluate,
 )
-from dynmultidep.experiment.schedules import warmup_cosine
+from dynmultidep.tasks.callbacks.annealing import GateTemperatureAnnealing
+from dynmultidep.tasks.schedules import warmup_cosine
 
 # 8 vlogs: TP=3, FN=1, FP=1, TN=3 at threshold 0.5
 PROBS = torch.tensor([0.9, 0.8, 0.6, 0.4, 0.7, 0.3, 0.2, 0.1])

@@ -28,9 +28,9 @@ from dynmultidep.data.openface import (
     visual_columns,
 )
 from dynmultidep.errors import CheckpointError, DataError
-from dynmultidep.experiment.checkpoint import check_visual_columns, read_checkpoint
-from dynmultidep.experiment.evaluate import evaluate
-from dynmultidep.experiment.train import train
+from dynmultidep.tasks.checkpoint import check_visual_columns, read_checkpoint
+from dynmultidep.tasks.evaluate import evaluate
+from dynmultidep.tasks.train import train
 
 AUS = (
     "AU01_r AU02_r AU04_r AU05_r AU06_r AU07_r AU09_r AU10_r AU12_r AU14_r AU15_r AU17_r "

@@ -12,8 +12,6 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from conftest import QUIET, TINY_MODEL, compose_config
-from dynmultidep.experiment.annealing import GateTemperatureAnnealing
-from dynmultidep.experiment.train import train
 from dynmultidep.models.attention import LocalAttention, LocalCrossAttention
 from dynmultidep.models.dynmultidep import DynMultiDep
 from dynmultidep.models.encoder import EncoderConfig, MTExpert, run_blocks
@@ -21,6 +19,8 @@ from dynmultidep.models.fusion import FusedExpert
 from dynmultidep.models.gate import raw_statistics, set_dynamic
 from dynmultidep.models.masking import valid_mask
 from dynmultidep.models.router import LongShortRouter
+from dynmultidep.tasks.callbacks.annealing import GateTemperatureAnnealing
+from dynmultidep.tasks.train import train
 
 SMALL = dict(d_model=16, d_ffn=32, d_state=4, expand=2, dropout=0.0)
 PAPER = dict(

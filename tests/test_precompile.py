@@ -1,4 +1,4 @@
-"""Ahead-of-time compilation of the numba kernels (dynmultidep.models.precompile)."""
+"""Ahead-of-time compilation of the numba kernels (dynmultidep.ops.precompile)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from dynmultidep.models import precompile as pc
+from dynmultidep.ops import precompile as pc
 
 pytest.importorskip("numba")
 
@@ -16,7 +16,7 @@ pytest.importorskip("numba")
 # prints the compilations (cache misses) and cache loads of every cached kernel.
 MODEL_STEP = """
 import json, torch
-from dynmultidep.models import precompile as pc
+from dynmultidep.ops import precompile as pc
 from dynmultidep.models.dynmultidep import DynMultiDep
 torch.manual_seed(0)
 model = DynMultiDep(25, 136, d_model=16, d_ffn=32, d_state=4, expand=2, dropout=0.1)

@@ -14,9 +14,6 @@ from torch import nn
 from conftest import QUIET, TINY_MODEL, compose_config
 from dynmultidep.data.lmvd import VIDEO_COLUMNS as LMVD_COLUMNS
 from dynmultidep.errors import CheckpointError, DataError
-from dynmultidep.experiment.predict import predict
-from dynmultidep.experiment.timeline import step_contributions
-from dynmultidep.experiment.train import train
 from dynmultidep.features.corpus import extraction_manifest
 from dynmultidep.features.for_checkpoint import (
     cache_folder,
@@ -28,6 +25,9 @@ from dynmultidep.features.pipeline import ExtractionSettings
 from dynmultidep.features.synthetic_video import VlogSpec, write_vlog
 from dynmultidep.features.visual import find_predictor
 from dynmultidep.models.output import ModelOutput
+from dynmultidep.tasks.outputs.timeline import step_contributions
+from dynmultidep.tasks.predict import predict
+from dynmultidep.tasks.train import train
 
 pytest.importorskip("opensmile")  # the `extract` extra; `make test` installs it
 

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from conftest import REPO
-from dynmultidep.experiment.metrics import evaluate
-from dynmultidep.experiment.predictions import Predictions
-from dynmultidep.experiment.summary import write_summary
+from dynmultidep.evaluation.metrics import evaluate
+from dynmultidep.evaluation.predictions import Predictions
 from dynmultidep.protocols.kfold import HONEST, OPTIMISTIC, write_folds
+from dynmultidep.sweeps.summary import write_summary
 
 N = 40
 
@@ -187,7 +187,7 @@ def test_kfold_summary_pools_out_of_fold_predictions_and_labels_the_optimistic_o
     assert sorted(oof) == sorted(ids)  # every vlog exactly once
     # a sweep of two configurations needs a selection to compare; with it, it compares
     with pytest.raises(ValueError, match="holds 2 configurations"):
-        from dynmultidep.protocols.compare import read_side
+        from dynmultidep.sweeps.compare import read_side
 
         read_side(sweep)
     assert len(read_side(sweep, "kfold.select_on_test=true").parts) == 4

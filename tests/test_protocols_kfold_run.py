@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from conftest import QUIET, compose_config, run_script, tiny_synthetic
-from dynmultidep.experiment.evaluate import evaluate
 from dynmultidep.protocols.kfold import HONEST, read_folds
+from dynmultidep.tasks.evaluate import evaluate
 
 
 def read_csv(path) -> list[dict]:

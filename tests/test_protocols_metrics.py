@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dynmultidep.experiment.metrics import evaluate
-from dynmultidep.experiment.predictions import Predictions
-from dynmultidep.experiment.reports import fold_report
-from dynmultidep.protocols.calibration import (
+from dynmultidep.evaluation.calibration import (
     expected_calibration_error,
     reliability_bins,
     reliability_figure,
 )
-from dynmultidep.protocols.threshold import metrics_at, tune_threshold
+from dynmultidep.evaluation.metrics import evaluate
+from dynmultidep.evaluation.predictions import Predictions
+from dynmultidep.evaluation.reports import fold_report
+from dynmultidep.evaluation.threshold import metrics_at, tune_threshold
 
 
 def test_weighted_f1_worked_by_hand():

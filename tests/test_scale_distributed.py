@@ -13,8 +13,8 @@ import torch
 
 from conftest import run_script, tiny_synthetic
 from dynmultidep.data.sharding import shard
-from dynmultidep.experiment.distributed import LAUNCH_VARIABLES, config_flags, distributed_job
-from dynmultidep.experiment.predictions import Predictions, join_shards
+from dynmultidep.evaluation.predictions import Predictions, join_shards
+from dynmultidep.tasks.run.distributed import LAUNCH_VARIABLES, config_flags, distributed_job
 
 
 def predictions(ids: list[str]) -> Predictions:

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import run_script, tiny_synthetic
 from dynmultidep.errors import FileError
-from dynmultidep.experiment.summary import read_jobs, summarize, write_summary
+from dynmultidep.sweeps.summary import read_jobs, summarize, write_summary
 
 METRIC_NAMES = ("acc", "precision", "recall", "f1", "macro_f1", "auroc")
 

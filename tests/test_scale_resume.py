@@ -14,10 +14,10 @@ import torch
 
 from conftest import QUIET, TINY_MODEL, compose_config, run_script
 from dynmultidep.errors import CheckpointError, FileError
-from dynmultidep.experiment.loggers import AppendingCSVLogger, wandb_run_id
-from dynmultidep.experiment.reproducibility import EpochSeeding, epoch_seed
-from dynmultidep.experiment.resume import config_differences, resume_argv
-from dynmultidep.experiment.train import train
+from dynmultidep.tasks.callbacks.reproducibility import EpochSeeding, epoch_seed
+from dynmultidep.tasks.run.loggers import AppendingCSVLogger, wandb_run_id
+from dynmultidep.tasks.run.resume import config_differences, resume_argv
+from dynmultidep.tasks.train import train
 
 
 class InterruptOnce(L.Callback):

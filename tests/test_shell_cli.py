@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conftest import compose_config, run_script, tiny_synthetic
-from dynmultidep.experiment.train import train
+from dynmultidep.tasks.train import train
 
 
 def test_train_script_writes_a_run_directory_and_prints_the_test_table(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from hydra.utils import instantiate
 
 from conftest import QUIET, TINY_MODEL, compose_config
-from dynmultidep.experiment.train import train
+from dynmultidep.tasks.train import train
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_pos_weight_comes_from_the_training_fold(tiny_cfg, tmp_path):
     expected = (len(labels) - sum(labels)) / sum(labels)
     assert float(module.pos_weight) == pytest.approx(expected)
     # the weight shapes the loss only: a checkpoint of such a run rebuilds strictly
-    from dynmultidep.experiment.checkpoint import classifier_from_checkpoint, read_checkpoint
+    from dynmultidep.tasks.checkpoint import classifier_from_checkpoint, read_checkpoint
 
     trainer.save_checkpoint(tmp_path / "pw.ckpt")
     rebuilt = classifier_from_checkpoint(
@@ -53,7 +53,7 @@ def test_bf16_mixed_training_on_cpu(tiny_cfg, tmp_path):
 
 
 def test_gate_annealing_callback_in_a_run(tiny_cfg, tmp_path):
-    from dynmultidep.experiment.checkpoint import classifier_from_checkpoint, read_checkpoint
+    from dynmultidep.tasks.checkpoint import classifier_from_checkpoint, read_checkpoint
 
     train(tiny_cfg("callbacks=[default,gate_annealing]", "callbacks.rich_progress_bar=null",
                    "callbacks.model_summary=null", "trainer.max_epochs=3", "model.temp=2.0",

@@ -14,10 +14,10 @@ import torch
 from conftest import QUIET, TINY_MODEL, compose_config
 from dynmultidep.data import get_corpus
 from dynmultidep.errors import CheckpointError
-from dynmultidep.experiment.checkpoint import classifier_from_checkpoint, read_checkpoint
-from dynmultidep.experiment.evaluate import evaluate
-from dynmultidep.experiment.predict import predict
-from dynmultidep.experiment.train import train
+from dynmultidep.tasks.checkpoint import classifier_from_checkpoint, read_checkpoint
+from dynmultidep.tasks.evaluate import evaluate
+from dynmultidep.tasks.predict import predict
+from dynmultidep.tasks.train import train
 
 LAYOUTS = {"dvlog": "dvlog", "lmvd": "lmvd"}  # dataset config -> synthetic layout
 
@@ -185,7 +185,7 @@ def test_eval_refuses_a_corpus_whose_widths_the_model_does_not_take(trained, tmp
 
 
 def test_evaluation_and_prediction_run_under_inference_mode(trained, tmp_path, monkeypatch):
-    from dynmultidep.experiment.classifier import DepressionClassifier
+    from dynmultidep.tasks.module import DepressionClassifier
 
     dataset, root, out, _ = trained
     ckpt = json.loads((out / "metrics.json").read_text())["checkpoint"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dynmultidep.models.ssm import (
+from dynmultidep.ops.scan import (
     resolve_backend,
     selective_scan,
     selective_scan_channels_last,
@@ -184,7 +184,7 @@ def test_backend_resolution():
 
 def test_chunked_scan_without_autograd_gives_the_same_values():
     """Inference skips the recomputation that bounds training memory: same numbers."""
-    from dynmultidep.models.ssm.chunked import selective_scan_chunked
+    from dynmultidep.ops.scan.chunked import selective_scan_chunked
 
     inputs = make_inputs(2, 6, 75, 5)
     with_grad = selective_scan_chunked(**inputs, delta_softplus=True, chunk=16)
@@ -227,7 +227,7 @@ def test_chunked_scan_training_memory_stays_within_its_bound():
     """Under autograd each state's T x T chunk weights (batch x d_inner x L x T values)
     are recomputed in the backward pass, not kept: each further state adds far less to
     what is saved for backward than its weights would."""
-    from dynmultidep.models.ssm.chunked import CHUNK
+    from dynmultidep.ops.scan.chunked import CHUNK
 
     batch, channels, length = 2, 16, 512
 
@@ -292,7 +292,7 @@ def test_kernel_exp_is_within_a_few_ulp_of_float64():
     import numba
     import numpy as np
 
-    from dynmultidep.models.ssm.kernel_math import fast_exp, fast_softplus
+    from dynmultidep.ops.kernel_math import fast_exp, fast_softplus
 
     @numba.njit
     def apply(x, out_exp, out_softplus):
@@ -320,7 +320,7 @@ def test_kernel_exp_is_within_a_few_ulp_of_float64():
 def test_fused_scan_gives_the_same_values_for_every_job_width(monkeypatch, lanes, channels_last):
     """Channel blocks of any width, the last one partial (100 channels), forward and
     backward in time within lengths: the same values and gradients as the reference."""
-    from dynmultidep.models.ssm import cpu_kernel
+    from dynmultidep.ops.scan import cpu_kernel
 
     monkeypatch.setattr(cpu_kernel, "job_lanes", lambda *shape: lanes)
     inputs = make_inputs(3, 100, 70, 5, seed=7)
@@ -350,8 +350,8 @@ def test_fused_scan_gives_the_same_values_for_every_job_width(monkeypatch, lanes
 
 
 def test_job_lanes_keep_whole_rows_unless_threads_would_idle():
-    from dynmultidep.models.ssm.cpu_kernel import MIN_LANES, job_lanes
-    from dynmultidep.models.ssm.vectors import WIDTH
+    from dynmultidep.ops.scan.cpu_kernel import MIN_LANES, job_lanes
+    from dynmultidep.ops.vectors import WIDTH
 
     assert job_lanes(8, 1024, 2) == 1024  # 8 jobs for 2 threads
     assert job_lanes(32, 1000, 2) == 1008  # rounded up to whole registers

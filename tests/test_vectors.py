@@ -4,8 +4,8 @@ import numba
 import numpy as np
 import pytest
 
-from dynmultidep.models.ssm import vectors as V
-from dynmultidep.models.ssm.kernel_math import FASTMATH, fast_exp, fast_softplus, sigmoid
+from dynmultidep.ops import vectors as V
+from dynmultidep.ops.kernel_math import FASTMATH, fast_exp, fast_softplus, sigmoid
 
 
 @numba.njit(fastmath=FASTMATH)

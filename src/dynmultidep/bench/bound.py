@@ -21,8 +21,8 @@ import numba
 import numpy as np
 
 from dynmultidep.bench.timing import median_time
-from dynmultidep.models.ssm.kernel_math import FASTMATH, fast_exp
-from dynmultidep.models.ssm.vectors import wide_registers
+from dynmultidep.ops.kernel_math import FASTMATH, fast_exp
+from dynmultidep.ops.vectors import wide_registers
 
 _WIDTH = 1024  # floats per job: 4 KiB, in L1 with room to spare
 _REGISTERS = 256  # accumulators of the roofline probe: 16 AVX-512 (32 AVX2) registers' worth

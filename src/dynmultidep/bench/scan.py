@@ -8,7 +8,7 @@ paths see the same (noisy) machine.
 
 The bound: the fused kernels do, per state element and step, ``EXP`` exponentials and
 ``MULADD`` multiplies/multiply-adds (counted from the kernels of
-``dynmultidep.models.ssm``: ``forward_kernel``, ``backward_kernel``);
+``dynmultidep.ops.scan``: ``forward_kernel``, ``backward_kernel``);
 :mod:`dynmultidep.bench.bound` measures the machine's throughput for both, and the
 bound is the time those operations alone would take. The roofline is stricter:
 the same count, each exponential as ``EXP_LANE_OPS`` lane-operations, at the
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from dynmultidep.bench.bound import EXP_LANE_OPS, arithmetic_rates, fma_rate
 from dynmultidep.bench.timing import median_time
-from dynmultidep.models.ssm import selective_scan, selective_scan_channels_last
+from dynmultidep.ops.scan import selective_scan, selective_scan_channels_last
 
 BATCH, CHANNELS = 8, 1024
 MAMBAPY_MAX_L = 600
@@ -196,7 +196,7 @@ def bench_scan_cuda(lengths: list[int], states: list[int], repeats: int) -> dict
     """On a GPU: the sequential PyTorch reference, the chunked parallel scan (the
     default without mamba_ssm) and mamba_ssm's kernels (when they import). Not yet
     run on a GPU."""
-    from dynmultidep.models.ssm import _mamba_ssm_scan
+    from dynmultidep.ops.scan import _mamba_ssm_scan
 
     have_kernels = _mamba_ssm_scan() is not None
     paths = ("reference", "chunked", "cuda") if have_kernels else ("reference", "chunked")

@@ -64,8 +64,8 @@ def recipe_model(
     (PyTorch's convolution, with the backward direction reversed by gathered copies,
     PyTorch's dropout and its attention on blocks); the scan is the fused one in both."""
     from dynmultidep.models.attention import LocalAttention, LocalCrossAttention
-    from dynmultidep.models.dropout import Dropout
     from dynmultidep.models.mamba import Mamba
+    from dynmultidep.ops.dropout import Dropout
 
     if paths not in PATHS:
         raise ValueError(f"unknown paths {paths!r}; use fused or pytorch")

@@ -16,8 +16,8 @@ from hydra.utils import instantiate
 
 from dynmultidep.bench import compose_train
 from dynmultidep.data.sampler import padding_fraction
-from dynmultidep.experiment.builders import set_tf32
-from dynmultidep.experiment.resources import EpochResources
+from dynmultidep.tasks.callbacks.resources import EpochResources
+from dynmultidep.tasks.run.builders import set_tf32
 
 RANDOM_BATCHES = ("dataset.bucket_ratio=1e9",)  # one bucket: no length grouping
 # the bucketed full-size epoch's target (BENCHMARKS.md): on the CPU, and on a GPU in bf16

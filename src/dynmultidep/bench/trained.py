@@ -27,13 +27,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dynmultidep.bench import QUIET, compose_train
 from dynmultidep.bench.timing import median_time
-from dynmultidep.experiment.checkpoint import (
+from dynmultidep.evaluation.metrics import evaluate
+from dynmultidep.models.gate import set_dynamic
+from dynmultidep.tasks.checkpoint import (
     classifier_from_checkpoint,
     datamodule_for,
     read_checkpoint,
 )
-from dynmultidep.experiment.metrics import evaluate
-from dynmultidep.models.gate import set_dynamic
 
 
 class DynamicPair(NamedTuple):
@@ -64,7 +64,7 @@ VARIANTS = {
 
 def train_variant(conf_dir: Path, name: str, out_dir: Path, epochs: int) -> Path:
     """Train variant ``name`` into ``out_dir``; return its best checkpoint."""
-    from dynmultidep.experiment.train import train
+    from dynmultidep.tasks.train import train
 
     overrides = [*VARIANTS[name], "~logger", *QUIET, f"trainer.max_epochs={epochs}",
                  f"paths.output_dir={out_dir}"]  # fmt: skip

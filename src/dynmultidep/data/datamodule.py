@@ -361,7 +361,7 @@ class DepressionDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
             # a generator of its own: iterating a loader never moves the global one
-            # (see dynmultidep.experiment.reproducibility)
+            # (see dynmultidep.tasks.callbacks.reproducibility)
             generator=torch.Generator().manual_seed(self.seed),
             **kwargs,
         )

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from importlib import metadata
 
-from dynmultidep.experiment.runinfo import PACKAGES as RUN_PACKAGES
+from dynmultidep.tasks.run.runinfo import PACKAGES as RUN_PACKAGES
 
 # the run's packages, and what building and importing the CUDA kernel packages needs
 PACKAGES = (*RUN_PACKAGES, "triton", "einops", "transformers", "huggingface-hub", "ninja",
@@ -47,7 +47,7 @@ def probe() -> dict:
     import torch
     from torch.utils.cpp_extension import CUDA_HOME
 
-    from dynmultidep.models.backends import OPTIONAL_KERNELS, try_import
+    from dynmultidep.ops.backends import OPTIONAL_KERNELS, try_import
 
     # nvcc on PATH, else where torch's extension builder finds CUDA
     nvcc = "nvcc"

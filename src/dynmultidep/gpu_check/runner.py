@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from dynmultidep.experiment.runinfo import git_commit
 from dynmultidep.gpu_check.plan import NEEDS, OPTIONAL_STEPS, STEPS, CheckPlan
 from dynmultidep.gpu_check.process import Context
 from dynmultidep.gpu_check.report import write_reports
 from dynmultidep.gpu_check.steps import STEP_FUNCTIONS, record
+from dynmultidep.tasks.run.runinfo import git_commit
 
 
 def with_needs(steps: Sequence[str]) -> list[str]:

@@ -184,7 +184,7 @@ def run_job(job: Job, work_dir: str | Path, conf_dir: str | Path) -> dict:
     The corpus must exist (:func:`ensure_corpus`). Output of the training run goes
     to its ``job.log``.
     """
-    from dynmultidep.experiment.train import train
+    from dynmultidep.tasks.train import train
 
     work_dir = Path(work_dir)
     run_dir = work_dir / "runs" / job.key

@@ -1,1 +1,1 @@
-"""Model layer: selective scan, Mamba blocks, MT experts, dynamic fusion and baselines."""
+"""Model layer: Mamba blocks, MT experts, dynamic fusion and baselines."""

@@ -26,10 +26,10 @@ import torch
 from torch import Tensor, nn
 
 from dynmultidep.models.attention import LocalAttention
-from dynmultidep.models.dropout import Dropout
 from dynmultidep.models.mamba import Mamba, tie_state_transition
 from dynmultidep.models.masking import step_deltas, zero_padding
 from dynmultidep.models.router import ROUTERS, LongShortRouter
+from dynmultidep.ops.dropout import Dropout
 
 ACTIVATIONS = {"gelu": nn.GELU, "swish": nn.SiLU, "silu": nn.SiLU, "relu": nn.ReLU}
 MIXERS = ("mamba", "attention")
@@ -53,7 +53,7 @@ class EncoderConfig:
     activation: str = "gelu"  # gelu | swish
     attention_heads: int = 4
     attention_window: int = 128  # steps each side an attention mixer sees
-    scan_backend: str = "auto"  # selective-scan implementation (models.ssm)
+    scan_backend: str = "auto"  # selective-scan implementation (ops.scan)
     conv_backend: str = "auto"  # Mamba's causal convolution (models.causal_conv)
     input_norm: bool = True  # LayerNorm after the input projection (removes each step's scale)
     output_norm: bool = True  # LayerNorm of the expert's output steps (the same, before pooling)

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from dynmultidep.models.dropout import Dropout
 from dynmultidep.models.encoder import EncoderConfig, MTExpert, share_state_transitions
 from dynmultidep.models.pooling import make_pooling
+from dynmultidep.ops.dropout import Dropout
 
 MODALITIES = ("audio", "video")
 

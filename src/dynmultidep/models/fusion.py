@@ -26,10 +26,10 @@ import torch
 from torch import Tensor, nn
 
 from dynmultidep.models.attention import LocalCrossAttention
-from dynmultidep.models.dropout import Dropout
 from dynmultidep.models.encoder import EncoderConfig
 from dynmultidep.models.gate import Gate
 from dynmultidep.models.pooling import make_pooling
+from dynmultidep.ops.dropout import Dropout
 
 FUSION_OPS = ("none", "mlp", "attention")  # from the cheapest to the costliest
 

@@ -20,7 +20,7 @@ The bidirectional block adds a backward branch with its own ``conv1d_b``,
 ``x_proj_b``, ``dt_proj_b``, ``A_b_log`` and ``D_b``, sharing ``in_proj`` and
 ``out_proj``; the two directions are averaged. The backward branch runs
 each sequence backwards *within its own length*
-(:mod:`dynmultidep.models.time_order`): padded steps never enter the state of
+(:mod:`dynmultidep.ops.time_order`): padded steps never enter the state of
 valid ones, so a sample's output does not depend on what it is batched with.
 Only the convolution and the scan depend on time order; both take it as an
 argument (the fused CPU kernels read by index, the other backends gather
@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynmultidep.models.causal_conv import causal_conv1d
-from dynmultidep.models.ssm import selective_scan_channels_last
+from dynmultidep.ops.causal_conv import causal_conv1d
+from dynmultidep.ops.scan import selective_scan_channels_last
 
 
 def _cpu_autocast(x: Tensor) -> bool:
@@ -52,9 +52,9 @@ class Mamba(nn.Module):
 
     Args mirror ``mamba_ssm.modules.mamba_simple.Mamba``; in addition
     ``bidirectional`` adds the backward branch, ``scan_backend`` picks the
-    selective-scan implementation (see :mod:`dynmultidep.models.ssm`) and
+    selective-scan implementation (see :mod:`dynmultidep.ops.scan`) and
     ``conv_backend`` the causal convolution's
-    (:mod:`dynmultidep.models.causal_conv`): ``auto`` fuses it with its SiLU on
+    (:mod:`dynmultidep.ops.causal_conv`): ``auto`` fuses it with its SiLU on
     CPU and uses ``causal_conv1d`` on CUDA where it imports; with the
     ``reference`` scan, ``auto`` means the reference convolution too (a block
     in plain PyTorch throughout). The weights and biases of ``in_proj``, the

@@ -31,8 +31,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from dynmultidep.models.dropout import Dropout
 from dynmultidep.models.functionals import Functionals, functionals
+from dynmultidep.ops.dropout import Dropout
 
 STATS_FITS = ("gradient", "closed_form")
 

@@ -1,2 +1,2 @@
-"""Evaluation protocols: k-fold splits, tuned decision thresholds, calibration and
-significance between models (see README, "Evaluation protocols")."""
+"""Evaluation protocols: k-fold splits of a corpus and the folds a run trains on
+(see README, "Evaluation protocols")."""

@@ -1,0 +1,121 @@
+"""The evaluation report of one fold: metrics, the trivial baseline, bootstrap
+intervals, per-gender metrics and, with a tuned decision threshold, the metrics at
+it beside those at the fixed one; printed as tables and written as ``metrics.json``.
+
+``metrics.json`` keys: ``metrics`` (at ``threshold``, 0.5 unless set otherwise),
+``all_positive_baseline``, ``bootstrap_95``, ``vlogs``, ``depressed``, ``threshold``;
+``tuned`` (``threshold``, ``metric``, ``chosen_on``, ``metrics``) when the threshold was
+tuned; ``by_gender`` (gender -> ``metrics``, ``vlogs``, ``depressed``) when the vlogs
+have genders.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor
+
+from dynmultidep.atomic import write_text_atomic
+from dynmultidep.evaluation.metrics import (
+    METRICS,
+    THRESHOLDED,
+    all_positive_baseline,
+    bootstrap_interval,
+    evaluate,
+)
+from dynmultidep.evaluation.predictions import Predictions
+
+GENDER_COLUMNS = ("acc", "f1", "macro_f1", "weighted_f1", "auroc", "ece")  # printed by gender
+
+
+def subset_metrics(probs: Tensor, labels: Tensor, threshold: float) -> dict[str, float | None]:
+    """:func:`evaluate` of a subset; AUROC is ``None`` where the subset lacks a class."""
+    metrics = evaluate(probs, labels, threshold)
+    if labels.min() == labels.max():
+        metrics["auroc"] = None
+    return metrics
+
+
+def by_gender(genders: list, probs: Tensor, labels: Tensor, threshold: float) -> dict:
+    """gender -> ``{"metrics", "vlogs", "depressed"}`` for each gender present (empty
+    when no vlog has one)."""
+    out = {}
+    for gender in sorted({g for g in genders if g}):
+        rows = torch.tensor([i for i, g in enumerate(genders) if g == gender])
+        y = labels[rows]
+        out[gender] = {"metrics": subset_metrics(probs[rows], y, threshold),
+                       "vlogs": len(rows), "depressed": int(y.sum())}  # fmt: skip
+    return out
+
+
+def fold_report(predictions: Predictions, seed: int, resamples: int = 1000) -> dict:
+    """Metrics of labelled predictions, beside those of calling every vlog depressed."""
+    labels = predictions.labels
+    if labels is None:
+        raise ValueError("a report needs labelled predictions")
+    probs, threshold = predictions.probs, predictions.threshold
+    report = {
+        "metrics": evaluate(probs, labels, threshold),
+        "all_positive_baseline": all_positive_baseline(labels),
+        "bootstrap_95": bootstrap_interval(probs, labels, seed, resamples, threshold=threshold),
+        "vlogs": len(labels),
+        "depressed": int(labels.sum()),
+        "threshold": threshold,
+    }
+    if predictions.tuned_threshold is not None:
+        tuned = predictions.tuned_threshold
+        report["tuned"] = {
+            "threshold": tuned,
+            "metric": predictions.tuned_metric,
+            "chosen_on": "valid",
+            "metrics": evaluate(probs, labels, tuned),
+        }
+    genders = by_gender(predictions.genders, probs, labels, threshold)
+    if genders:
+        report["by_gender"] = genders
+    return report
+
+
+def _cell(value) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def print_report(report: dict, title: str, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"{title} ({report['vlogs']} vlogs, {report['depressed']} depressed)")
+    tuned = report.get("tuned")
+    table.add_column("metric")
+    table.add_column(f"model @ {report.get('threshold', 0.5):g}", justify="right")
+    table.add_column("95% bootstrap", justify="right")
+    if tuned:
+        table.add_column(f"model @ {tuned['threshold']:.3f} (tuned on valid {tuned['metric']})",
+                         justify="right")  # fmt: skip
+    table.add_column("all-positive baseline", justify="right")
+    for name in METRICS:
+        interval = report["bootstrap_95"].get(name)
+        shown = f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+        row = [name, f"{report['metrics'][name]:.4f}", shown]
+        if tuned:
+            row.append(f"{tuned['metrics'][name]:.4f}" if name in THRESHOLDED else "(same)")
+        row.append(f"{report['all_positive_baseline'][name]:.4f}")
+        table.add_row(*row)
+    console.print(table)
+    genders = report.get("by_gender")
+    if genders:
+        table = Table(title=f"{title}, by gender (at {report.get('threshold', 0.5):g})")
+        table.add_column("gender")
+        table.add_column("vlogs", justify="right")
+        for name in GENDER_COLUMNS:
+            table.add_column(name, justify="right")
+        for gender, part in genders.items():
+            table.add_row(gender, f"{part['vlogs']} ({part['depressed']} depressed)",
+                          *[_cell(part["metrics"][m]) for m in GENDER_COLUMNS])  # fmt: skip
+        console.print(table)
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")

@@ -1,0 +1,324 @@
+"""The fused CPU backward pass of the selective scan, with its states in registers.
+
+Jobs, tiles and layouts are the forward pass's
+(:mod:`dynmultidep.ops.scan.forward_kernel`): a job walks one batch element and
+a block of ``lanes`` channels, from the last chunk of ``chunk`` steps to
+the first. For every chunk, each lane group of
+:data:`~dynmultidep.ops.vectors.WIDTH` channels takes its ``N`` states
+``STATES`` at a time (``N`` zero-padded), and for each such group:
+
+* recomputes the chunk's states from the saved state at its start, with the
+  states in registers, writing each step's states and decays ``exp(delta A)``
+  to two small tiles (``chunk x STATES`` registers each, small enough for L1);
+* walks the chunk in reverse with the gradients of those states and of ``A`` in
+  registers, reading the states and decays back.
+
+What crosses state groups goes through per-step tiles: the gradient reaching
+``delta`` through ``A`` and the sum ``sum_n dh_n B_n``, each one register per
+step and lane group; ``C h`` for the gate's gradient. The gradients of ``B``
+and ``C`` are sums over channels: each lane group adds its lanes' products into
+a ``chunk x N x WIDTH`` tile, which is summed across its lanes once per chunk.
+Everything elementwise (the gate, ``delta``'s softplus, the gradients of ``u``,
+``D`` and the bias) runs once per chunk over whole rows, a register at a time.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from dynmultidep.ops.kernel_cache import forget_stale
+from dynmultidep.ops.kernel_math import FASTMATH, LOG2E, ONE, ZERO, step_position
+from dynmultidep.ops.scan.cpu_kernel import (
+    _block_parameters,
+    _load,
+    _prepare_delta,
+    _store,
+)
+from dynmultidep.ops.scan.forward_kernel import STATES
+from dynmultidep.ops.vectors import (
+    WIDTH,
+    aligned_empty,
+    exp,
+    exp2_scaled,
+    load,
+    sigmoid,
+    store,
+    wide_registers,
+)
+
+LN2 = np.float32(0.6931471805599453)  # undoes the log2(e) folded into A
+
+
+@numba.njit
+def _recompute(h_start, a_blk, hs, dec, dt_t, dtu_t, b_t, c_t, y_t, g, q, steps, has_z):
+    """The chunk's states ``q .. q + STATES - 1`` of lane group ``g`` from their
+    values at its start: ``hs[s + 1]`` holds them after step ``s`` (``hs[0]`` the
+    start), ``dec[s]`` the decays of step ``s``; adds ``C h`` to ``y_t`` with ``has_z``."""
+    wide_registers()
+    h0, h1 = load(h_start[q], g), load(h_start[q + 1], g)
+    h2, h3 = load(h_start[q + 2], g), load(h_start[q + 3], g)
+    a0, a1 = load(a_blk[q], g), load(a_blk[q + 1], g)
+    a2, a3 = load(a_blk[q + 2], g), load(a_blk[q + 3], g)
+    row = hs[0]
+    store(row, 0, h0)
+    store(row, WIDTH, h1)
+    store(row, 2 * WIDTH, h2)
+    store(row, 3 * WIDTH, h3)
+    for s in range(steps):
+        dt = load(dt_t[s], g)
+        dtu = load(dtu_t[s], g)
+        bs = b_t[s]
+        e0, e1 = exp2_scaled(dt * a0), exp2_scaled(dt * a1)
+        e2, e3 = exp2_scaled(dt * a2), exp2_scaled(dt * a3)
+        h0 = e0 * h0 + dtu * bs[q]
+        h1 = e1 * h1 + dtu * bs[q + 1]
+        h2 = e2 * h2 + dtu * bs[q + 2]
+        h3 = e3 * h3 + dtu * bs[q + 3]
+        row = hs[s + 1]
+        store(row, 0, h0)
+        store(row, WIDTH, h1)
+        store(row, 2 * WIDTH, h2)
+        store(row, 3 * WIDTH, h3)
+        row = dec[s]
+        store(row, 0, e0)
+        store(row, WIDTH, e1)
+        store(row, 2 * WIDTH, e2)
+        store(row, 3 * WIDTH, e3)
+        if has_z:
+            cs = c_t[s]
+            y = load(y_t[s], g) + h0 * cs[q] + h1 * cs[q + 1] + h2 * cs[q + 2] + h3 * cs[q + 3]
+            store(y_t[s], g, y)
+
+
+@numba.njit
+def _walk_back(
+    hs, dec, grad, dA, a_blk, dt_t, dtu_t, dy_t, b_t, c_t, adt_t, agb_t, pc, pb, g, q, steps
+):  # fmt: skip
+    """The reverse walk of states ``q .. q + STATES - 1`` of lane group ``g`` over
+    the chunk: carries ``grad`` (dLoss/dh) to the chunk's start, adds to ``dA``,
+    to the per-step tiles ``adt_t`` (``sum_n dh_{t-1} A_n log2 e``, before the
+    caller's ``ln 2``) and ``agb_t`` (``sum_n dh_t B_n``), and to the lane partials
+    ``pc`` (``dy h``) and ``pb`` (``dh delta u``) of the gradients of ``C`` and ``B``."""
+    wide_registers()
+    g0, g1 = load(grad[q], g), load(grad[q + 1], g)
+    g2, g3 = load(grad[q + 2], g), load(grad[q + 3], g)
+    m0, m1, m2, m3 = load(dA[q], g), load(dA[q + 1], g), load(dA[q + 2], g), load(dA[q + 3], g)
+    a0, a1 = load(a_blk[q], g), load(a_blk[q + 1], g)
+    a2, a3 = load(a_blk[q + 2], g), load(a_blk[q + 3], g)
+    c0 = q * WIDTH
+    for s in range(steps - 1, -1, -1):
+        dt = load(dt_t[s], g)
+        dy = load(dy_t[s], g)
+        dtu = load(dtu_t[s], g)
+        bs = b_t[s]
+        cs = c_t[s]
+        cur = hs[s + 1]
+        prev = hs[s]
+        d = dec[s]
+        j0 = g0 + dy * cs[q]  # dLoss/dh_t in full
+        j1 = g1 + dy * cs[q + 1]
+        j2 = g2 + dy * cs[q + 2]
+        j3 = g3 + dy * cs[q + 3]
+        g0, g1 = j0 * load(d, 0), j1 * load(d, WIDTH)
+        g2, g3 = j2 * load(d, 2 * WIDTH), j3 * load(d, 3 * WIDTH)
+        p0, p1 = g0 * load(prev, 0), g1 * load(prev, WIDTH)
+        p2, p3 = g2 * load(prev, 2 * WIDTH), g3 * load(prev, 3 * WIDTH)
+        m0, m1, m2, m3 = m0 + p0 * dt, m1 + p1 * dt, m2 + p2 * dt, m3 + p3 * dt
+        store(adt_t[s], g, load(adt_t[s], g) + p0 * a0 + p1 * a1 + p2 * a2 + p3 * a3)
+        gb = j0 * bs[q] + j1 * bs[q + 1] + j2 * bs[q + 2] + j3 * bs[q + 3]
+        store(agb_t[s], g, load(agb_t[s], g) + gb)
+        rc = pc[s]
+        rb = pb[s]
+        store(rc, c0, load(rc, c0) + dy * load(cur, 0))
+        store(rc, c0 + WIDTH, load(rc, c0 + WIDTH) + dy * load(cur, WIDTH))
+        store(rc, c0 + 2 * WIDTH, load(rc, c0 + 2 * WIDTH) + dy * load(cur, 2 * WIDTH))
+        store(rc, c0 + 3 * WIDTH, load(rc, c0 + 3 * WIDTH) + dy * load(cur, 3 * WIDTH))
+        store(rb, c0, load(rb, c0) + j0 * dtu)
+        store(rb, c0 + WIDTH, load(rb, c0 + WIDTH) + j1 * dtu)
+        store(rb, c0 + 2 * WIDTH, load(rb, c0 + 2 * WIDTH) + j2 * dtu)
+        store(rb, c0 + 3 * WIDTH, load(rb, c0 + 3 * WIDTH) + j3 * dtu)
+    store(grad[q], g, g0)
+    store(grad[q + 1], g, g1)
+    store(grad[q + 2], g, g2)
+    store(grad[q + 3], g, g3)
+    store(dA[q], g, m0)
+    store(dA[q + 1], g, m1)
+    store(dA[q + 2], g, m2)
+    store(dA[q + 3], g, m3)
+
+
+@numba.njit
+def _state_group(
+    h_start, a_blk, hs, dec, grad, dA, dt_t, dtu_t, dy_t, b_t, c_t, y_t, adt_t, agb_t, pc, pb, g,
+    q, steps, has_z,
+):  # fmt: skip
+    """One group of ``STATES`` states of lane group ``g`` through one chunk:
+    :func:`_recompute`, then :func:`_walk_back`."""
+    _recompute(h_start, a_blk, hs, dec, dt_t, dtu_t, b_t, c_t, y_t, g, q, steps, has_z)
+    _walk_back(
+        hs, dec, grad, dA, a_blk, dt_t, dtu_t, dy_t, b_t, c_t, adt_t, agb_t, pc, pb, g, q, steps
+    )  # fmt: skip
+
+
+@numba.njit
+def _gate_gradient(ut, dt, gt, zt, d_blk, dtu, dy, y, has_z):
+    """One step's rows before the walk: ``dtu = delta u``, ``y = D u`` (the walk adds
+    ``C h``), ``dy = dout silu(z)`` (``dout`` without ``z``)."""
+    wide_registers()
+    for j in range(0, ut.shape[0], WIDTH):
+        uv = load(ut, j)
+        store(dtu, j, load(dt, j) * uv)
+        store(y, j, load(d_blk, j) * uv)
+        gv = load(gt, j)
+        if has_z:
+            zv = load(zt, j)
+            gv = gv * zv * sigmoid(zv)
+        store(dy, j, gv)
+
+
+@numba.njit
+def _input_gradients(ut, dt, gt, zt, dy, y, adt, agb, d_blk, dD, dbias, has_z, softplus):
+    """One step's rows after the walk: ``adt`` becomes the gradient of the raw
+    ``delta``, ``agb`` that of ``u``, ``gt`` that of ``z``; adds to ``dD`` and ``dbias``."""
+    wide_registers()
+    for j in range(0, ut.shape[0], WIDTH):
+        uv, dtv, dyv, gbv = load(ut, j), load(dt, j), load(dy, j), load(agb, j)
+        store(dD, j, load(dD, j) + dyv * uv)
+        ddt = load(adt, j) * LN2 + gbv * uv
+        if softplus:  # d softplus(x) / dx = sigmoid(x) = 1 - exp(-softplus(x))
+            ddt = ddt * (ONE - exp(dtv * -ONE))
+        store(dbias, j, load(dbias, j) + ddt)
+        store(adt, j, ddt)
+        store(agb, j, dyv * load(d_blk, j) + gbv * dtv)
+        if has_z:  # out = (C h + D u) silu(z)
+            zv = load(zt, j)
+            sig = sigmoid(zv)
+            store(gt, j, load(gt, j) * load(y, j) * sig * (sig * zv * -ONE + zv + ONE))
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def scan_backward(
+    u, delta, AT, B, C, D, z, bias, has_D, has_z, softplus, channels_last, lengths, reverse,
+    chunk, lanes, chunk_states, dout, dlast, has_dlast, du, ddelta, dz, dA_part, dB_part,
+    dC_part, dD_part, dbias_part,
+):  # fmt: skip
+    """Backward pass: gradients of every input.
+
+    ``du, ddelta, dz`` take the layout of ``u``; the rest are partial sums for
+    the caller to reduce: ``dA_part (batch, N, d_inner)``,
+    ``dB_part, dC_part (batch, blocks, L, N)``, ``dD_part, dbias_part
+    (batch, d_inner)``. ``ddelta`` is the gradient of the raw ``delta``; with
+    ``softplus`` it uses ``sigmoid(x) = 1 - exp(-softplus(x))``.
+    """
+    blocks = (AT.shape[1] + lanes - 1) // lanes
+    for job in numba.prange(u.shape[0] * blocks):
+        _backward_job(
+            job // blocks, job % blocks, u, delta, AT, B, C, D, z, bias, has_D, has_z, softplus,
+            channels_last, lengths, reverse, chunk, lanes, chunk_states, dout, dlast, has_dlast, du,
+            ddelta, dz, dA_part, dB_part, dC_part, dD_part, dbias_part,
+        )  # fmt: skip
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def _backward_job(
+    b, blk, u, delta, AT, B, C, D, z, bias, has_D, has_z, softplus, channels_last, lengths,
+    reverse, chunk, lanes, chunk_states, dout, dlast, has_dlast, du, ddelta, dz, dA_part, dB_part,
+    dC_part, dD_part, dbias_part,
+):  # fmt: skip
+    """One job of :func:`scan_backward`: batch element ``b``, channel block ``blk``
+    (a function of its own for the reason :func:`~dynmultidep.ops.scan.forward_kernel.
+    _forward_job` is)."""
+    wide_registers()
+    n_state, channels = AT.shape
+    padded = -(-n_state // STATES) * STATES
+    length = u.shape[1] if channels_last else u.shape[2]
+    n_chunks = (length + chunk - 1) // chunk
+    n_b = lengths[b]
+    d0 = blk * lanes
+    w = min(lanes, channels - d0)
+    a_real, d_blk, bias_blk = _block_parameters(AT, D, bias, has_D, d0, w, lanes)
+    a_blk = aligned_empty(padded, lanes)
+    a_blk[:] = ZERO
+    a_blk[:n_state] = a_real * LOG2E
+    grad = aligned_empty(padded, lanes)  # dLoss/dh at the end of the current chunk
+    grad[:] = ZERO
+    if has_dlast:
+        grad[:n_state, :w] = dlast[b, :, d0 : d0 + w]
+    dA = aligned_empty(padded, lanes)
+    dA[:] = ZERO
+    h_start = aligned_empty(padded, lanes)
+    h_start[:] = ZERO
+    u_t, dt_t, z_t = (
+        aligned_empty(chunk, lanes),
+        aligned_empty(chunk, lanes),
+        aligned_empty(chunk, lanes),
+    )
+    g_t = aligned_empty(chunk, lanes)  # incoming gradient, then dz
+    dtu_t, dy_t, y_t = (
+        aligned_empty(chunk, lanes),
+        aligned_empty(chunk, lanes),
+        aligned_empty(chunk, lanes),
+    )
+    adt_t, agb_t = aligned_empty(chunk, lanes), aligned_empty(chunk, lanes)
+    hs = aligned_empty(chunk + 1, STATES * WIDTH)
+    dec = aligned_empty(chunk, STATES * WIDTH)
+    pc, pb = aligned_empty(chunk, padded * WIDTH), aligned_empty(chunk, padded * WIDTH)
+    b_t = np.zeros((chunk, padded), np.float32)  # columns past N stay 0
+    c_t = np.zeros((chunk, padded), np.float32)
+    dD = aligned_empty(1, lanes)[0]
+    dD[:] = ZERO
+    dbias = aligned_empty(1, lanes)[0]
+    dbias[:] = ZERO
+    for c in range(n_chunks - 1, -1, -1):
+        t0 = c * chunk
+        steps = min(chunk, length - t0)
+        _load(u, b, t0, d0, steps, w, channels_last, u_t, n_b, reverse)
+        _load(delta, b, t0, d0, steps, w, channels_last, dt_t, n_b, reverse)
+        _prepare_delta(dt_t, steps, bias_blk, softplus)
+        _load(dout, b, t0, d0, steps, w, channels_last, g_t, n_b, reverse)
+        _load(B, b, t0, 0, steps, n_state, channels_last, b_t, n_b, reverse)
+        _load(C, b, t0, 0, steps, n_state, channels_last, c_t, n_b, reverse)
+        if has_z:
+            _load(z, b, t0, d0, steps, w, channels_last, z_t, n_b, reverse)
+        h_start[:n_state, :w] = chunk_states[b, c, :, d0 : d0 + w]
+        for s in range(steps):
+            _gate_gradient(
+                u_t[s], dt_t[s], g_t[s], z_t[s], d_blk, dtu_t[s], dy_t[s], y_t[s], has_z
+            )  # fmt: skip
+        adt_t[:steps] = ZERO
+        agb_t[:steps] = ZERO
+        pc[:steps] = ZERO
+        pb[:steps] = ZERO
+        for g in range(0, lanes, WIDTH):
+            for q in range(0, padded, STATES):
+                _state_group(
+                    h_start, a_blk, hs, dec, grad, dA, dt_t, dtu_t, dy_t, b_t, c_t, y_t,
+                    adt_t, agb_t, pc, pb, g, q, steps, has_z,
+                )  # fmt: skip
+        for s in range(steps):
+            _input_gradients(
+                u_t[s], dt_t[s], g_t[s], z_t[s], dy_t[s], y_t[s], adt_t[s], agb_t[s], d_blk,
+                dD, dbias, has_z, softplus,
+            )  # fmt: skip
+            p = step_position(t0 + s, n_b, reverse)
+            rc, rb = pc[s], pb[s]
+            for n in range(n_state):
+                sum_c = ZERO
+                sum_b = ZERO
+                for k in range(WIDTH):
+                    sum_c += rc[n * WIDTH + k]
+                    sum_b += rb[n * WIDTH + k]
+                dC_part[b, blk, p, n] = sum_c
+                dB_part[b, blk, p, n] = sum_b
+        _store(agb_t, du, b, t0, d0, steps, w, channels_last, n_b, reverse)
+        _store(adt_t, ddelta, b, t0, d0, steps, w, channels_last, n_b, reverse)
+        if has_z:
+            _store(g_t, dz, b, t0, d0, steps, w, channels_last, n_b, reverse)
+    dA_part[b, :, d0 : d0 + w] = dA[:n_state, :w]
+    dD_part[b, d0 : d0 + w] = dD[:w]
+    dbias_part[b, d0 : d0 + w] = dbias[:w]
+
+
+# numba checks this file alone for edits; forget_stale checks the helpers' files too
+forget_stale(__name__, ("scan_backward", "_backward_job"))

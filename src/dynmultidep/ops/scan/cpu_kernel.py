@@ -1,0 +1,132 @@
+"""The tiles of the fused CPU kernels of the selective scan, compiled by numba.
+
+The forward pass (:mod:`dynmultidep.ops.scan.forward_kernel`) and the backward
+pass (:mod:`dynmultidep.ops.scan.backward_kernel`) share their job layout and
+the helpers here. Sequence tensors come in either layout, told by
+``channels_last``: ``u, delta, z, out: (batch, L, d_inner)`` and
+``B, C: (batch, L, N)`` when true, ``(batch, d_inner, L)`` and ``(batch, N, L)``
+(mamba_ssm's layout) when false. ``AT: (N, d_inner)`` is A transposed.
+
+One job walks the whole sequence for one batch element and a block of
+channels, ``chunk`` steps at a time: it copies the chunk's inputs into small
+time-major tiles (:func:`_load`), so the innermost loops always run over
+contiguous channels (lanes = channels). For mamba_ssm's layout that copy is an
+in-cache transposition; the channels-last layout avoids it and copies rows a
+vector register at a time. A backward-in-time scan (``reverse``) reads and
+writes every row at its position within the sequence's length
+(:func:`~dynmultidep.ops.kernel_math.step_position`).
+
+* The forward pass saves the state at the start of every ``chunk`` steps
+  only; the backward pass recomputes one chunk's states at a time and walks
+  it in reverse, so memory stays O(batch x L x d_inner), never x N.
+* Channels beyond ``d_inner`` in the last block are zero-padded in the
+  tiles: with ``u = 0`` their state stays 0 and nothing is written.
+* Sums over channels (gradients of the shared ``B`` and ``C``) go to
+  per-job partial buffers that the caller adds up, so jobs never race.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from dynmultidep.ops.kernel_math import ZERO, step_position
+from dynmultidep.ops.vectors import WIDTH, load, store
+from dynmultidep.ops.vectors import softplus as vector_softplus
+
+MIN_LANES = 256  # the narrowest job a split makes: 16 (AVX-512) or 32 (AVX2) lane groups
+JOBS_PER_THREAD = 4  # with this many jobs per thread an uneven last round costs little
+
+
+def job_lanes(batch: int, channels: int, threads: int, channels_last: bool = True) -> int:
+    """Channels per job (a multiple of ``WIDTH``): whole rows unless that leaves
+    threads idle, else halved, down to ``MIN_LANES``, until the jobs (``batch`` x
+    blocks) divide evenly among the ``threads`` or give each ``JOBS_PER_THREAD``.
+
+    A job reads each step's row of its channel block. A whole row (4 KiB at
+    ``d_inner`` 1024) is one stream the hardware prefetcher follows, where quarter
+    rows make four short streams per page (BENCHMARKS.md, "Whole rows per scan
+    job"). In mamba_ssm's layout a job transposes its channels' rows into the
+    tiles, and a tile of whole rows (256 KiB) no longer stays in L1: there jobs
+    stay at ``MIN_LANES`` (the bench's forward in that layout at N 16, L 2048:
+    0.20 s with whole rows at commit a7ea47e, 0.09-0.11 s at 256 channels).
+    """
+    lanes = -(-channels // WIDTH) * WIDTH
+    if not channels_last:
+        lanes = min(lanes, MIN_LANES)
+    while lanes > MIN_LANES:
+        jobs = batch * -(-channels // lanes)
+        if jobs >= JOBS_PER_THREAD * threads or (jobs >= threads and jobs % threads == 0):
+            break
+        lanes = max(MIN_LANES, -(-lanes // (2 * WIDTH)) * WIDTH)
+    return lanes
+
+
+@numba.njit(inline="always")
+def _prepare_delta(tile, steps, bias, softplus):
+    """``delta <- softplus(delta + bias)`` in place on the first ``steps`` rows
+    (a whole number of registers wide)."""
+    for s in range(steps):
+        row = tile[s]
+        for j in range(0, tile.shape[1], WIDTH):
+            v = load(row, j) + load(bias, j)
+            if softplus:
+                v = vector_softplus(v)
+            store(row, j, v)
+
+
+@numba.njit(inline="always")
+def _copy_row(dst, d0, src, s0, n):
+    """``dst[d0 : d0 + n] = src[s0 : s0 + n]`` for contiguous rows, a register at a time."""
+    full = n - n % WIDTH
+    for j in range(0, full, WIDTH):
+        store(dst, d0 + j, load(src, s0 + j))
+    for j in range(full, n):
+        dst[d0 + j] = src[s0 + j]
+
+
+@numba.njit(inline="always")
+def _load(x, b, t0, c0, steps, width, channels_last, tile, length, reverse):
+    """``tile[s, j] = x[b, p, c0 + j]`` (or ``x[b, c0 + j, p]``) at the position ``p``
+    of step ``t0 + s`` (:func:`~dynmultidep.ops.kernel_math.step_position`), zero beyond."""
+    if width < tile.shape[1] or steps < tile.shape[0]:
+        tile[:] = ZERO
+    if channels_last:
+        for s in range(steps):
+            _copy_row(tile[s], 0, x[b, step_position(t0 + s, length, reverse)], c0, width)
+    elif reverse:
+        for j in range(width):
+            for s in range(steps):
+                tile[s, j] = x[b, c0 + j, step_position(t0 + s, length, reverse)]
+    else:
+        for j in range(width):
+            tile[:steps, j] = x[b, c0 + j, t0 : t0 + steps]
+
+
+@numba.njit(inline="always")
+def _store(tile, x, b, t0, c0, steps, width, channels_last, length, reverse):
+    """The inverse of :func:`_load`, for the valid part of the tile."""
+    if channels_last:
+        for s in range(steps):
+            _copy_row(x[b, step_position(t0 + s, length, reverse)], c0, tile[s], 0, width)
+    elif reverse:
+        for j in range(width):
+            for s in range(steps):
+                x[b, c0 + j, step_position(t0 + s, length, reverse)] = tile[s, j]
+    else:
+        for j in range(width):
+            x[b, c0 + j, t0 : t0 + steps] = tile[:steps, j]
+
+
+@numba.njit(inline="always")
+def _block_parameters(AT, D, bias, has_D, d0, w, lanes):
+    """``A (N, lanes)``, ``D (lanes,)`` and ``bias (lanes,)`` of one channel
+    block, zero-padded past ``w`` channels."""
+    a_blk = np.zeros((AT.shape[0], lanes), np.float32)
+    a_blk[:, :w] = AT[:, d0 : d0 + w]
+    d_blk = np.zeros(lanes, np.float32)
+    if has_D:
+        d_blk[:w] = D[d0 : d0 + w]
+    bias_blk = np.zeros(lanes, np.float32)
+    bias_blk[:w] = bias[d0 : d0 + w]
+    return a_blk, d_blk, bias_blk

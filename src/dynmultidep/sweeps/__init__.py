@@ -1,0 +1,2 @@
+"""Multiruns: the Hydra callback that checks a grid before its jobs and
+summarises it after them, the sweep summary, and comparing sweeps."""

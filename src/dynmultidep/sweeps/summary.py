@@ -1,0 +1,413 @@
+"""One table for a multirun: every configuration's test metrics, mean ± std over seeds.
+
+A sweep directory (``logs/train/multiruns/<stamp>/``) holds one directory per
+job, each with ``.hydra/overrides.yaml`` and, when the job finished,
+``metrics.json`` (a failed job leaves ``error.log`` instead). Jobs are grouped
+into configurations by the overrides that vary between jobs, ``seed`` aside. :func:`write_summary`
+writes into the sweep directory:
+
+* ``summary.csv``: one row per configuration, ``<metric>_mean`` / ``<metric>_std``
+  (sample standard deviation over seeds; empty for one seed), the seeds, the
+  all-positive baseline, the number of failed jobs;
+* ``summary.md``: the same as a Markdown table, then the failed jobs;
+* ``gender_grid.png`` (``gender_grid_<n>.png`` for several configurations) when
+  the jobs vary the train and test gender: 3x3 heatmaps of F1 and accuracy.
+
+k-fold sweeps (``sweep=kfold``, :mod:`dynmultidep.protocols.kfold`): the fold is not
+a configuration either, the mean ± std is over folds, and each configuration's
+out-of-fold predictions are pooled (:mod:`dynmultidep.evaluation.pooled`) into
+``oof_predictions.csv`` (``oof_predictions_<n>.csv`` for several) and the
+``pooled_<metric>`` columns. Configurations that selected checkpoints on the
+reported fold (``kfold.select_on_test``) are labelled optimistic. Per-gender means
+and, for tuned thresholds, the metrics at the tuned threshold get tables of their own.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from dynmultidep.atomic import write_text_atomic
+from dynmultidep.errors import FileError
+from dynmultidep.tasks.run.resume import override_key
+from dynmultidep.tasks.run.session import FAILURE_FILE
+
+METRICS = {"acc": "accuracy", "precision": "precision", "recall": "recall", "f1": "F1",
+           "macro_f1": "macro-F1", "weighted_f1": "weighted-F1", "auroc": "AUROC",
+           "ece": "ECE"}  # fmt: skip
+GENDER_METRICS = ("acc", "f1", "macro_f1", "weighted_f1")
+TUNED_METRICS = ("acc", "f1", "macro_f1", "weighted_f1")
+NOT_CONFIGURATIONS = {"seed", "kfold.fold"}  # what a configuration's jobs may differ in
+BASELINE = ("acc", "f1")  # of the all-positive baseline
+GENDERS = ("both", "m", "f")
+GENDER_KEYS = ("dataset.train_gender", "dataset.test_gender")
+_GENDER_NAMES = {"both": "both", "all": "both", "m": "m", "male": "m", "f": "f", "female": "f"}
+
+
+@dataclass
+class Job:
+    """One job of a sweep: its directory, overrides, and metrics or failure."""
+
+    path: Path
+    overrides: list[str]
+    metrics: dict | None = None
+    error: str | None = None
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """Override key -> the override."""
+        return {override_key(o): o for o in self.overrides}
+
+    def label(self, keys: set[str]) -> str:
+        """The job's overrides of ``keys``, in command-line order."""
+        return " ".join(o for k, o in self.settings.items() if k in keys)
+
+    @property
+    def genders(self) -> tuple[str, str]:
+        dataset = (self.metrics or {}).get("dataset", {})
+        return tuple(_GENDER_NAMES.get(str(dataset.get(k, "both")).lower(), "both")
+                     for k in ("train_gender", "test_gender"))  # fmt: skip
+
+
+@dataclass
+class Row:
+    """One configuration: its finished jobs' metrics and its failed jobs."""
+
+    configuration: str
+    jobs: list[Job] = field(default_factory=list)
+    failed: list[Job] = field(default_factory=list)
+
+    @property
+    def seeds(self) -> list:
+        return [j.metrics.get("seed") for j in self.jobs]
+
+    @property
+    def kfold(self) -> dict | None:
+        """The k-fold settings of its jobs (``None`` outside k-fold sweeps)."""
+        return next((j.metrics["kfold"] for j in self.jobs if j.metrics.get("kfold")), None)
+
+    @property
+    def protocol(self) -> str:
+        return (self.kfold or {}).get("protocol", "")
+
+    @property
+    def optimistic(self) -> bool:
+        return bool((self.kfold or {}).get("select_on_test"))
+
+    def values(self, metric: str, source: str = "metrics") -> list[float]:
+        """Each job's ``metric`` in its report's ``source`` (a dotted path such as
+        ``by_gender.f.metrics``); jobs without it are left out."""
+        out = []
+        for job in self.jobs:
+            node = job.metrics
+            for part in f"{source}.{metric}".split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node is not None:
+                out.append(float(node))
+        return out
+
+    def mean_std(self, metric: str, source: str = "metrics") -> tuple[float, float]:
+        """Mean and sample standard deviation (NaN for one seed; both NaN for none)."""
+        values = self.values(metric, source)
+        if not values:
+            return math.nan, math.nan
+        std = statistics.stdev(values) if len(values) > 1 else math.nan
+        return statistics.fmean(values), std
+
+
+def read_jobs(sweep_dir: str | Path) -> list[Job]:
+    """Every job directory of ``sweep_dir`` (those with ``.hydra/overrides.yaml``), in job
+    order; :class:`FileError` if there is none."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise FileError(sweep_dir, "sweep directory not found")
+    dirs = [p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")]
+    if not dirs:
+        raise FileError(sweep_dir, "holds no job directories (no */.hydra/overrides.yaml)")
+    dirs.sort(key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else p.name))
+    return [read_job(d) for d in dirs]
+
+
+def read_job(job_dir: Path) -> Job:
+    overrides = OmegaConf.to_container(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml"))
+    job = Job(job_dir, [str(o) for o in overrides or []])
+    metrics_path = job_dir / "metrics.json"
+    if metrics_path.is_file():
+        try:
+            job.metrics = json.loads(metrics_path.read_text())
+            job.metrics["metrics"]  # noqa: B018 (a metrics.json without them is unusable)
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            job.metrics, job.error = None, f"unreadable metrics.json ({type(err).__name__})"
+        return job
+    failure = job_dir / FAILURE_FILE
+    if failure.is_file():
+        job.error = (failure.read_text().strip().splitlines() or ["failed"])[0]
+    else:
+        job.error = "no metrics.json: unfinished, interrupted or killed"
+    return job
+
+
+def varying_keys(jobs: Sequence[Job]) -> set[str]:
+    """Override keys whose value is not the same in every job."""
+    keys = {k for job in jobs for k in job.settings}
+    return {k for k in keys if len({job.settings.get(k) for job in jobs}) > 1}
+
+
+def common_overrides(jobs: Sequence[Job]) -> list[str]:
+    varying = varying_keys(jobs)
+    return [o for k, o in jobs[0].settings.items() if k not in varying] if jobs else []
+
+
+def summarize(jobs: Sequence[Job]) -> list[Row]:
+    """One row per configuration (the overrides that vary, but the seed), in the order
+    of their first job."""
+    keys = varying_keys(jobs) - NOT_CONFIGURATIONS
+    rows: dict[str, Row] = {}
+    for job in jobs:
+        label = job.label(keys) or "all jobs"
+        row = rows.setdefault(label, Row(label))
+        (row.jobs if job.metrics is not None else row.failed).append(job)
+    return list(rows.values())
+
+
+def _number(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:.4f}"
+
+
+def summary_csv(rows: Sequence[Row], pooled: dict[str, dict] | None = None) -> str:
+    """``pooled``: configuration -> its pooled out-of-fold report (k-fold sweeps)."""
+    pooled = pooled or {}
+    columns = ["configuration", "protocol", "seeds", "n_seeds", "failed"]
+    columns += [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
+    columns += [f"all_positive_{m}" for m in BASELINE]
+    columns += [f"tuned_{m}_{s}" for m in TUNED_METRICS for s in ("mean", "std")]
+    columns += [f"{g}_{m}_{s}" for g in GENDERS[1:] for m in GENDER_METRICS
+                for s in ("mean", "std")]  # fmt: skip
+    columns += ["pooled_vlogs", "pooled_missing"] + [f"pooled_{m}" for m in METRICS]
+    columns += [f"pooled_all_positive_{m}" for m in BASELINE]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        cells = [row.configuration, row.protocol, " ".join(map(str, row.seeds)), len(row.jobs),
+                 len(row.failed)]  # fmt: skip
+        for metric in METRICS:
+            cells += [_number(v) for v in row.mean_std(metric)]
+        cells += [_number(row.mean_std(m, "all_positive_baseline")[0]) for m in BASELINE]
+        for metric in TUNED_METRICS:
+            cells += [_number(v) for v in row.mean_std(metric, "tuned.metrics")]
+        for gender in GENDERS[1:]:
+            for metric in GENDER_METRICS:
+                cells += [_number(v) for v in row.mean_std(metric, f"by_gender.{gender}.metrics")]
+        report = pooled.get(row.configuration)
+        if report is None:
+            cells += [""] * (2 + len(METRICS) + len(BASELINE))
+        else:
+            cells += [report["vlogs"], report["missing"]]
+            cells += [_number(report["metrics"][m]) for m in METRICS]
+            cells += [_number(report["all_positive_baseline"][m]) for m in BASELINE]
+        writer.writerow(cells)
+    return buffer.getvalue()
+
+
+def _mean_pm_std(row: Row, metric: str, source: str = "metrics") -> str:
+    mean, std = row.mean_std(metric, source)
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+
+
+def _table(header: Sequence[str], text_columns: int = 1) -> list[str]:
+    """A Markdown table's header lines; numbers (right-aligned) after ``text_columns``."""
+    aligns = ["---"] * text_columns + ["---:"] * (len(header) - text_columns)
+    return ["| " + " | ".join(header) + " |", "|" + "|".join(aligns) + "|"]
+
+
+def _name(row: Row) -> str:
+    """The configuration, with the optimistic protocol said where it applies."""
+    label = f"`{row.configuration}`"
+    return label + " **(optimistic: selected on the reported fold)**" if row.optimistic else label
+
+
+def _gender_lines(rows: Sequence[Row]) -> list[str]:
+    cells = []
+    for row in rows:
+        for gender in GENDERS[1:]:
+            source = f"by_gender.{gender}.metrics"
+            if row.values("acc", source):
+                cells.append([_name(row), gender, str(len(row.values("acc", source)))]
+                             + [_mean_pm_std(row, m, source) for m in GENDER_METRICS])  # fmt: skip
+    if not cells:
+        return []
+    header = ["configuration", "gender", "jobs", *(METRICS[m] for m in GENDER_METRICS)]
+    lines = ["", "## By gender", "", "Test fold(s) of each gender; mean ± std over jobs.", ""]
+    return lines + _table(header, 2) + ["| " + " | ".join(c) + " |" for c in cells]
+
+
+def _tuned_lines(rows: Sequence[Row]) -> list[str]:
+    tuned = [row for row in rows if row.values("acc", "tuned.metrics")]
+    if not tuned:
+        return []
+    header = ["configuration", "threshold", *(f"{METRICS[m]} @ 0.5" for m in TUNED_METRICS),
+              *(f"{METRICS[m]} @ tuned" for m in TUNED_METRICS)]  # fmt: skip
+    lines = ["", "## Tuned decision threshold", "",
+             "Thresholds tuned on each job's validation fold (`module.threshold=tune`); "
+             "the same predictions at 0.5 and at the tuned threshold.", ""]  # fmt: skip
+    lines += _table(header)
+    for row in tuned:
+        cells = [_name(row), _mean_pm_std(row, "threshold", "tuned")]
+        cells += [_mean_pm_std(row, m) for m in TUNED_METRICS]
+        cells += [_mean_pm_std(row, m, "tuned.metrics") for m in TUNED_METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _pooled_lines(rows: Sequence[Row], pooled: dict[str, dict]) -> list[str]:
+    if not pooled:
+        return []
+    header = ["configuration", "vlogs", *METRICS.values(), "all-positive acc",
+              "all-positive F1"]  # fmt: skip
+    lines = ["", "## Out-of-fold predictions, pooled", "",
+             "Every held-out fold's predictions together (each vlog once), at 0.5; "
+             "`oof_predictions*.csv` holds them.", ""]  # fmt: skip
+    lines += _table(header)
+    for row in rows:
+        report = pooled.get(row.configuration)
+        if report is None:
+            continue
+        vlogs = str(report["vlogs"]) + (f" ({report['missing']} missing)" if report["missing"]
+                                        else "")  # fmt: skip
+        cells = [_name(row), vlogs] + [_number(report["metrics"][m]) for m in METRICS]
+        cells += [_number(report["all_positive_baseline"][m]) for m in BASELINE]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def summary_markdown(
+    rows: Sequence[Row],
+    sweep_dir: Path,
+    common: Sequence[str],
+    pooled: dict[str, dict] | None = None,
+) -> str:
+    kfold = any(row.kfold for row in rows)
+    count = "folds" if kfold else "seeds"
+    header = ["configuration", count, *METRICS.values(), "all-positive acc", "all-positive F1"]
+    where = "Held-out folds; mean ± sample standard deviation over folds" if kfold else (
+        "Test fold; mean ± sample standard deviation over seeds")  # fmt: skip
+    lines = [
+        f"# Summary of {sweep_dir}",
+        "",
+        f"{where}. Overrides common to all jobs: `{' '.join(common) or '(none)'}`.",
+        "",
+        *_table(header),
+    ]
+    for row in rows:
+        cells = [_name(row), str(len(row.jobs))]
+        cells += [_mean_pm_std(row, m) for m in METRICS]
+        cells += [_mean_pm_std(row, m, "all_positive_baseline") for m in BASELINE]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += _pooled_lines(rows, pooled or {})
+    lines += _gender_lines(rows)
+    lines += _tuned_lines(rows)
+    failed = sum(len(row.failed) for row in rows)
+    lines += ["", f"## Failed jobs: {failed}", ""]
+    lines += [f"- job `{job.path.name}` (`{row.configuration}`): {job.error}"
+              for row in rows for job in row.failed]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def gender_grids(jobs: Sequence[Job]) -> dict[str, dict[tuple[str, str], Row]]:
+    """For each configuration apart from the genders (and seed) that varies them:
+    ``(train gender, test gender)`` -> the row of those jobs."""
+    rest_keys = varying_keys(jobs) - {"seed", *GENDER_KEYS}
+    grids: dict[str, dict[tuple[str, str], Row]] = {}
+    for job in jobs:
+        if job.metrics is None:
+            continue
+        rest = job.label(rest_keys)
+        cell = grids.setdefault(rest, {}).setdefault(job.genders, Row(rest))
+        cell.jobs.append(job)
+    return {k: v for k, v in grids.items() if len(v) > 1}
+
+
+def gender_grid_figure(grid: dict[tuple[str, str], Row], title: str):
+    """Two heatmaps (F1, accuracy): rows train gender, columns test gender."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
+    for ax, metric in zip(axes, ("f1", "acc"), strict=True):
+        values = np.full((3, 3), np.nan)
+        for (train, test), row in grid.items():
+            values[GENDERS.index(train), GENDERS.index(test)] = row.mean_std(metric)[0]
+        ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0)
+        for i in range(3):
+            for j in range(3):
+                text = "–" if np.isnan(values[i, j]) else f"{values[i, j]:.3f}"
+                dark = np.isnan(values[i, j]) or values[i, j] < 0.6  # viridis: dark below
+                ax.text(j, i, text, ha="center", va="center", color="white" if dark else "black")
+        ax.set(xticks=range(3), yticks=range(3), xticklabels=GENDERS, yticklabels=GENDERS,
+               xlabel="test gender", ylabel="train gender", title=METRICS[metric])  # fmt: skip
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def pool_folds(rows: Sequence[Row], sweep_dir: Path) -> dict[str, dict]:
+    """configuration -> pooled out-of-fold report, for the k-fold rows; writes their
+    ``oof_predictions*.csv`` (id, gender, label, probability, prediction, configuration)."""
+    from dynmultidep.evaluation.pooled import pool_predictions
+    from dynmultidep.protocols.kfold import FOLDS_FILE, read_folds
+
+    kfold_rows = [row for row in rows if row.kfold and row.jobs]
+    folds_path = sweep_dir / FOLDS_FILE
+    pool = list(read_folds(folds_path)) if folds_path.is_file() else None
+    pooled = {}
+    for n, row in enumerate(kfold_rows):
+        result = pool_predictions([job.path for job in row.jobs], pool)
+        pooled[row.configuration] = result.report()
+        name = "oof_predictions.csv" if len(kfold_rows) == 1 else f"oof_predictions_{n}.csv"
+        write_text_atomic(sweep_dir / name, oof_csv(result.rows, row))
+    return pooled
+
+
+def oof_csv(rows, row: Row) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id", "gender", "label", "probability", "prediction", "configuration"])
+    for i, vlog_id in enumerate(rows.ids):
+        writer.writerow([vlog_id, rows.genders[i], int(rows.labels[i]),
+                         f"{float(rows.probs[i]):.6f}", int(rows.decisions[i]),
+                         row.configuration])  # fmt: skip
+    return buffer.getvalue()
+
+
+def write_summary(sweep_dir: str | Path) -> list[Row]:
+    """Read the jobs of ``sweep_dir``, write ``summary.csv``, ``summary.md`` and any gender
+    heatmaps there; return the rows."""
+    import matplotlib.pyplot as plt
+
+    from dynmultidep.tasks.outputs.plots import save_png
+
+    sweep_dir = Path(sweep_dir)
+    jobs = read_jobs(sweep_dir)
+    rows = summarize(jobs)
+    pooled = pool_folds(rows, sweep_dir)
+    write_text_atomic(sweep_dir / "summary.csv", summary_csv(rows, pooled))
+    markdown = summary_markdown(rows, sweep_dir, common_overrides(jobs), pooled)
+    write_text_atomic(sweep_dir / "summary.md", markdown)
+    grids = gender_grids(jobs)
+    for n, (rest, grid) in enumerate(grids.items()):
+        name = "gender_grid.png" if len(grids) == 1 else f"gender_grid_{n}.png"
+        fig = gender_grid_figure(grid, rest or "train gender x test gender")
+        save_png(fig, sweep_dir / name)
+        plt.close(fig)
+    return rows

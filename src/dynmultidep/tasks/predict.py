@@ -1,0 +1,145 @@
+"""Prediction task: probabilities for unlabelled vlogs in a corpus layout.
+
+This is a research tool, not a diagnostic device: its outputs say how a model
+trained on one vlog corpus scores other recordings, nothing about a person.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from dynmultidep.data import PadCollate, VlogDataset, get_corpus, load_vlogs
+from dynmultidep.data.faces import faces_found
+from dynmultidep.data.feature_record import corpus_visual_columns
+from dynmultidep.errors import DataError
+from dynmultidep.evaluation.predictions import Predictions
+from dynmultidep.features.for_checkpoint import is_video_input
+from dynmultidep.tasks.checkpoint import (
+    check_visual_columns,
+    ckpt_path_of,
+    classifier_from_checkpoint,
+    face_preparation,
+    load_standardizer,
+    read_checkpoint,
+    trained_extraction,
+    trained_visual_columns,
+    training_dataset_config,
+)
+from dynmultidep.tasks.outputs.timeline import (
+    Timeline,
+    step_contributions,
+    write_timeline_csv,
+    write_timeline_png,
+)
+from dynmultidep.tasks.run.builders import build_trainer
+from dynmultidep.tasks.run.session import show_config
+
+log = logging.getLogger(__name__)
+
+TIMELINES = ("videos", "all", "none")
+
+DISCLAIMER = (
+    "DynMultiDep is a research tool, not a diagnostic device: these scores are not "
+    "a clinical assessment of anyone."
+)
+
+
+def predict(cfg: DictConfig) -> Predictions:
+    """Score every vlog found at ``cfg.input``; write ``cfg.output`` (a CSV).
+
+    Video files (or a folder of them) are first extracted into a cache
+    (:mod:`dynmultidep.features.for_checkpoint`), and each gets a timeline of
+    per-second contributions (``timelines/{id}.png`` and ``.csv`` beside the
+    output; ``timeline=all`` draws them for feature inputs too).
+    """
+    ckpt_path = ckpt_path_of(cfg)
+    if OmegaConf.is_missing(cfg, "input"):
+        raise DataError("input", "not given; pass input=DIR_OR_FILE (vlogs in a corpus layout)")
+    if cfg.timeline not in TIMELINES:
+        raise ValueError(f"timeline must be one of {', '.join(TIMELINES)}, got {cfg.timeline!r}")
+    checkpoint = read_checkpoint(ckpt_path)
+    show_config(cfg)
+    print(DISCLAIMER)
+    module = classifier_from_checkpoint(checkpoint, ckpt_path)
+    corpus = cfg.get("corpus") or training_dataset_config(checkpoint, ckpt_path)["corpus"]
+    failures = []
+    seconds_per_step = 1.0  # both corpora: one row per second (LMVD's audio: 0.96 s)
+    if is_video_input(cfg.input):
+        extracted = _extract(cfg, checkpoint, ckpt_path, corpus)
+        failures = extracted.report.of("failed")
+        seconds_per_step = 1 / extracted.settings.rate
+        spec = get_corpus(extracted.layout)
+        records = [r for r in spec.unlabelled_records(extracted.root) if r.id in extracted.ids]
+        source = str(extracted.root)
+    else:
+        spec = get_corpus(corpus)
+        records = spec.unlabelled_records(cfg.input)
+        source = str(cfg.input)
+    columns = corpus_visual_columns(spec.find_vlogs(Path(source))[0], spec)
+    check_visual_columns(checkpoint, columns, ckpt_path)
+    raw = load_vlogs(records, spec.audio_dim, len(columns), index_name=source)
+    vlogs = sorted(face_preparation(checkpoint).apply(raw), key=lambda v: v.length)
+    collate = PadCollate(load_standardizer(checkpoint))
+    loader = DataLoader(VlogDataset(vlogs), batch_size=cfg.batch_size, collate_fn=collate)
+    trainer = build_trainer(cfg)
+    parts = trainer.predict(module, dataloaders=loader)
+    predictions = Predictions.concatenate(parts)
+    output = Path(cfg.output)
+    predictions.to_csv(output)
+    log.info("%d vlogs scored; predictions in %s", len(vlogs), output)
+    if cfg.timeline == "all" or (cfg.timeline == "videos" and source != str(cfg.input)):
+        folder = output.parent / "timelines"
+        raw_by_id = {v.id: v for v in raw}
+        write_timelines(module, vlogs, raw_by_id, collate, folder, seconds_per_step)
+        log.info("timelines of per-second contributions in %s", folder)
+    print(DISCLAIMER)
+    if failures:
+        raise DataError(
+            failures[0].source,
+            f"{len(failures)} of the videos could not be extracted (the others are scored in "
+            f"{output}); first: {failures[0].message}",
+        )
+    return predictions
+
+
+def _extract(cfg: DictConfig, checkpoint: dict, ckpt_path: str, corpus: str):
+    """Extract the videos at ``cfg.input`` as the checkpoint's training features were."""
+    from dynmultidep.features.for_checkpoint import extract_for_checkpoint, settings_for
+
+    options = cfg.extract
+    settings = settings_for(
+        corpus, trained_extraction(checkpoint), trained_visual_columns(checkpoint), ckpt_path
+    )
+    return extract_for_checkpoint(
+        cfg.input, settings, options.cache_dir, ckpt_path, workers=options.workers,
+        predictor=options.predictor, vggish_checkpoint=options.vggish_checkpoint,
+        vggish_pca=options.vggish_pca,
+    )  # fmt: skip
+
+
+def write_timelines(
+    module, vlogs, raw: dict, collate: PadCollate, folder: Path, seconds_per_step: float = 1.0
+) -> None:
+    """``{id}.png`` and ``{id}.csv`` in ``folder`` for each vlog (see :mod:`.timeline`)."""
+    device = next(module.net.parameters()).device  # where the trainer left the model
+    for vlog in vlogs:
+        batch = collate([VlogDataset([vlog])[0]])
+        logits, audio, video = step_contributions(
+            module.net, *(batch[k].to(device) for k in ("audio", "video", "lengths"))
+        )
+        timeline = Timeline(
+            vlog.id,
+            float(torch.sigmoid(logits[0])),
+            float(logits[0]),
+            audio[0].cpu().numpy(),
+            video[0].cpu().numpy(),
+            faces_found(raw[vlog.id].video),
+            seconds_per_step,
+        )
+        write_timeline_png(folder / f"{vlog.id}.png", timeline)
+        write_timeline_csv(folder / f"{vlog.id}.csv", timeline)
