@@ -15,7 +15,8 @@ memory against sequence length, the recipe's model and the paper's),
 the small size; its targets need the full plan, ``python scripts/learnability.py``),
 ``extraction`` (feature extraction from 720p vlogs against real time).
 Figures are medians of repeated runs in one process; ratios are measured in the same
-run. Prints one table per section and the targets met or missed; ``--json`` and
+run. While it runs, one line per job on stderr says the section, the job and the
+time since the start. Prints one table per section and the targets met or missed; ``--json`` and
 ``--markdown`` write the same results. Plans (``--plan``): ``full`` (``make bench``),
 ``quick`` (``--quick``), ``cuda`` (the default with ``--device cuda``: scan and
 throughput on a GPU, the sizes the GPU check runs) and ``tiny`` (seconds; the GPU
@@ -40,6 +41,7 @@ from rich.console import Console
 from dynmultidep.atomic import write_text_atomic
 from dynmultidep.bench.extraction import bench_extraction
 from dynmultidep.bench.memory import bench_memory
+from dynmultidep.bench.progress import Progress
 from dynmultidep.bench.scan import bench_scan, bench_scan_cuda
 from dynmultidep.bench.step import bench_step
 from dynmultidep.bench.tables import markdown_tables, print_tables
@@ -324,38 +326,56 @@ def bench_learnability(plan: str, families=None, epochs=None) -> dict:
     return {"plan": plan, "summary": summarize(results), "results": results}
 
 
-def run(sections: list[str], plan: dict, device: str, corpus: str | None = None) -> dict:
+def run(sections: list[str], plan: dict, device: str, corpus: str | None = None,
+        progress: Progress | None = None) -> dict:  # fmt: skip
+    """Every section of ``sections`` that runs on ``device``, reporting each job to
+    ``progress`` (default: lines on stderr)."""
     results: dict = {"machine": machine(), "command": " ".join(["python", *sys.argv])}
     started = time.perf_counter()
-    if "scan" in sections:
-        if device == "cuda":
-            scan = plan["scan"]
-            results["scan_cuda"] = bench_scan_cuda(scan["lengths"], scan["states"], scan["repeats"])
-        else:
-            results["scan"] = bench_scan(**plan["scan"])
-    if "step" in sections and device == "cpu":
-        results["step"] = bench_step(CONF_DIR, **plan["step"])
-        results["step_pytorch"] = bench_step(CONF_DIR, **plan["step"], paths="pytorch")
-        results["step_bf16"] = bench_step(CONF_DIR, **plan["step"], precision="bf16")
-        for key, overrides in PAPER_STEPS:
-            paper = {"experiment": "dvlog_dynmultidep_paper", "overrides": overrides}
-            results[key] = bench_step(CONF_DIR, **plan["step"], **paper)
-    if "memory" in sections and device == "cpu":
-        results["memory"] = bench_memory(CONF_DIR, **plan["memory"])
-    if "throughput" in sections:
+    runs_here = [s for s in sections if device == "cpu" or s in ("scan", "throughput")]
+    progress = progress or Progress(runs_here)
+    if "scan" in runs_here:
+        scan = plan["scan"]
+        shape = f"L {min(scan['lengths'])}-{max(scan['lengths'])}, N {scan['states']}"
+        with progress.job("scan", f"selective scan, {shape}"):
+            if device == "cuda":
+                results["scan_cuda"] = bench_scan_cuda(scan["lengths"], scan["states"],
+                                                       scan["repeats"])  # fmt: skip
+            else:
+                results["scan"] = bench_scan(**scan, on_row=progress.note)
+    if "step" in runs_here:
+        steps = [
+            ("step", "recipe model, fused paths, fp32", {}),
+            ("step_pytorch", "recipe model, PyTorch's paths, fp32", {"paths": "pytorch"}),
+            ("step_bf16", "recipe model, fused paths, bf16", {"precision": "bf16"}),
+        ]
+        steps += [(key, f"paper recipe {' '.join(overrides) or '(MTEM)'}",
+                   {"experiment": "dvlog_dynmultidep_paper", "overrides": overrides})
+                  for key, overrides in PAPER_STEPS]  # fmt: skip
+        for key, name, options in steps:
+            with progress.job("step", name):
+                results[key] = bench_step(CONF_DIR, **plan["step"], **options)
+    if "memory" in runs_here:
+        with progress.job("memory", "peak memory against length"):
+            results["memory"] = bench_memory(CONF_DIR, **plan["memory"], on_row=progress.note)
+    if "throughput" in runs_here:
         throughput = plan["throughput"]
-        results["throughput"] = bench_throughput(
-            CONF_DIR, throughput["fractions"], device=device,
-            preset=throughput.get("preset", "full"), precisions=throughput["precisions"],
-            corpus=corpus,
-        )  # fmt: skip
-    if "trained" in sections and device == "cpu":
-        with tempfile.TemporaryDirectory() as work_dir:
-            results["trained"] = bench_trained(CONF_DIR, Path(work_dir), **plan["trained"])
-    if "learnability" in sections and device == "cpu":
-        results["learnability"] = bench_learnability(**plan["learnability"])
-    if "extraction" in sections and device == "cpu":
-        results["extraction"] = bench_extraction(**plan["extraction"])
+        with progress.job("throughput", "training epochs, bucketed and random batches"):
+            results["throughput"] = bench_throughput(
+                CONF_DIR, throughput["fractions"], device=device,
+                preset=throughput.get("preset", "full"), precisions=throughput["precisions"],
+                corpus=corpus,
+            )  # fmt: skip
+    if "trained" in runs_here:
+        with progress.job("trained", "train, then dynamic inference and missing modalities"):
+            with tempfile.TemporaryDirectory() as work_dir:
+                results["trained"] = bench_trained(CONF_DIR, Path(work_dir), **plan["trained"])
+    if "learnability" in runs_here:
+        with progress.job("learnability", f"{plan['learnability']['plan']} plan"):
+            results["learnability"] = bench_learnability(**plan["learnability"])
+    if "extraction" in runs_here:
+        with progress.job("extraction", "feature extraction from videos"):
+            results["extraction"] = bench_extraction(**plan["extraction"])
     results["targets"] = targets(results)
     results["seconds"] = time.perf_counter() - started
     return results

@@ -64,6 +64,8 @@ def test_quick_benchmark_writes_its_tables(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "scan (1/7) selective scan" in done.stderr  # progress, section by section
+    assert "extraction (7/7)" in done.stderr
     results = json.loads(out_json.read_text())
     assert {"scan", "memory", "throughput", "trained", "targets"} <= set(results)
     assert {"step_paper", "step_paper_no_mtem"} <= set(results)
@@ -161,3 +163,30 @@ def test_revision_errors_name_the_problem(tmp_path):
     (tmp_path / "src").mkdir()  # a tree without the package
     with pytest.raises(RevisionError, match="the timing process failed"):
         time_tree(tmp_path, "inference", 1, 5, 1)
+
+
+def test_progress_names_the_section_the_job_and_the_time_since_the_start():
+    import io
+
+    from rich.console import Console
+
+    from dynmultidep.bench.progress import Progress
+
+    now = [100.0]
+    out = io.StringIO()
+    progress = Progress(["scan", "memory"], Console(file=out, width=200), clock=lambda: now[0])
+    with progress.job("memory", "peak memory [against] length"):
+        now[0] += 61.4
+        progress.note("dynmultidep, L 1024, fwd")
+        now[0] += 10.0
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "  0:00 memory (2/2) peak memory [against] length ...",
+        "  1:01 memory (2/2)   dynmultidep, L 1024, fwd",
+        "  1:11 memory (2/2) peak memory [against] length: 71 s",
+    ]
+    with pytest.raises(ValueError, match="unknown section"):
+        with progress.job("step", "x"):
+            pass
+    with pytest.raises(RuntimeError, match="outside a job"):
+        Progress(["scan"], Console(file=io.StringIO())).note("x")

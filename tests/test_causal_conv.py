@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
-from dynmultidep.models.mamba import CrossModalMamba, Mamba
+from dynmultidep.models.mamba import Mamba, tie_state_transition
 from dynmultidep.ops.causal_conv import causal_conv1d, causal_conv_reference
 
 
@@ -100,10 +101,23 @@ def test_fused_block_matches_the_pytorch_block(bidirectional):
         assert relative_error(got_grads[name], grad) < 1e-4, name
 
 
+class _TiedStreams(nn.Module):
+    """An audio and a video Mamba block sharing ``A``, as the experts' blocks do
+    (:func:`~dynmultidep.models.encoder.share_state_transitions`)."""
+
+    def __init__(self, d_model: int, **options):
+        super().__init__()
+        self.audio, self.video = Mamba(d_model, **options), Mamba(d_model, **options)
+        tie_state_transition(self.audio, self.video)
+
+    def forward(self, audio, video, lengths=None):
+        return self.audio(audio, lengths), self.video(video, lengths)
+
+
 def test_fused_experts_sharing_a_match_the_pytorch_ones():
     torch.manual_seed(4)
     lengths = torch.tensor([5, 120])
-    pair = CrossModalMamba(12, share_ssm=True, d_state=4, expand=2, bidirectional=True)
+    pair = _TiedStreams(12, d_state=4, expand=2, bidirectional=True)
     audio = torch.randn(2, 120, 12, requires_grad=True)
     video = torch.randn(2, 120, 12, requires_grad=True)
     upstream = (torch.randn(2, 120, 12), torch.randn(2, 120, 12))

@@ -31,7 +31,7 @@ from dynmultidep.features.synthetic_video import (
     SAMPLE_RATE,
     VlogSpec,
     voice,
-    write_vlog,
+    write_video,
 )
 from dynmultidep.features.visual import COLUMNS
 
@@ -45,9 +45,9 @@ FACE_CENTRE = (222.5 - PATCH_COLS[0], 126.5 - PATCH_ROWS[0])  # in the unscaled 
 def videos(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("videos")
     return {
-        "a": write_vlog(folder / "a.mkv", SPEC),
-        "b": write_vlog(folder / "b.mkv", VlogSpec(seconds=4.2, blank=(0, 3), pitch=200, seed=1)),
-        "c": write_vlog(folder / "c.mkv", VlogSpec(seconds=3.0, blank=(), shift=-5, seed=2)),
+        "a": write_video(folder / "a.mkv", SPEC),
+        "b": write_video(folder / "b.mkv", VlogSpec(seconds=4.2, blank=(0, 3), pitch=200, seed=1)),
+        "c": write_video(folder / "c.mkv", VlogSpec(seconds=3.0, blank=(), shift=-5, seed=2)),
     }
 
 
@@ -145,7 +145,7 @@ def test_rows_are_the_whole_seconds_of_the_shorter_stream(
     extractor, tmp_path, name, spec, steps, duration, suffix
 ):
     codec = "aac" if suffix == ".mp4" else "pcm_s16le"
-    features = extractor(write_vlog(tmp_path / f"v{suffix}", spec, audio_codec=codec))
+    features = extractor(write_video(tmp_path / f"v{suffix}", spec, audio_codec=codec))
     assert features.audio.shape[0] == features.visual.shape[0] == steps, name
     assert features.duration == pytest.approx(duration, abs=0.03), name
 
@@ -153,7 +153,7 @@ def test_rows_are_the_whole_seconds_of_the_shorter_stream(
 def test_a_late_stream_keeps_its_offset(extractor, tmp_path):
     """Audio that starts 0.5 s after the video is preceded by 0.5 s of silence."""
     spec = VlogSpec(seconds=4.0, audio_seconds=3.0, audio_start=0.5, blank=())
-    path = write_vlog(tmp_path / "late.mkv", spec)
+    path = write_video(tmp_path / "late.mkv", spec)
     info = media.probe(path)
     assert info.origin == pytest.approx(0.0)
     samples = media.read_audio(path, info.origin)
@@ -315,11 +315,11 @@ def bad_inputs(tmp_path_factory, videos) -> dict[str, tuple[Path, str]]:
     return {
         "not a video": (text, "not a video file FFmpeg can read"),
         "zero length": (empty, "empty file"),
-        "no audio": (write_vlog(folder / "mute.mkv", VlogSpec(seconds=2, audio=False)),
+        "no audio": (write_video(folder / "mute.mkv", VlogSpec(seconds=2, audio=False)),
                      "has no audio stream"),
-        "no video": (write_vlog(folder / "voice.mkv", VlogSpec(seconds=2, video=False)),
+        "no video": (write_video(folder / "voice.mkv", VlogSpec(seconds=2, video=False)),
                      "has no video stream"),
-        "too short": (write_vlog(folder / "short.mkv", VlogSpec(seconds=0.5)),
+        "too short": (write_video(folder / "short.mkv", VlogSpec(seconds=0.5)),
                       "shorter than one step"),
         "truncated": (truncated, "truncated or corrupt: "),
         "corrupt": (corrupt, "corrupt"),
@@ -432,12 +432,12 @@ def crashing_worker(job):
 
 def test_a_worker_crash_fails_only_its_video(tmp_path, videos):
     from dynmultidep.features.corpus import Progress
-    from dynmultidep.features.jobs import Job
+    from dynmultidep.features.jobs import VideoJob
     from dynmultidep.features.workers import run_parallel
 
     crash = shutil.copy(videos["c"], tmp_path / "crash.mkv")
     out = tmp_path / "corpus"
-    jobs = [Job(p.stem, p, out, "dvlog") for p in (videos["a"], Path(crash), videos["c"])]
+    jobs = [VideoJob(p.stem, p, out, "dvlog") for p in (videos["a"], Path(crash), videos["c"])]
     arguments = {"settings": ExtractionSettings(), "predictor": None,
                  "vggish_checkpoint": None, "vggish_pca": None}  # fmt: skip
     ended = []

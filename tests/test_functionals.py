@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from conftest import QUIET, compose_config
 from dynmultidep.models.functionals import Functionals, functionals, masked_percentiles
 from dynmultidep.models.logistic import cross_validated_fit, fit_logistic, stratified_folds
+from dynmultidep.models.masking import STD_EPS
 
 
 def padded(sequences, width, garbage=1e3):
@@ -30,7 +31,8 @@ def test_functionals_are_the_statistics_of_the_valid_steps():
     out = functionals(x, lengths, (10, 50, 90)).numpy()
     for row, s in zip(out, seqs, strict=True):
         change = np.abs(np.diff(s, axis=0)).mean(0) if len(s) > 1 else np.zeros(3)
-        expected = np.concatenate([s.mean(0), s.std(0), np.percentile(s, 10, axis=0),
+        std = np.sqrt(s.var(0) + STD_EPS)  # the project's one std (models.masking)
+        expected = np.concatenate([s.mean(0), std, np.percentile(s, 10, axis=0),
                                    np.percentile(s, 50, axis=0), np.percentile(s, 90, axis=0),
                                    change])  # fmt: skip
         np.testing.assert_allclose(row, expected, rtol=1e-5, atol=1e-5)

@@ -10,7 +10,13 @@ import sys
 import pytest
 
 from conftest import CONF_DIR, REPO
-from dynmultidep.learnability.jobs import Job, ModelSpec, ensure_corpus, routing, run_job
+from dynmultidep.learnability.jobs import (
+    LearnabilityJob,
+    ModelSpec,
+    ensure_corpus,
+    routing,
+    run_job,
+)
 from dynmultidep.learnability.plan import FAMILIES, MODELS, PLANS, SIZES
 from dynmultidep.learnability.report import summarize, tables, targets
 from dynmultidep.learnability.runner import cached_result, plan_jobs
@@ -74,7 +80,7 @@ def test_summaries_and_targets():
 
 
 def test_a_job_trains_on_its_family_and_scores_the_gate(tmp_path):
-    job = Job("one_modality", "small", 60, ModelSpec.parse(
+    job = LearnabilityJob("one_modality", "small", 60, ModelSpec.parse(
         "tiny=model.d_model=8 model.d_ffn=16 model.expand=1 model.d_state=4 model.gate_hidden=8"
     ), seed=0, length_scale=0.05, epochs=1)  # fmt: skip
     root = ensure_corpus(job, tmp_path)
@@ -90,7 +96,7 @@ def test_a_job_trains_on_its_family_and_scores_the_gate(tmp_path):
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / f"{job.key}.json").write_text(json.dumps(out))
     assert cached_result(tmp_path, job, CONF_DIR) == out
-    other = Job(**{**job.__dict__, "epochs": 2})
+    other = LearnabilityJob(**{**job.__dict__, "epochs": 2})
     assert cached_result(tmp_path, other, CONF_DIR) is None  # other settings
     stale = {**out, "config": "0" * 16}  # as if a default of conf/ had changed since
     (tmp_path / "results" / f"{job.key}.json").write_text(json.dumps(stale))

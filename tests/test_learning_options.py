@@ -15,7 +15,7 @@ from dynmultidep.models.dynmultidep import DynMultiDep, routing_loss
 from dynmultidep.models.encoder import EncoderConfig, MTExpert
 from dynmultidep.models.masking import step_deltas
 
-SMALL = dict(d_model=8, d_ffn=16, d_state=4, expand=1, dropout=0.0)
+SMALL = dict(d_model=8, d_ffn=16, d_state=4, expand=1, dropout=0.0, input_deltas=False)
 DA, DV = 25, 136
 
 
@@ -35,7 +35,8 @@ def test_step_deltas_are_differences_within_each_length():
 
 def test_zero_initialised_residual_blocks_start_as_the_identity():
     torch.manual_seed(0)
-    expert = MTExpert(5, EncoderConfig(**SMALL, zero_init_residual=True, output_norm=False))
+    config = EncoderConfig(**SMALL, zero_init_residual=True, output_norm=False, drop_path=0.0)
+    expert = MTExpert(5, config)
     x, lengths = torch.randn(2, 6, 5), torch.tensor([6, 3])
     projected = expert.input(x) * (torch.arange(6) < lengths[:, None])[..., None]
     torch.testing.assert_close(expert(x, lengths), projected)

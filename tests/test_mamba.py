@@ -8,8 +8,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from dynmultidep.models.mamba import CrossModalMamba, Mamba
+from dynmultidep.models.mamba import Mamba, tie_state_transition
 from dynmultidep.ops.time_order import reverse_within_length
 
 # mamba_ssm.modules.mamba_simple.Mamba(d_model=16, d_state=4, expand=2): dt_rank = ceil(16/16) = 1
@@ -160,26 +161,37 @@ def test_forward_only_block_is_causal():
     assert not torch.allclose(block(x)[:, 12:], block(changed)[:, 12:])
 
 
+def _streams(share: bool, **options) -> nn.ModuleDict:
+    """An audio and a video Mamba block, tied as the experts' blocks are
+    (:func:`~dynmultidep.models.encoder.share_state_transitions` calls the same tie)."""
+    streams = nn.ModuleDict({m: Mamba(8, d_state=4, expand=2, **options) for m in ("a", "v")})
+    if share:
+        tie_state_transition(streams["a"], streams["v"])
+    return streams
+
+
 def test_cross_modal_streams_share_one_state_transition():
-    shared = CrossModalMamba(8, share_ssm=True, d_state=4, expand=2, bidirectional=True)
-    assert shared.audio.A_log is shared.video.A_log
-    assert shared.audio.A_b_log is shared.video.A_b_log
-    assert shared.audio.in_proj.weight is not shared.video.in_proj.weight
-    assert shared.audio.D is not shared.video.D
+    shared = _streams(True, bidirectional=True)
+    audio_block, video_block = shared["a"], shared["v"]
+    assert audio_block.A_log is video_block.A_log
+    assert audio_block.A_b_log is video_block.A_b_log
+    assert audio_block.in_proj.weight is not video_block.in_proj.weight
+    assert audio_block.D is not video_block.D
     names = [n for n, _ in shared.named_parameters()]
-    assert "video.A_log" not in names  # registered once
+    assert "v.A_log" not in names  # registered once
     audio, video = torch.randn(2, 9, 8), torch.randn(2, 9, 8)
-    ya, yv = shared(audio, video)
-    grad_audio = torch.autograd.grad(ya.sum(), shared.audio.A_log, retain_graph=True)[0]
-    grad_video = torch.autograd.grad(yv.sum(), shared.audio.A_log)[0]
+    ya, yv = audio_block(audio), video_block(video)
+    grad_audio = torch.autograd.grad(ya.sum(), audio_block.A_log, retain_graph=True)[0]
+    grad_video = torch.autograd.grad(yv.sum(), audio_block.A_log)[0]
     assert grad_audio.abs().sum() > 0 and grad_video.abs().sum() > 0  # both streams train it
 
-    separate = CrossModalMamba(8, share_ssm=False, d_state=4, expand=2)
-    assert separate.audio.A_log is not separate.video.A_log
+    separate = _streams(False)
+    assert separate["a"].A_log is not separate["v"].A_log
     n_shared = sum(p.numel() for p in shared.parameters())
-    unshared = CrossModalMamba(8, share_ssm=False, d_state=4, expand=2, bidirectional=True)
-    n_separate = sum(p.numel() for p in unshared.parameters())
+    n_separate = sum(p.numel() for p in _streams(False, bidirectional=True).parameters())
     assert n_separate - n_shared == 2 * 16 * 4
+    with pytest.raises(ValueError, match="different shapes or directions"):
+        tie_state_transition(Mamba(8, d_state=4), Mamba(8, d_state=8))
 
 
 @pytest.mark.cuda

@@ -7,12 +7,14 @@ import math
 import pytest
 import torch
 from torch import nn
+from torchmetrics.functional.classification import binary_accuracy, binary_f1_score
 
+from dynmultidep.evaluation.bootstrap import draw_resamples, percentile_interval
 from dynmultidep.evaluation.metrics import (
     METRICS,
     all_positive_baseline,
+    binary_metrics,
     bootstrap_interval,
-    evaluate,
 )
 from dynmultidep.tasks.callbacks.annealing import GateTemperatureAnnealing
 from dynmultidep.tasks.schedules import warmup_cosine
@@ -23,7 +25,7 @@ LABELS = torch.tensor([1, 1, 1, 1, 0, 0, 0, 0])
 
 
 def test_metrics_match_counts_worked_by_hand():
-    m = evaluate(PROBS, LABELS)
+    m = binary_metrics(PROBS, LABELS)
     assert set(m) == set(METRICS)
     assert m["acc"] == pytest.approx(6 / 8)
     assert m["precision"] == pytest.approx(3 / 4) and m["recall"] == pytest.approx(3 / 4)
@@ -38,7 +40,7 @@ def test_metrics_match_counts_worked_by_hand():
 def test_macro_f1_differs_from_binary_f1_when_classes_differ():
     probs = torch.tensor([0.9, 0.9, 0.9, 0.1])
     labels = torch.tensor([1, 1, 0, 0])
-    m = evaluate(probs, labels)
+    m = binary_metrics(probs, labels)
     f1_pos = 2 * 2 / (2 * 2 + 1)  # TP 2, FP 1, FN 0
     f1_neg = 2 * 1 / (2 * 1 + 1)  # TN 1 as the positive of the other class, FN 1
     assert m["f1"] == pytest.approx(f1_pos)
@@ -60,10 +62,24 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate():
     a = bootstrap_interval(probs, labels, seed=3, resamples=300)
     assert a == bootstrap_interval(probs, labels, seed=3, resamples=300)
     assert a != bootstrap_interval(probs, labels, seed=4, resamples=300)
-    point = evaluate(probs, labels)
+    point = binary_metrics(probs, labels)
     for name in ("acc", "f1"):
         low, high = a[name]
         assert low < point[name] < high and high - low < 0.2
+
+
+def test_the_vectorised_bootstrap_equals_a_loop_of_torchmetrics_calls():
+    g = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 2, (37,), generator=g)
+    probs = torch.rand(37, generator=g)
+    probs[:3] = 0.5  # at the threshold: not depressed, as torchmetrics decides
+    for threshold in (0.5, 0.3):
+        got = bootstrap_interval(probs, labels, seed=5, resamples=200, threshold=threshold)
+        rows = draw_resamples(len(labels), 200, 5)  # the same draws, one by one
+        acc = torch.stack([binary_accuracy(probs[r], labels[r], threshold=threshold) for r in rows])
+        f1 = torch.stack([binary_f1_score(probs[r], labels[r], threshold=threshold) for r in rows])
+        for name, values in (("acc", acc), ("f1", f1)):
+            assert got[name] == pytest.approx(percentile_interval(values.double()), abs=1e-6)
 
 
 def test_warmup_cosine_schedule():

@@ -22,7 +22,7 @@ from dynmultidep.models.router import LongShortRouter
 from dynmultidep.tasks.callbacks.annealing import GateTemperatureAnnealing
 from dynmultidep.tasks.train import train
 
-SMALL = dict(d_model=16, d_ffn=32, d_state=4, expand=2, dropout=0.0)
+SMALL = dict(d_model=16, d_ffn=32, d_state=4, expand=2, dropout=0.0, input_deltas=False)
 PAPER = dict(
     mtem=True, attention_window=4, experts=("audio", "video", "fused"), gate_input="raw",
     fusion_gate=True, fusion_ops=("none", "mlp", "attention"),

@@ -11,7 +11,7 @@ from dynmultidep.models.dynmultidep import DynMultiDep
 from dynmultidep.models.encoder import EncoderConfig
 from dynmultidep.models.pooling import POOLINGS, AttentiveStatisticsPooling, make_pooling
 
-SMALL = dict(d_model=8, d_ffn=16, d_state=4, expand=1, dropout=0.0)
+SMALL = dict(d_model=8, d_ffn=16, d_state=4, expand=1, dropout=0.0, input_deltas=False)
 
 
 def batch(lengths=(6, 3, 1), width=5, seed=0, garbage=100.0):

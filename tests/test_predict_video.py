@@ -22,7 +22,7 @@ from dynmultidep.features.for_checkpoint import (
     settings_for,
 )
 from dynmultidep.features.pipeline import ExtractionSettings
-from dynmultidep.features.synthetic_video import VlogSpec, write_vlog
+from dynmultidep.features.synthetic_video import VlogSpec, write_video
 from dynmultidep.features.visual import find_predictor
 from dynmultidep.models.output import ModelOutput
 from dynmultidep.tasks.outputs.timeline import step_contributions
@@ -67,7 +67,7 @@ def predict_config(ckpt: str, video_input: Path, out: Path, *extra: str):
 
 
 def test_predict_on_a_video_writes_its_row_and_its_timeline(checkpoint, tmp_path):
-    video = write_vlog(tmp_path / "in" / "my vlog.mp4", SPEC)
+    video = write_video(tmp_path / "in" / "my vlog.mp4", SPEC)
     out = tmp_path / "run"
     predict(predict_config(checkpoint, video, out))
     (row,) = read_csv(out / "predictions.csv")
@@ -90,8 +90,8 @@ def test_predict_on_a_video_writes_its_row_and_its_timeline(checkpoint, tmp_path
 
 def test_bad_videos_are_reported_and_the_others_scored(checkpoint, tmp_path):
     folder = tmp_path / "in"
-    write_vlog(folder / "good.mkv", VlogSpec(seconds=3))
-    write_vlog(folder / "mute.mkv", VlogSpec(seconds=3, audio=False))
+    write_video(folder / "good.mkv", VlogSpec(seconds=3))
+    write_video(folder / "mute.mkv", VlogSpec(seconds=3, audio=False))
     out = tmp_path / "run"
     with pytest.raises(DataError, match=r"mute\.mkv: 1 of the videos could not be extracted"):
         predict(predict_config(checkpoint, folder, out))
@@ -106,7 +106,7 @@ def test_models_on_features_the_extractor_cannot_make_are_refused(tmp_path):
     assert settings_for("dvlog", trained, None, ckpt) == ExtractionSettings(**trained)
     with pytest.raises(CheckpointError, match="extractor computes the 68 landmarks only"):
         settings_for("lmvd", None, (*LMVD_COLUMNS, "gaze_angle_x", "gaze_angle_y"), ckpt)
-    video = write_vlog(tmp_path / "v.mkv", VlogSpec(seconds=2))
+    video = write_video(tmp_path / "v.mkv", VlogSpec(seconds=2))
     with pytest.raises(CheckpointError, match=r"model\.ckpt: was trained on LMVD's VGGish audio"):
         extract_for_checkpoint(video, ExtractionSettings(audio="vggish"), tmp_path, ckpt)
     assert is_video_input(video) and is_video_input(tmp_path) and not is_video_input(ckpt)
@@ -162,7 +162,7 @@ def test_from_videos_to_a_trained_model_and_back(tmp_path):
     videos, rows = [], []
     for i, fold in enumerate(folds):
         spec = VlogSpec(seconds=3.2, blank=(1,) if i % 2 else (), pitch=120 + 20 * i, seed=i)
-        videos.append(write_vlog(tmp_path / "videos" / f"{i:02d}.mkv", spec))
+        videos.append(write_video(tmp_path / "videos" / f"{i:02d}.mkv", spec))
         rows.append(f"{i:02d},{'depression' if i % 2 else 'normal'},{'f' if i < 5 else 'm'},{fold}")
     (tmp_path / "labels.csv").write_text("id,label,gender,fold\n" + "\n".join(rows) + "\n")
     corpus = tmp_path / "corpus"
@@ -173,7 +173,7 @@ def test_from_videos_to_a_trained_model_and_back(tmp_path):
     ckpt = train_tiny(corpus, out, batch_size=4)
     rows = read_csv(out / "predictions.csv")
     assert sorted(r["id"] for r in rows) == ["06", "07"]  # the test fold, ids kept as strings
-    new = write_vlog(tmp_path / "new" / "new.mkv", VlogSpec(seconds=2.4))
+    new = write_video(tmp_path / "new" / "new.mkv", VlogSpec(seconds=2.4))
     scored = tmp_path / "scored"
     predict(predict_config(str(ckpt), new, scored))
     (cached,) = (scored / "cache").iterdir()

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import REPO
-from dynmultidep.evaluation.metrics import evaluate
+from dynmultidep.evaluation.metrics import binary_metrics
 from dynmultidep.evaluation.predictions import Predictions
 from dynmultidep.protocols.kfold import HONEST, OPTIMISTIC, write_folds
 from dynmultidep.sweeps.summary import write_summary
@@ -128,7 +128,7 @@ def fake_kfold_sweep(sweep: Path, probs_of, k: int = 4, select_on_test=(False,))
             rows = [i for i, vlog_id in enumerate(ids) if folds[vlog_id] == fold]
             probs = probs_of(labels, optimistic)
             write_run(job, [ids[i] for i in rows], labels[rows], [probs[i] for i in rows])
-            report = evaluate(torch.tensor([probs[i] for i in rows]), labels[rows])
+            report = binary_metrics(torch.tensor([probs[i] for i in rows]), labels[rows])
             kfold = {"fold": fold, "k": k, "select_on_test": optimistic,
                      "protocol": OPTIMISTIC if optimistic else HONEST}  # fmt: skip
             (job / "metrics.json").write_text(json.dumps(
@@ -173,7 +173,7 @@ def test_kfold_summary_pools_out_of_fold_predictions_and_labels_the_optimistic_o
     honest, optimistic = table["kfold.select_on_test=False"], table["kfold.select_on_test=True"]
     assert honest["protocol"] == HONEST and optimistic["protocol"] == OPTIMISTIC
     ids, labels, _ = labelled()
-    pooled = evaluate(torch.tensor(noisy), labels)  # the folds together are every vlog once
+    pooled = binary_metrics(torch.tensor(noisy), labels)  # the folds together are every vlog once
     assert honest["pooled_vlogs"] == str(N) and honest["pooled_missing"] == "0"
     for name in ("acc", "f1", "weighted_f1", "auroc", "ece"):
         assert float(honest[f"pooled_{name}"]) == pytest.approx(pooled[name], abs=1e-4), name
@@ -191,3 +191,14 @@ def test_kfold_summary_pools_out_of_fold_predictions_and_labels_the_optimistic_o
 
         read_side(sweep)
     assert len(read_side(sweep, "kfold.select_on_test=true").parts) == 4
+
+
+def test_the_sign_flip_p_value_is_never_zero():
+    from dynmultidep.evaluation.significance import sign_flip_test
+
+    # 20 equal differences: no random sign assignment reaches the observed mean, yet
+    # the observed assignment itself counts: p = 1 / (draws + 1)
+    assert sign_flip_test([0.1] * 20, draws=999, seed=0) == pytest.approx(1 / 1000)
+    # exact enumeration (n <= 16): both all-same-sign assignments reach it
+    assert sign_flip_test([0.1] * 6) == pytest.approx(2 / 2**6)
+    assert sign_flip_test([0.0] * 20, draws=99) == 1.0

@@ -25,7 +25,7 @@ from dynmultidep.data.synthetic.random_cues import (
     suite_corpus_from,
 )
 from dynmultidep.data.vlogs import load_vlogs
-from dynmultidep.learnability.jobs import SUITE, Job, ModelSpec, ensure_corpus, run_job
+from dynmultidep.learnability.jobs import SUITE, LearnabilityJob, ModelSpec, ensure_corpus, run_job
 from dynmultidep.learnability.report import suite_tables, suite_targets, summarize
 from dynmultidep.learnability.runner import cached_result, suite_jobs
 from scoring import probe_folds
@@ -128,7 +128,7 @@ def test_suite_jobs_read_their_corpus_and_run_through_train_py(tmp_path):
 
 def suite_result(draw, model, acc, index):
     corpus = dataclasses.replace(draw_suite(index + 1, 0)[index])
-    job = Job.of_draw(corpus, ModelSpec.parse(model), 0)
+    job = LearnabilityJob.of_draw(corpus, ModelSpec.parse(model), 0)
     return {**job.describe(), "key": job.key, "error": None, "model": model,
             "test": {"acc": acc, "macro_f1": acc, "auroc": acc},
             "val": {"acc": acc - 0.1, "loss": 1 - acc},

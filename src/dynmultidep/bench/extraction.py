@@ -24,7 +24,7 @@ from pathlib import Path
 from dynmultidep.features import media
 from dynmultidep.features.corpus import default_workers, extract_corpus
 from dynmultidep.features.pipeline import ExtractionSettings, Extractor
-from dynmultidep.features.synthetic_video import VlogSpec, write_vlog
+from dynmultidep.features.synthetic_video import VlogSpec, write_video
 from dynmultidep.features.visual import LandmarkExtractor
 
 
@@ -38,7 +38,7 @@ def make_videos(folder: Path, count: int, seconds: float) -> list[Path]:
                 seconds=seconds, width=1280, height=720, fps=30, blank=(3,), shift=8,
                 growth=0.0, seed=i, pitch=120 + 60 * i,
             )  # fmt: skip
-            write_vlog(path, spec, audio_codec="aac")
+            write_video(path, spec, audio_codec="aac")
         else:
             shutil.copy(paths[i % 2], path)
         paths.append(path)

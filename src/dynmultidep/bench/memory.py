@@ -12,6 +12,7 @@ import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -70,13 +71,19 @@ MODELS = {
 }
 
 
-def bench_memory(conf_dir: Path, lengths: list[int], models=("dynmultidep",)) -> list[dict]:
-    """One fresh process per (model, pass, length); ``models``: labels of ``MODELS``."""
+def bench_memory(
+    conf_dir: Path, lengths: list[int], models=("dynmultidep",),
+    on_row: Callable[[str], None] | None = None,
+) -> list[dict]:  # fmt: skip
+    """One fresh process per (model, pass, length); ``models``: labels of ``MODELS``;
+    ``on_row`` hears of each as it starts (the run's progress)."""
     rows = []
     for model in models:
         experiment, overrides = MODELS[model]
         for backward in (False, True):
             for length in lengths:
+                if on_row is not None:
+                    on_row(f"{model}, L {length}, {'fwd+bwd' if backward else 'fwd'}")
                 args = [sys.executable, "-m", __name__, str(conf_dir), str(length)]
                 args += ["--experiment", experiment, *(f"--override={o}" for o in overrides)]
                 args += ["--backward"] if backward else []

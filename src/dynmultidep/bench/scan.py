@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import statistics
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -126,9 +127,13 @@ def roofline_seconds(length: int, n_state: int, pass_name: str, lanes_per_s: flo
     return BATCH * CHANNELS * length * n_state * lane_ops(pass_name) / lanes_per_s
 
 
-def bench_scan(lengths: list[int], states: list[int], repeats: int, fused_repeats: int) -> dict:
+def bench_scan(
+    lengths: list[int], states: list[int], repeats: int, fused_repeats: int,
+    on_row: Callable[[str], None] | None = None,
+) -> dict:  # fmt: skip
     """Rows per (N, L, pass); ``repeats`` interleaved rounds (one reference call each,
-    ``fused_repeats`` calls of the fast paths)."""
+    ``fused_repeats`` calls of the fast paths). ``on_row`` hears of each row as it
+    starts (the run's progress)."""
     rates = arithmetic_rates()
     fma_rates = [fma_rate()]  # measured again after every shape: the host's rate drifts
     with_mambapy = mambapy_available()
@@ -142,6 +147,8 @@ def bench_scan(lengths: list[int], states: list[int], repeats: int, fused_repeat
             upstream_cl = upstream.transpose(1, 2).contiguous()
             for backward in (False, True):
                 pass_name = "fwd+bwd" if backward else "fwd"
+                if on_row is not None:
+                    on_row(f"N {n_state}, L {length}, {pass_name}")
                 paths = {
                     "fused": functools.partial(scan_pass, "fused", inputs, backward, upstream),
                     "fused_cl": functools.partial(

@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dynmultidep.bench import QUIET, compose_train
 from dynmultidep.bench.timing import median_time
-from dynmultidep.evaluation.metrics import evaluate
+from dynmultidep.evaluation.metrics import binary_metrics
 from dynmultidep.models.gate import set_dynamic
 from dynmultidep.tasks.checkpoint import (
     classifier_from_checkpoint,
@@ -97,7 +97,7 @@ class TestSet:
 
     def accuracy(self, blank: str | None = None) -> float:
         probs, labels = self.predict(blank)
-        return evaluate(probs, labels)["acc"]
+        return binary_metrics(probs, labels)["acc"]
 
     def flops(self) -> int:
         counter = FlopCounterMode(display=False)

@@ -2,15 +2,16 @@
 
 Depression is the positive class. Every metric reads probabilities
 ``p (N,)`` in [0, 1] and integer labels ``y (N,)``; a vlog is predicted
-depressed when ``p >= threshold``.
+depressed when ``p > threshold``, torchmetrics' rule, which every decision of the
+project follows (:func:`decide`).
 
 ``avg4`` is the mean of accuracy, precision, recall and F1, the seed model's
 selection criterion. Three F1 scores: ``f1`` of the depressed class (binary),
 ``macro_f1`` the mean of both classes' F1, ``weighted_f1`` their mean weighted by
 each class's number of vlogs (sklearn's ``average='weighted'``, which LMVD's paper
 reports). ``ece``: expected calibration error of ``p`` as the probability of
-depression, over :data:`ECE_BINS` equal-width bins
-(:mod:`dynmultidep.evaluation.calibration`).
+depression: torchmetrics' ``BinaryCalibrationError`` over :data:`ECE_BINS`
+equal-width bins (:mod:`dynmultidep.evaluation.calibration` draws its bins).
 """
 
 from __future__ import annotations
@@ -27,13 +28,19 @@ from torchmetrics.classification import (
     BinaryRecall,
     MulticlassF1Score,
 )
-from torchmetrics.functional.classification import binary_accuracy, binary_f1_score
+
+from dynmultidep.evaluation.bootstrap import draw_resamples, percentile_interval, resampled_metrics
 
 AVG4 = ("acc", "precision", "recall", "f1")
 METRICS = (*AVG4, "macro_f1", "weighted_f1", "auroc", "ece", "avg4")
 ECE_BINS = 10
 # metrics of the predicted class, which a decision threshold changes
 THRESHOLDED = (*AVG4, "macro_f1", "weighted_f1", "avg4")
+
+
+def decide(probs: Tensor, threshold: float) -> Tensor:
+    """``(N,)`` bool: depressed where ``probs > threshold`` (torchmetrics' rule)."""
+    return probs > threshold
 
 
 class BinaryMacroF1(MulticlassF1Score):
@@ -45,7 +52,7 @@ class BinaryMacroF1(MulticlassF1Score):
         self.threshold = threshold
 
     def update(self, preds: Tensor, target: Tensor) -> None:
-        super().update((preds >= self.threshold).long(), target)
+        super().update(decide(preds, self.threshold).long(), target)
 
 
 def classification_metrics(threshold: float = 0.5, sync: bool = True) -> MetricCollection:
@@ -75,7 +82,7 @@ def with_avg4(values: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def evaluate(probs: Tensor, labels: Tensor, threshold: float = 0.5) -> dict[str, float]:
+def binary_metrics(probs: Tensor, labels: Tensor, threshold: float = 0.5) -> dict[str, float]:
     """All of :data:`METRICS` for one set of predictions (never synchronised across ranks:
     ``probs`` are the whole fold's)."""
     collection = classification_metrics(threshold, sync=False)
@@ -85,7 +92,7 @@ def evaluate(probs: Tensor, labels: Tensor, threshold: float = 0.5) -> dict[str,
 
 def all_positive_baseline(labels: Tensor) -> dict[str, float]:
     """The metrics of calling every vlog depressed (the trivial baseline)."""
-    return evaluate(torch.ones(len(labels)), labels)
+    return binary_metrics(torch.ones(len(labels)), labels)
 
 
 def bootstrap_interval(
@@ -96,17 +103,11 @@ def bootstrap_interval(
     level: float = 0.95,
     threshold: float = 0.5,
 ) -> dict[str, list[float]]:
-    """Percentile bootstrap interval of accuracy and F1, resampling vlogs.
+    """Percentile bootstrap interval of accuracy and F1, resampling vlogs
+    (:mod:`dynmultidep.evaluation.bootstrap`).
 
     Returns ``{"acc": [low, high], "f1": [low, high]}``.
     """
-    generator = torch.Generator().manual_seed(seed)
-    draws = torch.randint(len(labels), (resamples, len(labels)), generator=generator)
-    scores = {"acc": [], "f1": []}
-    for rows in draws:
-        p, y = probs[rows], labels[rows]
-        scores["acc"].append(binary_accuracy(p, y, threshold=threshold))
-        scores["f1"].append(binary_f1_score(p, y, threshold=threshold))
-    tail = (1 - level) / 2
-    quantiles = torch.tensor([tail, 1 - tail])
-    return {k: torch.stack(v).quantile(quantiles).tolist() for k, v in scores.items()}
+    rows = draw_resamples(len(labels), resamples, seed)
+    scores = resampled_metrics(labels[rows], decide(probs, threshold)[rows], names=("acc", "f1"))
+    return {name: percentile_interval(values, level) for name, values in scores.items()}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dynmultidep.errors import DataError
-from dynmultidep.evaluation.metrics import all_positive_baseline, evaluate
+from dynmultidep.evaluation.metrics import all_positive_baseline, binary_metrics
 from dynmultidep.evaluation.predictions import PredictionRows, read_predictions
 
 PREDICTIONS_FILE = "predictions.csv"
@@ -25,8 +25,8 @@ def rows_metrics(rows: PredictionRows, decisions=None) -> dict[str, float]:
     ``decisions`` (default: the ``prediction`` column), AUROC and ECE from the
     probabilities."""
     decisions = rows.decisions if decisions is None else decisions
-    metrics = evaluate(decisions.float(), rows.labels, 0.5)
-    from_probs = evaluate(rows.probs, rows.labels)
+    metrics = binary_metrics(decisions.float(), rows.labels, 0.5)
+    from_probs = binary_metrics(rows.probs, rows.labels)
     metrics["auroc"], metrics["ece"] = from_probs["auroc"], from_probs["ece"]
     return metrics
 

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from dynmultidep.atomic import write_text_atomic
 from dynmultidep.data.sharding import shard_positions
+from dynmultidep.evaluation.metrics import decide
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Predictions:
 
     @property
     def predicted(self) -> Tensor:
-        return (self.probs >= self.threshold).long()
+        return decide(self.probs, self.threshold).long()
 
     def relied_on(self) -> list[str]:
         """The expert with the largest gate weight, per vlog ('' without a gate)."""

@@ -24,8 +24,8 @@ from dynmultidep.evaluation.metrics import (
     METRICS,
     THRESHOLDED,
     all_positive_baseline,
+    binary_metrics,
     bootstrap_interval,
-    evaluate,
 )
 from dynmultidep.evaluation.predictions import Predictions
 
@@ -33,8 +33,8 @@ GENDER_COLUMNS = ("acc", "f1", "macro_f1", "weighted_f1", "auroc", "ece")  # pri
 
 
 def subset_metrics(probs: Tensor, labels: Tensor, threshold: float) -> dict[str, float | None]:
-    """:func:`evaluate` of a subset; AUROC is ``None`` where the subset lacks a class."""
-    metrics = evaluate(probs, labels, threshold)
+    """:func:`binary_metrics` of a subset; AUROC is ``None`` where the subset lacks a class."""
+    metrics = binary_metrics(probs, labels, threshold)
     if labels.min() == labels.max():
         metrics["auroc"] = None
     return metrics
@@ -59,7 +59,7 @@ def fold_report(predictions: Predictions, seed: int, resamples: int = 1000) -> d
         raise ValueError("a report needs labelled predictions")
     probs, threshold = predictions.probs, predictions.threshold
     report = {
-        "metrics": evaluate(probs, labels, threshold),
+        "metrics": binary_metrics(probs, labels, threshold),
         "all_positive_baseline": all_positive_baseline(labels),
         "bootstrap_95": bootstrap_interval(probs, labels, seed, resamples, threshold=threshold),
         "vlogs": len(labels),
@@ -72,7 +72,7 @@ def fold_report(predictions: Predictions, seed: int, resamples: int = 1000) -> d
             "threshold": tuned,
             "metric": predictions.tuned_metric,
             "chosen_on": "valid",
-            "metrics": evaluate(probs, labels, tuned),
+            "metrics": binary_metrics(probs, labels, tuned),
         }
     genders = by_gender(predictions.genders, probs, labels, threshold)
     if genders:

@@ -14,31 +14,21 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
-from torchmetrics.functional.classification import binary_auroc
 
-COMPARED = ("acc", "f1", "auroc")
+from dynmultidep.evaluation.bootstrap import (
+    RESAMPLED,
+    draw_resamples,
+    percentile_interval,
+    resampled_metrics,
+)
+
+COMPARED = RESAMPLED  # accuracy and binary F1 of the decisions, AUROC of the probabilities
 
 
 def point_metrics(labels: Tensor, decisions: Tensor, probs: Tensor) -> dict[str, float]:
     """Accuracy and binary F1 of the decisions, AUROC of the probabilities."""
     return {name: float(value[0]) for name, value in
-            _metrics(labels[None], decisions[None], probs[None]).items()}  # fmt: skip
-
-
-def _metrics(labels: Tensor, decisions: Tensor, probs: Tensor) -> dict[str, Tensor]:
-    """Row-wise ``(R,)`` metrics of ``(R, N)`` resamples."""
-    positive, predicted = labels.bool(), decisions.bool()
-    tp = (positive & predicted).sum(1).double()
-    fp = (~positive & predicted).sum(1).double()
-    fn = (positive & ~predicted).sum(1).double()
-    denominator = 2 * tp + fp + fn
-    f1 = torch.where(denominator > 0, 2 * tp / denominator.clamp(min=1), torch.zeros_like(tp))
-    acc = (positive == predicted).double().mean(1)
-    auroc = [
-        float(binary_auroc(p, y)) if 0 < int(y.sum()) < len(y) else math.nan
-        for p, y in zip(probs, labels, strict=True)
-    ]
-    return {"acc": acc, "f1": f1, "auroc": torch.tensor(auroc, dtype=torch.double)}
+            resampled_metrics(labels[None], decisions[None], probs[None]).items()}  # fmt: skip
 
 
 def paired_bootstrap(
@@ -51,22 +41,15 @@ def paired_bootstrap(
     level: float = 0.95,
 ) -> dict[str, list[float]]:
     """Percentile interval of ``metric(B) - metric(A)`` for :data:`COMPARED`, resampling
-    ``units`` with replacement; ``units (U, S)`` holds the rows of each unit (a vlog:
-    its S rows across seeds, or its one row), so a vlog's rows are drawn together.
-    ``a`` and ``b``: ``(decisions, probs)``."""
-    generator = torch.Generator().manual_seed(seed)
-    drawn = torch.randint(len(units), (resamples, len(units)), generator=generator)
+    ``units`` with replacement (:mod:`dynmultidep.evaluation.bootstrap`); ``units (U, S)``
+    holds the rows of each unit (a vlog: its S rows across seeds, or its one row), so a
+    vlog's rows are drawn together. ``a`` and ``b``: ``(decisions, probs)``."""
+    drawn = draw_resamples(len(units), resamples, seed)
     rows = units[drawn].reshape(resamples, -1)  # (R, U*S)
     y = labels[rows]
-    first, second = _metrics(y, a[0][rows], a[1][rows]), _metrics(y, b[0][rows], b[1][rows])
-    tail = (1 - level) / 2
-    out = {}
-    for name in COMPARED:
-        difference = second[name] - first[name]
-        difference = difference[~difference.isnan()]
-        quantiles = torch.tensor([tail, 1 - tail], dtype=torch.double)
-        out[name] = difference.quantile(quantiles).tolist() if len(difference) else [math.nan] * 2
-    return out
+    first = resampled_metrics(y, a[0][rows], a[1][rows])
+    second = resampled_metrics(y, b[0][rows], b[1][rows])
+    return {name: percentile_interval(second[name] - first[name], level) for name in COMPARED}
 
 
 def mcnemar(labels: Tensor, decisions_a: Tensor, decisions_b: Tensor) -> dict:
@@ -82,8 +65,10 @@ def mcnemar(labels: Tensor, decisions_a: Tensor, decisions_b: Tensor) -> dict:
 def sign_flip_test(differences: Sequence[float], draws: int = 20000, seed: int = 0) -> float:
     """Two-sided p-value of a paired sign-flip (permutation) test that the mean of
     ``differences`` (one per fold or seed) is zero: the share of sign assignments
-    whose mean is at least as far from zero. Exact up to 16 pairs, else ``draws``
-    random assignments."""
+    whose mean is at least as far from zero. Exact up to 16 pairs (the observed
+    assignment is one of them, so ``p >= 2 / 2**n``); else ``draws`` random
+    assignments with the observed one counted, ``(1 + hits) / (1 + draws)``, so
+    ``p`` is never 0 (as for any Monte Carlo permutation test)."""
     d = torch.tensor(list(differences), dtype=torch.double)
     observed = float(d.mean().abs())
     if len(d) <= 16:
@@ -91,5 +76,7 @@ def sign_flip_test(differences: Sequence[float], draws: int = 20000, seed: int =
     else:
         generator = torch.Generator().manual_seed(seed)
         signs = torch.randint(2, (draws, len(d)), generator=generator).double() * 2 - 1
-    means = (signs * d).mean(1).abs()
-    return float((means >= observed - 1e-12).double().mean())
+    hits = int(((signs * d).mean(1).abs() >= observed - 1e-12).sum())
+    if len(d) <= 16:
+        return hits / len(signs)
+    return (1 + hits) / (1 + draws)

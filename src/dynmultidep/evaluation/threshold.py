@@ -2,8 +2,8 @@
 
 ``module.threshold: tune`` (conf/train.yaml): after each validation epoch the
 classifier tries 0.5 and a threshold between each pair of neighbouring validation
-probabilities (and one below and one above them all), so that no validation vlog
-sits on a candidate and ``p >= t`` and torchmetrics' ``p > t`` agree; it keeps the
+probabilities (and one below and one above them all), deciding ``p > t`` as
+everywhere in the project (:func:`~dynmultidep.evaluation.metrics.decide`); it keeps the
 one with the best ``module.threshold_metric``, ties going to the one nearest 0.5. The value of
 the epoch whose checkpoint is kept travels in that checkpoint, and reports show
 the metrics at 0.5 beside those at the tuned threshold.
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from dynmultidep.evaluation.metrics import decide
 
 TUNABLE = ("acc", "f1", "macro_f1", "weighted_f1", "avg4")
 
@@ -25,7 +27,7 @@ def metrics_at(probs: Tensor, labels: Tensor, thresholds: Tensor) -> dict[str, T
     """Every name of :data:`TUNABLE` (plus precision and recall) at each of
     ``thresholds (T,)``, as ``(T,)`` tensors; the definitions of
     :mod:`dynmultidep.evaluation.metrics` (0 where a ratio has no denominator)."""
-    predicted = probs[None, :] >= thresholds[:, None]  # (T, N)
+    predicted = decide(probs[None, :], thresholds[:, None])  # (T, N)
     positive = labels.bool()[None, :]
     tp = (predicted & positive).sum(1).double()
     fp = (predicted & ~positive).sum(1).double()

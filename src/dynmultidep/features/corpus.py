@@ -32,7 +32,7 @@ from pathlib import Path
 
 from dynmultidep.data.feature_record import write_feature_record
 from dynmultidep.errors import DataError
-from dynmultidep.features.jobs import Job, Outcome, run_job
+from dynmultidep.features.jobs import Outcome, VideoJob, run_job
 from dynmultidep.features.manifest import (
     LAYOUTS,
     MANIFEST_KEY,
@@ -139,7 +139,7 @@ def extract_corpus(
     index = read_index(out)
     jobs = []
     for path in videos:
-        job = Job(path.stem, path, out, layout)
+        job = VideoJob(path.stem, path, out, layout)
         row = index.get(job.id)
         if not force and is_written(out, layout, job.id) and same_source(row, path):
             skipped = Outcome(

@@ -12,7 +12,7 @@ from dynmultidep.features.pipeline import Extractor
 
 
 @dataclass(frozen=True)
-class Job:
+class VideoJob:
     id: str
     source: Path
     out: Path
@@ -42,14 +42,14 @@ class Outcome:
         }
 
 
-def failed(job: Job, message: str) -> Outcome:
+def failed(job: VideoJob, message: str) -> Outcome:
     """A failed outcome; the job's outputs are removed (a vlog is complete or absent)."""
     remove_vlog(job.out, job.layout, job.id)
     return Outcome(job.id, str(job.source), "failed", message)
 
 
 def run_job(
-    extractor: Extractor, job: Job, on_step: Callable[[int, int], None] | None = None
+    extractor: Extractor, job: VideoJob, on_step: Callable[[int, int], None] | None = None
 ) -> Outcome:
     """Extract and write one video; every expected failure becomes a failed outcome."""
     try:

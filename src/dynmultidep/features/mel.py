@@ -4,7 +4,8 @@ Follows AudioSet's ``vggish_input.py`` / ``mel_features.py`` (and their port in
 torchvggish) step by step, so a checkpoint trained on those inputs sees the same
 numbers here:
 
-1. mono 16 kHz (channels averaged; other rates resampled, see :func:`resample`);
+1. mono 16 kHz (channels averaged; the audio is decoded at 16 kHz, by FFmpeg in
+   the extraction pipeline, and other rates are refused);
 2. frames of 400 samples (25 ms) every 160 samples (10 ms), no padding, so a
    signal of ``S`` samples has ``1 + (S - 400) // 160`` frames;
 3. periodic Hann window, ``|rfft|`` of length 512 -> 257 bins;
@@ -20,7 +21,6 @@ Everything is computed in float64, as the numpy original does.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -29,7 +29,7 @@ import torch
 
 @dataclass(frozen=True)
 class LogMelSettings:
-    """The constants of VGGish's front end (AudioSet's ``vggish_params.py`` and its resampler).
+    """The constants of VGGish's front end (AudioSet's ``vggish_params.py``).
 
     The functions here take them as ``settings``, defaulting to ``VGGISH_LOG_MEL``;
     ``as_dict()`` gives them as a plain dict for records. A corpus manifest does
@@ -37,7 +37,7 @@ class LogMelSettings:
     this front end), not these numbers.
     """
 
-    sample_rate: int = 16000  # Hz; input of other rates is resampled to this
+    sample_rate: int = 16000  # Hz; the only rate the front end takes
     window_length: int = 400  # samples per STFT frame (25 ms)
     hop_length: int = 160  # samples between frames (10 ms)
     fft_length: int = 512  # next power of two above window_length -> 257 bins
@@ -46,24 +46,12 @@ class LogMelSettings:
     mel_max_hz: float = 7500.0  # upper edge of the highest band
     log_offset: float = 0.01  # log(mel + log_offset) keeps silence finite
     example_frames: int = 96  # frames per example, examples do not overlap (0.96 s)
-    resampler: str = "windowed sinc, resampy 0.4 kaiser_best: 50 zeros, rolloff 0.9173, beta 12.98"
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 VGGISH_LOG_MEL = LogMelSettings()
-
-# Windowed-sinc resampler with the filter resampy >= 0.3 ships as ``kaiser_best`` (the
-# default of the ``resampy.resample`` that AudioSet's and torchvggish's front ends call;
-# constants fitted to its table to 1e-15): sinc cut off at ROLLOFF x the lower Nyquist,
-# tapered by a Kaiser window over +-NUM_ZEROS zero crossings.
-_NUM_ZEROS = 50
-_ROLLOFF = 0.9173473712608761
-_KAISER_BETA = 12.98458524704003
-_MAX_KERNEL_TAPS = 32_000_000  # (16000 / g) phases x (sr / g + taps) for g = gcd(sr, 16000)
-_MIN_PHASES = 32  # see resample()
-_RESAMPLE_BLOCK = 1 << 20  # output samples per conv1d call: bounds memory on long audio
 
 
 def hertz_to_mel(hz: np.ndarray | float) -> np.ndarray:
@@ -141,113 +129,14 @@ def to_mono(waveform: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _kaiser_sinc(distance: torch.Tensor, scale: float) -> torch.Tensor:
-    """Filter weight for input samples ``distance`` input periods away from an output.
-
-    ``scale = min(1, sr_out / sr_in)`` lowers the cut-off when downsampling and
-    widens the support to ``+-NUM_ZEROS / scale`` input samples.
-    """
-    tau = scale * distance  # in zero crossings of the (scaled) sinc
-    inside = tau.abs() <= _NUM_ZEROS
-    ratio = (tau / _NUM_ZEROS).clamp(-1.0, 1.0)
-    taper = torch.special.i0(_KAISER_BETA * torch.sqrt(1.0 - ratio**2)) / torch.special.i0(
-        torch.tensor(_KAISER_BETA, dtype=torch.float64)
-    )
-    weight = scale * _ROLLOFF * torch.sinc(_ROLLOFF * tau) * taper
-    return torch.where(inside, weight, torch.zeros_like(weight))
-
-
-def resample(waveform: torch.Tensor, sample_rate: int, target_rate: int = 16000) -> torch.Tensor:
-    """Band-limited resampling of ``(S,)`` to ``(S * target_rate // sample_rate,)``.
-
-    A polyphase windowed sinc with resampy's ``kaiser_best`` filter (what
-    AudioSet's VGGish code calls), evaluated exactly instead of read from a
-    table: output sample ``n`` sits at input time ``n * sample_rate /
-    target_rate`` and sums its neighbours within 50 zero crossings, zeros beyond
-    the ends. resampy steps through its table with a truncated increment when
-    downsampling, so the two differ by up to ~1e-3 on full-band noise at 48 kHz
-    (~1e-4 on tones, ~1e-6 when upsampling). With ``g = gcd(sample_rate,
-    target_rate)`` there are ``target_rate / g`` filter phases (a multiple of them,
-    at least 32), applied as one ``conv1d`` per block of output, so memory stays
-    bounded on long audio. Rates sharing few factors with 16 kHz (e.g. 44101 Hz)
-    would need a huge kernel and are refused; resample those beforehand. Same
-    rate: returned unchanged. :func:`resample_reference` is the plain direct sum
-    this must agree with.
-    """
-    if sample_rate <= 0 or target_rate <= 0:
-        raise ValueError(f"sample rates must be positive, got {sample_rate} -> {target_rate}")
-    if sample_rate == target_rate:
-        return waveform
-    g = math.gcd(int(sample_rate), int(target_rate))
-    # At least _MIN_PHASES output phases (48 kHz: 32 / 96, not 1 / 3) so that the
-    # convolution below is a well-shaped matrix product.
-    group = -(-_MIN_PHASES // (target_rate // g))
-    up, down = group * target_rate // g, group * sample_rate // g
-    scale = min(1.0, up / down)
-    reach = math.ceil(_NUM_ZEROS / scale)  # input samples each side of an output
-    taps = down + 2 * reach + 1
-    if up * taps > _MAX_KERNEL_TAPS:
+def check_sample_rate(sample_rate: int, settings: LogMelSettings = VGGISH_LOG_MEL) -> None:
+    """Refuse audio at another rate than the front end's: decode it at 16 kHz (the
+    extraction pipeline has FFmpeg resample it, :mod:`dynmultidep.features.media`)."""
+    if sample_rate != settings.sample_rate:
         raise ValueError(
-            f"resampling {sample_rate} Hz -> {target_rate} Hz needs a {up} x {taps} kernel; "
-            "resample the audio to 16 kHz beforehand"
+            f"VGGish's front end takes {settings.sample_rate} Hz audio, got {sample_rate} Hz: "
+            f"decode or resample it to {settings.sample_rate} Hz first"
         )
-    # Output q * up + j reads input q * down + m, m in [-reach, down + reach], at
-    # distance j * down / up - m: taps[j, m + reach].
-    phase = torch.arange(up, dtype=torch.float64)[:, None] * (down / up)
-    offset = torch.arange(-reach, down + reach + 1, dtype=torch.float64)[None, :]
-    weights = _kaiser_sinc(phase - offset, scale)  # (up, taps)
-    # The stride-`down` filter as a stride-1 one over `down` interleaved input
-    # channels, which conv1d runs far faster: kernel[j, r, l] = weights[j, l * down + r].
-    span = -(-taps // down)
-    weights = torch.nn.functional.pad(weights, (0, span * down - taps))
-    kernel = weights.reshape(up, span, down).transpose(1, 2).contiguous()  # (up, down, span)
-
-    n_out = waveform.shape[0] * target_rate // sample_rate
-    n_cols = -(-n_out // up)  # polyphase columns q
-    length = (n_cols + span - 1) * down
-    padded = torch.nn.functional.pad(
-        waveform.to(torch.float64), (reach, length - reach - waveform.shape[0])
-    )
-    channels = padded.reshape(-1, down).T  # (down, n_cols + span - 1)
-    out = []
-    block_cols = max(1, _RESAMPLE_BLOCK // up)
-    for q0 in range(0, n_cols, block_cols):
-        q1 = min(n_cols, q0 + block_cols)
-        block = channels[:, q0 : q1 + span - 1]
-        cols = torch.nn.functional.conv1d(block[None], kernel)[0]  # (up, q1 - q0)
-        out.append(cols.T.reshape(-1).to(waveform.dtype))
-    return torch.cat(out)[:n_out] if out else waveform.new_zeros(0)
-
-
-def resample_reference(
-    waveform: torch.Tensor, sample_rate: int, target_rate: int = 16000
-) -> torch.Tensor:
-    """The reference of :func:`resample`: the same filter as a plain direct sum.
-
-    Output sample ``n`` sits at input time ``t = n * sample_rate / target_rate``
-    and is ``sum_k x[k] * _kaiser_sinc(t - k, scale)`` over the input samples
-    ``k`` within ``NUM_ZEROS / scale`` of ``t``, ``x[k] = 0`` outside ``[0, S)``.
-    No phases, blocks or reshapes: one row of weights per output sample, held all
-    at once, ``(S_out, 2 * NUM_ZEROS / scale)`` float64. Slow and memory-hungry;
-    for tests only.
-    """
-    if sample_rate == target_rate:
-        return waveform
-    x = waveform.to(torch.float64)
-    scale = min(1.0, target_rate / sample_rate)
-    reach = math.ceil(_NUM_ZEROS / scale)
-    n_out = x.shape[0] * target_rate // sample_rate
-    n = torch.arange(n_out, dtype=torch.int64)
-    # t = left + frac with left = floor(t), exactly, in integers.
-    left = n * sample_rate // target_rate  # (S_out,)
-    frac = (n * sample_rate - left * target_rate).to(torch.float64) / target_rate
-    # Every k with |t - k| <= reach lies in [left - reach, left + reach + 1].
-    offset = torch.arange(-reach, reach + 2, dtype=torch.int64)  # (W,)
-    k = left[:, None] + offset[None, :]  # (S_out, W) input indices
-    weights = _kaiser_sinc(frac[:, None] - offset[None, :].to(torch.float64), scale)
-    inside = (k >= 0) & (k < x.shape[0])
-    samples = torch.where(inside, x[k.clamp(0, max(x.shape[0] - 1, 0))], 0.0)
-    return (weights * samples).sum(dim=1).to(waveform.dtype)
 
 
 def log_mel(waveform_16k: torch.Tensor, settings: LogMelSettings = VGGISH_LOG_MEL) -> torch.Tensor:
@@ -281,15 +170,16 @@ def log_mel_examples(
     """VGGish's input examples ``(N, 96, 64)`` float32 from ``(S,)`` or ``(C, S)`` audio.
 
     ``waveform`` holds samples in [-1, 1] (integers are scaled, channels averaged,
-    see :func:`to_mono`) at ``sample_rate`` Hz; other rates than 16 kHz are
-    resampled first (:func:`resample`). Example ``e`` covers frames
+    see :func:`to_mono`) at ``sample_rate`` Hz, which must be 16 kHz
+    (:func:`check_sample_rate`). Example ``e`` covers frames
     ``96e .. 96e + 95``, i.e. 0.96 s from ``0.96 e`` s. ``N = F // 96`` with ``F``
     the STFT frames: 0 for audio shorter than 0.975 s (an exact 0.96 s gives 94
     frames, hence none), 10 for 10 s. The whole spectrogram is held in memory;
     :func:`~dynmultidep.features.vggish.vggish_embeddings` works through long
     audio a batch of examples at a time.
     """
-    x = resample(to_mono(waveform), sample_rate, settings.sample_rate)
+    check_sample_rate(sample_rate, settings)
+    x = to_mono(waveform)
     spec = log_mel(x, settings)
     n = spec.shape[0] // settings.example_frames
     examples = spec[: n * settings.example_frames].reshape(

@@ -79,7 +79,7 @@ def frame(spec: VlogSpec, second: int) -> np.ndarray:
     return image
 
 
-def write_vlog(path: Path, spec: VlogSpec = VlogSpec(), audio_codec: str = "pcm_s16le") -> Path:
+def write_video(path: Path, spec: VlogSpec = VlogSpec(), audio_codec: str = "pcm_s16le") -> Path:
     """Encode ``spec`` into ``path``: H.264 video and, by default, lossless PCM audio
     (``.mkv``; ``audio_codec="aac"`` for ``.mp4``, as vlogs are usually stored)."""
     import av

@@ -39,11 +39,11 @@ from dynmultidep.errors import DataError
 from dynmultidep.features.mel import (
     VGGISH_LOG_MEL,
     LogMelSettings,
+    check_sample_rate,
     example_span,
     log_mel,
     log_mel_examples,
     num_examples,
-    resample,
     to_mono,
 )
 
@@ -308,7 +308,8 @@ def vggish_embeddings(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    x = resample(to_mono(waveform), sample_rate, settings.sample_rate)
+    check_sample_rate(sample_rate, settings)
+    x = to_mono(waveform)
     hop, length = example_span(settings)
     device = next(model.parameters()).device
     n = num_examples(x.shape[0], settings)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from dynmultidep.features.jobs import Job, Outcome, failed, run_job
+from dynmultidep.features.jobs import Outcome, VideoJob, failed, run_job
 from dynmultidep.features.pipeline import Extractor
 
 _WORKER: dict = {}
@@ -31,7 +31,7 @@ def _init_worker(arguments: dict, messages) -> None:
     _WORKER["messages"] = messages
 
 
-def worker_job(job: Job) -> Outcome:
+def worker_job(job: VideoJob) -> Outcome:
     """Run ``job`` in a worker process, its progress sent to the parent."""
     messages = _WORKER["messages"]
 
@@ -74,11 +74,11 @@ class _Tracker:
 
 
 def run_parallel(
-    jobs: Sequence[Job],
+    jobs: Sequence[VideoJob],
     arguments: dict,
     workers: int,
     progress,
-    worker: Callable[[Job], Outcome] = worker_job,
+    worker: Callable[[VideoJob], Outcome] = worker_job,
 ) -> list[Outcome]:
     """The outcomes of ``jobs`` run in ``workers`` processes (see the module docstring).
 
@@ -99,7 +99,7 @@ def run_parallel(
     return tracker.outcomes
 
 
-def _run_pool(jobs, size, context, arguments, tracker, worker) -> list[Job]:
+def _run_pool(jobs, size, context, arguments, tracker, worker) -> list[VideoJob]:
     """Run ``jobs`` in a pool of ``size``; return those a dead worker took down."""
     broken = []
     pool = ProcessPoolExecutor(

@@ -56,7 +56,7 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
-class Job:
+class LearnabilityJob:
     """One model on one corpus with one seed: a fixed cue family at a size, or with
     ``suite`` set, one draw of the randomised suite (``family`` is then its name and
     ``size`` is ``suite``)."""
@@ -135,7 +135,7 @@ class Job:
         return json.loads(json.dumps(described))  # tuples as lists, as stored
 
 
-def ensure_corpus(job: Job, work_dir: Path) -> Path:
+def ensure_corpus(job: LearnabilityJob, work_dir: Path) -> Path:
     """Generate the job's corpus unless it is there (call from one process only)."""
     root = job.corpus_root(work_dir)
     if not (root / "labels.csv").is_file():
@@ -178,7 +178,7 @@ def routing(run_dir: Path, informative: dict[str, str]) -> dict:
     }
 
 
-def run_job(job: Job, work_dir: str | Path, conf_dir: str | Path) -> dict:
+def run_job(job: LearnabilityJob, work_dir: str | Path, conf_dir: str | Path) -> dict:
     """Train and test ``job``; return its scores (``error`` set if it failed).
 
     The corpus must exist (:func:`ensure_corpus`). Output of the training run goes

@@ -21,7 +21,7 @@ from dynmultidep.atomic import write_text_atomic
 from dynmultidep.bench import compose_train
 from dynmultidep.data.synthetic import SuiteCorpus
 from dynmultidep.learnability.jobs import (
-    Job,
+    LearnabilityJob,
     ModelSpec,
     config_digest,
     ensure_corpus,
@@ -31,7 +31,9 @@ from dynmultidep.learnability.jobs import (
 from dynmultidep.learnability.plan import SIZES, Plan
 
 
-def plan_jobs(plan: Plan, specs: dict[str, Sequence[ModelSpec]] | None = None) -> list[Job]:
+def plan_jobs(
+    plan: Plan, specs: dict[str, Sequence[ModelSpec]] | None = None
+) -> list[LearnabilityJob]:
     """The jobs of ``plan``; ``specs`` (size -> models) replaces the plan's models.
 
     Jobs are ordered so that the longest (D-Vlog size, expert models) start first.
@@ -39,7 +41,7 @@ def plan_jobs(plan: Plan, specs: dict[str, Sequence[ModelSpec]] | None = None) -
     by_size = specs or {size: [ModelSpec.parse(m) for m in models]
                         for size, models in plan.models.items()}  # fmt: skip
     jobs = [
-        Job(family, size, SIZES[size], model, seed, plan.length_scale, plan.epochs,
+        LearnabilityJob(family, size, SIZES[size], model, seed, plan.length_scale, plan.epochs,
             plan.overrides)
         for size, models in by_size.items()
         for model in models
@@ -53,20 +55,20 @@ def plan_jobs(plan: Plan, specs: dict[str, Sequence[ModelSpec]] | None = None) -
 def suite_jobs(
     corpora: Sequence[SuiteCorpus], models: Sequence[ModelSpec], seeds: Sequence[int],
     epochs: int | None = None, overrides: Sequence[str] = (),
-) -> list[Job]:  # fmt: skip
+) -> list[LearnabilityJob]:  # fmt: skip
     """Every model on every draw of the randomised suite with every training seed; the
     largest corpora and the expert models first."""
-    jobs = [Job.of_draw(corpus, model, seed, epochs, overrides)
+    jobs = [LearnabilityJob.of_draw(corpus, model, seed, epochs, overrides)
             for corpus in corpora for model in models for seed in seeds]  # fmt: skip
     cheap = ("functionals", "temporal_mean")
     return sorted(jobs, key=lambda j: (j.model.label in cheap, -j.n * j.length_scale))
 
 
-def _result_path(work_dir: Path, job: Job) -> Path:
+def _result_path(work_dir: Path, job: LearnabilityJob) -> Path:
     return work_dir / "results" / f"{job.key}.json"
 
 
-def cached_result(work_dir: Path, job: Job, conf_dir: str | Path) -> dict | None:
+def cached_result(work_dir: Path, job: LearnabilityJob, conf_dir: str | Path) -> dict | None:
     """A finished job's stored scores, if it ran with the same settings and the same
     composed training config (:func:`~dynmultidep.learnability.jobs.config_digest`)."""
     path = _result_path(work_dir, job)
@@ -80,12 +82,12 @@ def cached_result(work_dir: Path, job: Job, conf_dir: str | Path) -> dict | None
     return result
 
 
-def _worker_job(job: Job, work_dir: str, conf_dir: str) -> dict:
+def _worker_job(job: LearnabilityJob, work_dir: str, conf_dir: str) -> dict:
     return run_job(job, work_dir, conf_dir)
 
 
 def run_plan(
-    jobs: Sequence[Job],
+    jobs: Sequence[LearnabilityJob],
     work_dir: str | Path,
     conf_dir: str | Path,
     workers: int = 2,

@@ -48,7 +48,7 @@ class _ExpertModel(nn.Module):
 
 
 class Unimodal(_ExpertModel):
-    """One modality's MT expert -> mean over time -> MLP -> logit."""
+    """One modality's MT expert -> pooled over its valid steps (``pooling``) -> MLP -> logit."""
 
     def __init__(self, audio_dim: int, video_dim: int, modality: str = "audio", **encoder):
         if modality not in MODALITIES:

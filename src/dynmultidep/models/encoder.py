@@ -38,17 +38,24 @@ POOLINGS = ("mean", "stats", "attentive_stats")  # see models.pooling
 
 @dataclass
 class EncoderConfig:
-    """Options of an MT expert; every model built on experts takes these as keyword arguments."""
+    """Options of an MT expert; every model built on experts takes these as keyword arguments.
 
-    d_model: int = 256  # width of the residual stream
+    These defaults are the project's: ``conf/model/_encoder.yaml`` mirrors them key for
+    key (a test checks it). They are compact, so that a run on the synthetic corpus takes
+    a minute or two on a CPU; the published recipes (``conf/experiment/_published.yaml``)
+    pin the seed's values instead (``d_model`` 256, ``d_ffn`` 1024, ``expand`` 4, mean
+    pooling, no input deltas or stochastic depth).
+    """
+
+    d_model: int = 64  # width of the residual stream
     num_layers: int = 1  # residual blocks
     mixers: Sequence[str] | None = None  # per block, "mamba" or "attention"; None: all mamba
     d_state: int = 12  # Mamba state size N
     d_conv: int = 4  # Mamba causal convolution width
-    expand: int = 4  # Mamba inner width = expand * d_model
+    expand: int = 2  # Mamba inner width = expand * d_model
     bidirectional: bool = True  # add Mamba's backward branch (ignored when causal)
     causal: bool = False  # only look back in time: forward Mamba, causal attention
-    d_ffn: int = 1024  # hidden width of the feed-forward sublayer
+    d_ffn: int = 256  # hidden width of the feed-forward sublayer
     dropout: float = 0.1
     activation: str = "gelu"  # gelu | swish
     attention_heads: int = 4
@@ -57,10 +64,10 @@ class EncoderConfig:
     conv_backend: str = "auto"  # Mamba's causal convolution (models.causal_conv)
     input_norm: bool = True  # LayerNorm after the input projection (removes each step's scale)
     output_norm: bool = True  # LayerNorm of the expert's output steps (the same, before pooling)
-    input_deltas: bool = False  # also feed each step's change from the previous one
+    input_deltas: bool = True  # also feed each step's change from the previous one
     zero_init_residual: bool = False  # residual branches start at zero: blocks begin as identity
-    drop_path: float = 0.0  # stochastic depth: share of training samples that skip a branch
-    pooling: str = "mean"  # over valid steps: mean | stats | attentive_stats (models.pooling)
+    drop_path: float = 0.5  # stochastic depth: share of training samples that skip a branch
+    pooling: str = "stats"  # over valid steps: mean | stats | attentive_stats (models.pooling)
     mtem: bool = False  # add the short-term branch (local-window attention) and the router
     router: str = "soft"  # long-short router with mtem: soft | hard | fixed (models.router)
     short_d_ffn: int | None = None  # FFN width of the short-term branch (None: d_ffn; 0: none)

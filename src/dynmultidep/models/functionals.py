@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from dynmultidep.models.experts import MODALITIES
 from dynmultidep.models.logistic import cross_validated_fit
-from dynmultidep.models.masking import masked_mean, masked_mean_var, valid_mask
+from dynmultidep.models.masking import masked_mean, masked_mean_std, valid_mask
 from dynmultidep.models.output import ModelOutput
 
 STATISTICS = ("mean", "std", "percentiles", "mean_abs_change")
@@ -45,9 +45,9 @@ def masked_percentiles(x: Tensor, lengths: Tensor, percentiles: Sequence[float])
 def functionals(x: Tensor, lengths: Tensor, percentiles: Sequence[float] = (10, 50, 90)) -> Tensor:
     """``x: (B, L, D)``, ``lengths: (B,)`` -> ``(B, (3 + P) * D)``: mean, std,
     percentiles and mean absolute change of every channel over valid steps
-    (a vlog of one step has std and change 0)."""
-    mean, var = masked_mean_var(x, lengths)
-    parts = [mean, var.clamp_min(0).sqrt()]
+    (a vlog of one step has change 0 and std ``sqrt(STD_EPS)``, see
+    :mod:`dynmultidep.models.masking`)."""
+    parts = list(masked_mean_std(x, lengths))
     if percentiles:
         parts.append(masked_percentiles(x, lengths, percentiles).flatten(1))
     change = (x[:, 1:] - x[:, :-1]).abs()

@@ -31,7 +31,7 @@ def raw_statistics(audio: Tensor, video: Tensor, lengths: Tensor) -> Tensor:
 
     ``audio: (B, L, Da)``, ``video: (B, L, Dv)`` -> ``(B, 2 * (Da + Dv))``.
     """
-    return torch.cat([masked_mean_std(audio, lengths), masked_mean_std(video, lengths)], dim=-1)
+    return torch.cat([*masked_mean_std(audio, lengths), *masked_mean_std(video, lengths)], dim=-1)
 
 
 class Gate(nn.Module):

@@ -1,4 +1,5 @@
-"""Mamba blocks: unidirectional, bidirectional (Vision-Mamba "v2") and cross-modal.
+"""Mamba blocks: unidirectional and bidirectional (Vision-Mamba "v2"), and the tie
+that lets two blocks share one state transition ``A``.
 
 Symbols map to the Mamba paper (Gu & Dao, 2023) and to ``mamba_ssm``'s
 ``mamba_simple.Mamba``, whose parameter names, shapes and initialisation
@@ -29,6 +30,10 @@ reversed copies), so every per-step projection runs on the sequence as it is.
 Everything computes in the channels-last layout ``(B, L, d_inner)``, which
 the fused CPU kernels read directly; ``in_proj`` runs as two products over
 its weight's halves, so ``x`` and ``z`` are contiguous without a split.
+
+Cross-modal sharing (``share_ssm``) is :func:`tie_state_transition` applied
+block by block to the audio and video experts
+(:func:`dynmultidep.models.encoder.share_state_transitions`).
 """
 
 from __future__ import annotations
@@ -189,24 +194,3 @@ def tie_state_transition(source: Mamba, target: Mamba) -> None:
     target.A_log = source.A_log
     if source.bidirectional:
         target.A_b_log = source.A_b_log
-
-
-class CrossModalMamba(nn.Module):
-    """Two Mamba streams (audio, video) with their own projections,
-    convolutions and ``D``, sharing the state transition ``A`` when
-    ``share_ssm`` (both directions when bidirectional).
-
-    ``forward(audio: (B, L, d_model), video: (B, L, d_model), lengths)``
-    returns both streams' outputs.
-    """
-
-    def __init__(self, d_model: int, share_ssm: bool = True, **mamba_kwargs):
-        super().__init__()
-        self.audio = Mamba(d_model, **mamba_kwargs)
-        self.video = Mamba(d_model, **mamba_kwargs)
-        self.share_ssm = share_ssm
-        if share_ssm:
-            tie_state_transition(self.audio, self.video)
-
-    def forward(self, audio: Tensor, video: Tensor, lengths: Tensor | None = None):
-        return self.audio(audio, lengths), self.video(video, lengths)

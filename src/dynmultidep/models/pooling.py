@@ -19,18 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from dynmultidep.models.encoder import POOLINGS
-from dynmultidep.models.masking import masked_mean, valid_mask
-
-STD_EPS = 1e-5  # inside the square root: a constant sequence has a finite gradient
-
-
-def weighted_statistics(x: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and standard deviation of ``x: (B, L, d)`` under ``weights: (B, L)`` that sum
-    to 1 over each sample's valid steps (0 elsewhere) -> two ``(B, d)``."""
-    w = weights[..., None]
-    mean = (w * x).sum(1)
-    var = (w * (x - mean[:, None]) ** 2).sum(1)
-    return mean, torch.sqrt(var + STD_EPS)
+from dynmultidep.models.masking import masked_mean, masked_mean_std, valid_mask, weighted_mean_std
 
 
 class MeanPooling(nn.Module):
@@ -48,9 +37,7 @@ class StatisticsPooling(nn.Module):
         self.out_dim = 2 * d_model
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
-        mask = valid_mask(x, lengths).to(x.dtype)
-        weights = mask / mask.sum(1, keepdim=True).clamp_min(1)
-        return torch.cat(weighted_statistics(x, weights), dim=-1)
+        return torch.cat(masked_mean_std(x, lengths), dim=-1)
 
 
 class AttentiveStatisticsPooling(nn.Module):
@@ -64,7 +51,7 @@ class AttentiveStatisticsPooling(nn.Module):
         scores = self.score(x).squeeze(-1).float()  # (B, L)
         scores = scores.masked_fill(~valid_mask(x, lengths), float("-inf"))
         weights = torch.softmax(scores, dim=1).nan_to_num(0.0).to(x.dtype)  # empty: all 0
-        return torch.cat(weighted_statistics(x, weights), dim=-1)
+        return torch.cat(weighted_mean_std(x, weights), dim=-1)
 
 
 def make_pooling(kind: str, d_model: int) -> nn.Module:

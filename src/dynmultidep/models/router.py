@@ -11,6 +11,7 @@ runs; ``fixed``: 0.5 each, nothing learnt (the ablation).
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from dynmultidep.models.gate import Gate
@@ -46,4 +47,4 @@ class LongShortRouter(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         if self.gate is None:
             return x.new_full((x.shape[0], len(BRANCHES)), 0.5)
-        return self.gate(masked_mean_std(x, lengths))
+        return self.gate(torch.cat(masked_mean_std(x, lengths), dim=-1))

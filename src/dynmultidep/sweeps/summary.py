@@ -53,7 +53,7 @@ _GENDER_NAMES = {"both": "both", "all": "both", "m": "m", "male": "m", "f": "f",
 
 
 @dataclass
-class Job:
+class SweepJob:
     """One job of a sweep: its directory, overrides, and metrics or failure."""
 
     path: Path
@@ -82,8 +82,8 @@ class Row:
     """One configuration: its finished jobs' metrics and its failed jobs."""
 
     configuration: str
-    jobs: list[Job] = field(default_factory=list)
-    failed: list[Job] = field(default_factory=list)
+    jobs: list[SweepJob] = field(default_factory=list)
+    failed: list[SweepJob] = field(default_factory=list)
 
     @property
     def seeds(self) -> list:
@@ -123,7 +123,7 @@ class Row:
         return statistics.fmean(values), std
 
 
-def read_jobs(sweep_dir: str | Path) -> list[Job]:
+def read_jobs(sweep_dir: str | Path) -> list[SweepJob]:
     """Every job directory of ``sweep_dir`` (those with ``.hydra/overrides.yaml``), in job
     order; :class:`FileError` if there is none."""
     sweep_dir = Path(sweep_dir)
@@ -136,9 +136,9 @@ def read_jobs(sweep_dir: str | Path) -> list[Job]:
     return [read_job(d) for d in dirs]
 
 
-def read_job(job_dir: Path) -> Job:
+def read_job(job_dir: Path) -> SweepJob:
     overrides = OmegaConf.to_container(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml"))
-    job = Job(job_dir, [str(o) for o in overrides or []])
+    job = SweepJob(job_dir, [str(o) for o in overrides or []])
     metrics_path = job_dir / "metrics.json"
     if metrics_path.is_file():
         try:
@@ -155,18 +155,18 @@ def read_job(job_dir: Path) -> Job:
     return job
 
 
-def varying_keys(jobs: Sequence[Job]) -> set[str]:
+def varying_keys(jobs: Sequence[SweepJob]) -> set[str]:
     """Override keys whose value is not the same in every job."""
     keys = {k for job in jobs for k in job.settings}
     return {k for k in keys if len({job.settings.get(k) for job in jobs}) > 1}
 
 
-def common_overrides(jobs: Sequence[Job]) -> list[str]:
+def common_overrides(jobs: Sequence[SweepJob]) -> list[str]:
     varying = varying_keys(jobs)
     return [o for k, o in jobs[0].settings.items() if k not in varying] if jobs else []
 
 
-def summarize(jobs: Sequence[Job]) -> list[Row]:
+def summarize(jobs: Sequence[SweepJob]) -> list[Row]:
     """One row per configuration (the overrides that vary, but the seed), in the order
     of their first job."""
     keys = varying_keys(jobs) - NOT_CONFIGURATIONS
@@ -324,7 +324,7 @@ def summary_markdown(
     return "\n".join(lines) + "\n"
 
 
-def gender_grids(jobs: Sequence[Job]) -> dict[str, dict[tuple[str, str], Row]]:
+def gender_grids(jobs: Sequence[SweepJob]) -> dict[str, dict[tuple[str, str], Row]]:
     """For each configuration apart from the genders (and seed) that varies them:
     ``(train gender, test gender)`` -> the row of those jobs."""
     rest_keys = varying_keys(jobs) - {"seed", *GENDER_KEYS}

@@ -5,7 +5,9 @@ A model maps a batch ``audio (B, T, Da)``, ``video (B, T, Dv)``,
 is ``BCEWithLogits(logits, label) + aux_loss``, plus ``model.label_losses(...)`` for
 models that return expert logits (DynMultiDep's expert and routing losses).
 Metrics are logged per split
-as ``{train,val,test}/{acc,precision,recall,f1,macro_f1,auroc,avg4}``; gate
+as ``{train,val,test}/<name>`` for every name of
+:data:`~dynmultidep.evaluation.metrics.METRICS` (accuracy, precision, recall, F1,
+macro and weighted F1, AUROC, ECE, ``avg4``); gate
 statistics as ``{train,val}/gate_weight_<expert>`` (mean weight) and
 ``{train,val}/gate_routed_<expert>`` (share of vlogs whose largest weight it
 has), and for a fusion-level gate ``{train,val}/fusion_routed_<op>`` (share of

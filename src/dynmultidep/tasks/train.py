@@ -2,13 +2,17 @@
 
 Run directory (``paths.output_dir``) after a run::
 
+    .hydra/                  Hydra's record: config.yaml, hydra.yaml, overrides.yaml
+    train.log                the run's log
     config_tree.log          the composed config, as printed at start
     checkpoints/             best (by ``callbacks.model_checkpoint.monitor``) and last.ckpt
     metrics.json             test report + best epoch, checkpoint, seed, provenance
-                             (commit, versions, the scan and convolution kernels run)
+                             (commit, versions, the scan and convolution kernels run);
+                             written last: its presence means the run finished
     predictions.csv          one row per test vlog
     split.csv                k-fold jobs: id,role (train | valid | test) of every vlog used
-    test_*.png               confusion matrix, ROC curve, gate weights by label
+    test_*.png               confusion matrix, ROC curve, reliability diagram, and the
+                             gate weights by label (models with a gate)
     csv/ tensorboard/ wandb/ the selected loggers' files
 """
 

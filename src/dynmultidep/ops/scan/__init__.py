@@ -9,9 +9,10 @@ Backends (``backend=``):
 * ``chunked``: :mod:`.chunked`, a parallel scan in plain PyTorch (closed form
   within chunks, a short sequential pass across them), on any device.
 * ``cuda``: ``mamba_ssm``'s CUDA kernels, when that optional package is installed.
-* ``auto`` (default): ``fused`` on CPU, ``cuda`` on a GPU when ``mamba_ssm``
-  imports, else ``chunked`` (on a GPU with one warning per process saying why:
-  :mod:`dynmultidep.ops.backends`).
+* ``auto`` (default): on CPU ``fused``, or ``reference`` where numba is not
+  installed; on a GPU ``cuda`` when ``mamba_ssm`` imports, else ``chunked`` (with
+  one warning per process saying why: :mod:`dynmultidep.ops.backends`); on another
+  accelerator ``chunked``.
 
 Each call records the backend it ran (:func:`dynmultidep.ops.backends.record`).
 
