@@ -42,7 +42,7 @@ format: install
 	$(PY) -m ruff check --fix src scripts tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache build src/*.egg-info
 
 # The benchmarks of BENCHMARKS.md (about 20 minutes on 2 cores); bench-quick: a subset.
 bench: install

@@ -332,7 +332,11 @@ def run(sections: list[str], plan: dict, device: str, corpus: str | None = None,
     ``progress`` (default: lines on stderr)."""
     results: dict = {"machine": machine(), "command": " ".join(["python", *sys.argv])}
     started = time.perf_counter()
-    runs_here = [s for s in sections if device == "cpu" or s in ("scan", "throughput")]
+    runs_here = [
+        s
+        for s in SECTIONS  # in run order
+        if s in sections and (device == "cpu" or s in ("scan", "throughput"))
+    ]
     progress = progress or Progress(runs_here)
     if "scan" in runs_here:
         scan = plan["scan"]

@@ -21,7 +21,7 @@ def pytest_sessionstart(session):
     DYNMULTIDEP_PRECOMPILE=0 skips it."""
     if os.environ.get("DYNMULTIDEP_PRECOMPILE", "1") == "0":
         return
-    from dynmultidep.ops.scan import fused_available
+    from dynmultidep.ops.backends import fused_available
 
     if not fused_available():
         return

@@ -131,6 +131,14 @@ def test_ece_equals_torchmetrics_with_probabilities_of_exactly_one(tmp_path):
     filled = count > 0
     by_bins = float(((share - mean_prob).abs() * count)[filled].sum() / count.sum())
     assert by_bins == pytest.approx(want, abs=1e-6)  # the figure's bins are torchmetrics'
+    # float32 probabilities on a bin edge (0.7, 0.9): binned as torchmetrics bins them
+    edge = torch.tensor([0.7, 0.65, 0.9, 0.3], dtype=torch.float32)
+    edge_labels = torch.tensor([1, 0, 0, 1])
+    want = float(binary_calibration_error(edge, edge_labels, n_bins=10))
+    assert expected_calibration_error(edge, edge_labels) == pytest.approx(want, abs=1e-6)
+    mean_prob, share, count = reliability_bins(edge, edge_labels)
+    by_bins = float(((share - mean_prob).abs() * count)[count > 0].sum() / count.sum())
+    assert by_bins == pytest.approx(want, abs=1e-6)
     g = torch.Generator().manual_seed(1)
     for _ in range(20):
         p = torch.rand(40, generator=g).where(torch.rand(40, generator=g) > 0.2, torch.tensor(1.0))
@@ -141,7 +149,7 @@ def test_ece_equals_torchmetrics_with_probabilities_of_exactly_one(tmp_path):
     assert (tmp_path / "r.png").stat().st_size > 5_000
 
 
-def test_a_probability_at_the_threshold_is_decided_alike_everywhere():
+def test_a_probability_at_the_threshold_is_decided_alike_everywhere(tmp_path):
     # torchmetrics decides p > t: a vlog at exactly the threshold is not depressed
     probs = torch.tensor([0.5, 0.5, 0.7, 0.2, 0.3])
     labels = torch.tensor([1, 0, 1, 0, 1])
@@ -160,3 +168,10 @@ def test_a_probability_at_the_threshold_is_decided_alike_everywhere():
     assert predictions.predicted.tolist() == [0, 0, 1, 0, 0]
     tuned = Predictions(list("abcde"), [None] * 5, probs, labels, None, threshold=0.7)
     assert tuned.predicted.tolist() == [0, 0, 0, 0, 0]  # 0.7 is not above 0.7
+    both = Predictions(list("abcde"), [None] * 5, probs, labels, None, tuned_threshold=0.5,
+                       tuned_metric="f1")  # fmt: skip
+    both.to_csv(tmp_path / "predictions.csv")
+    rows = (tmp_path / "predictions.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    tuned_column = [int(r.split(",")[header.index("prediction_tuned")]) for r in rows[1:]]
+    assert tuned_column == [0, 0, 1, 0, 0]  # the file decides as the reports do

@@ -42,6 +42,8 @@ def _fsync_folder(folder: Path) -> None:
         return
     try:
         os.fsync(fd)
+    except OSError:  # some network and FUSE file systems refuse it; the rename is done
+        pass
     finally:
         os.close(fd)
 

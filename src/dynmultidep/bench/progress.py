@@ -2,9 +2,9 @@
 the time since the run started, one line each on the terminal (rich, to stderr, so
 that the tables on stdout stay clean)::
 
-      0:00 scan (1/7) selective scan, L 600-2048, N 16 ...
+      0:00 scan (1/7) selective scan, L 600-2048, N [16] ...
       0:41 scan (1/7)   N 16, L 2048, fwd+bwd
-      1:52 scan (1/7) selective scan, L 600-2048, N 16: 111 s
+      1:52 scan (1/7) selective scan, L 600-2048, N [16]: 111 s
 """
 
 from __future__ import annotations

@@ -93,13 +93,15 @@ class Predictions:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(header)
         relied = self.relied_on()
+        predicted = self.predicted
+        predicted_tuned = decide(self.probs, self.tuned_threshold).long() if tuned else None
         for i, vlog_id in enumerate(self.ids):
             row = [vlog_id, self.genders[i] or ""]
             if self.labels is not None:
                 row.append(int(self.labels[i]))
-            row += [f"{float(self.probs[i]):.6f}", int(self.predicted[i])]
+            row += [f"{float(self.probs[i]):.6f}", int(predicted[i])]
             if tuned:
-                row.append(int(self.probs[i] >= self.tuned_threshold))
+                row.append(int(predicted_tuned[i]))
             if self.gate is not None:
                 row += [f"{float(w):.6f}" for w in self.gate[i]] + [relied[i]]
             writer.writerow(row)

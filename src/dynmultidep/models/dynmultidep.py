@@ -124,6 +124,11 @@ def routing_loss(
 class DynMultiDep(nn.Module):
     """The DynMultiDep classifier; see the module docstring.
 
+    The keyword defaults below are the seed model's; the project's defaults are
+    ``conf/model/dynmultidep.yaml`` (raw-input gate, the fused and statistics
+    experts, expert and routing losses, the held-out gate). The experts' options
+    (``**encoder``) default to :class:`EncoderConfig`'s, which that config mirrors.
+
     Args:
         audio_dim, video_dim: feature widths (Da, Dv).
         share_ssm: the video expert's Mamba blocks use the audio expert's ``A``.

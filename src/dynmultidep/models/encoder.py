@@ -61,7 +61,7 @@ class EncoderConfig:
     attention_heads: int = 4
     attention_window: int = 128  # steps each side an attention mixer sees
     scan_backend: str = "auto"  # selective-scan implementation (ops.scan)
-    conv_backend: str = "auto"  # Mamba's causal convolution (models.causal_conv)
+    conv_backend: str = "auto"  # Mamba's causal convolution (ops.causal_conv)
     input_norm: bool = True  # LayerNorm after the input projection (removes each step's scale)
     output_norm: bool = True  # LayerNorm of the expert's output steps (the same, before pooling)
     input_deltas: bool = True  # also feed each step's change from the previous one

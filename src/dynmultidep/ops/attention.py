@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dynmultidep.ops.backends import fused_available
 from dynmultidep.ops.dropout import MAX_ELEMENTS, draw_keys, keep_mask_reference, threshold
-from dynmultidep.ops.scan import fused_available
 
 
 def banded_attention(

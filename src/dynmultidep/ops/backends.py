@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import logging
 from collections.abc import Callable
 
@@ -99,3 +100,10 @@ def reset_record() -> None:
     """Forget the backends run and the fallbacks so far (a run starts its own record)."""
     _used.clear()
     _fallbacks.clear()
+
+
+@functools.cache
+def fused_available() -> bool:
+    """Whether the fused CPU kernels (numba) can run here: the scan's, the
+    convolution's, dropout's and attention's."""
+    return importlib.util.find_spec("numba") is not None

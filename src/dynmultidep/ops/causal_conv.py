@@ -27,8 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dynmultidep.ops.backends import on_kernel_device, optional_kernel, record
-from dynmultidep.ops.scan import fused_available
+from dynmultidep.ops.backends import fused_available, on_kernel_device, optional_kernel, record
 from dynmultidep.ops.time_order import kernel_lengths, reverse_within_length
 
 CONV_BACKENDS = ("auto", "reference", "fused", "cuda")

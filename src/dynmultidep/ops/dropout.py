@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynmultidep.ops.scan import fused_available
+from dynmultidep.ops.backends import fused_available
 
 _MASK32 = 0xFFFFFFFF
 _MUL = (0x7FEB352D, 0x846CA68B)

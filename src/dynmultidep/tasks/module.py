@@ -99,7 +99,7 @@ class DepressionClassifier(L.LightningModule):
             per epoch; ``None`` for a constant learning rate.
         pos_weight: weight positive vlogs by ``negatives / positives`` of the
             training fold in the loss.
-        threshold: probability from which a vlog is predicted depressed, or ``"tune"``:
+        threshold: probability above which a vlog is predicted depressed, or ``"tune"``:
             metrics and checkpoint selection stay at 0.5, and after each validation
             epoch the threshold that maximises ``threshold_metric`` on the validation
             fold is chosen (:mod:`dynmultidep.evaluation.threshold`); the kept

@@ -22,22 +22,14 @@ inside), and the output takes the dtype of ``u``.
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-
 import torch
 from torch import Tensor
 
-from dynmultidep.ops.backends import on_kernel_device, optional_kernel, record
+from dynmultidep.ops.backends import fused_available, on_kernel_device, optional_kernel, record
 from dynmultidep.ops.scan.reference import selective_scan_reference
 from dynmultidep.ops.time_order import reverse_within_length
 
 BACKENDS = ("auto", "reference", "fused", "chunked", "cuda")
-
-
-@functools.cache
-def fused_available() -> bool:
-    return importlib.util.find_spec("numba") is not None
 
 
 def _mamba_ssm_scan():
