@@ -5,9 +5,8 @@ and the paired interval between two models
 
 Resamples are rows of a ``(R, N)`` index drawn with replacement from one seeded
 generator; accuracy and binary F1 of every resample are computed at once from
-their counts (the definitions of :mod:`dynmultidep.evaluation.metrics`, F1 0
-where it has no denominator), AUROC resample by resample (torchmetrics; NaN where
-a resample holds one class only).
+their counts (:mod:`dynmultidep.evaluation.counts`), AUROC resample by resample
+(torchmetrics; NaN where a resample holds one class only).
 """
 
 from __future__ import annotations
@@ -18,6 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 from torchmetrics.functional.classification import binary_auroc
+
+from dynmultidep.evaluation.counts import count_metrics
 
 RESAMPLED = ("acc", "f1", "auroc")
 
@@ -37,14 +38,8 @@ def resampled_metrics(
     unknown = set(names) - set(RESAMPLED)
     if unknown:
         raise ValueError(f"cannot resample {sorted(unknown)}; use {', '.join(RESAMPLED)}")
-    positive, predicted = labels.bool(), decisions.bool()
-    out = {}
-    if "acc" in names:
-        out["acc"] = (positive == predicted).double().mean(1)
-    if "f1" in names:
-        tp = (positive & predicted).sum(1).double()
-        denominator = 2 * tp + (~positive & predicted).sum(1) + (positive & ~predicted).sum(1)
-        out["f1"] = torch.where(denominator > 0, 2 * tp / denominator.clamp(min=1), 0.0)
+    counted = count_metrics(decisions.bool(), labels.bool())
+    out = {name: counted[name] for name in ("acc", "f1") if name in names}
     if "auroc" in names:
         auroc = [float(binary_auroc(p, y)) if 0 < int(y.sum()) < len(y) else math.nan
                  for p, y in zip(probs, labels, strict=True)]  # fmt: skip

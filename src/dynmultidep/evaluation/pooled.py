@@ -16,6 +16,7 @@ from pathlib import Path
 from dynmultidep.errors import DataError
 from dynmultidep.evaluation.metrics import all_positive_baseline, binary_metrics
 from dynmultidep.evaluation.predictions import PredictionRows, read_predictions
+from dynmultidep.evaluation.reports import by_gender
 
 PREDICTIONS_FILE = "predictions.csv"
 
@@ -54,14 +55,7 @@ class Pooled:
         }
         if rows.tuned is not None:
             report["tuned_metrics"] = rows_metrics(rows, rows.tuned)
-        genders = {}
-        for gender in sorted({g for g in rows.genders if g}):
-            part = rows.take([i for i, g in enumerate(rows.genders) if g == gender])
-            metrics = rows_metrics(part)
-            if part.labels.min() == part.labels.max():
-                metrics["auroc"] = None
-            genders[gender] = {"metrics": metrics, "vlogs": len(part.ids),
-                               "depressed": int(part.labels.sum())}  # fmt: skip
+        genders = by_gender(rows.genders, rows.labels, lambda index: rows_metrics(rows.take(index)))
         if genders:
             report["by_gender"] = genders
         return report

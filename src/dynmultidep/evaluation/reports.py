@@ -12,9 +12,9 @@ have genders.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
-import torch
 from rich.console import Console
 from rich.table import Table
 from torch import Tensor
@@ -32,23 +32,20 @@ from dynmultidep.evaluation.predictions import Predictions
 GENDER_COLUMNS = ("acc", "f1", "macro_f1", "weighted_f1", "auroc", "ece")  # printed by gender
 
 
-def subset_metrics(probs: Tensor, labels: Tensor, threshold: float) -> dict[str, float | None]:
-    """:func:`binary_metrics` of a subset; AUROC is ``None`` where the subset lacks a class."""
-    metrics = binary_metrics(probs, labels, threshold)
-    if labels.min() == labels.max():
-        metrics["auroc"] = None
-    return metrics
-
-
-def by_gender(genders: list, probs: Tensor, labels: Tensor, threshold: float) -> dict:
+def by_gender(
+    genders: list, labels: Tensor, metrics_of: Callable[[list[int]], dict[str, float]]
+) -> dict:
     """gender -> ``{"metrics", "vlogs", "depressed"}`` for each gender present (empty
-    when no vlog has one)."""
+    when no vlog has one); ``metrics_of(rows)`` gives the metrics of those rows. AUROC
+    is ``None`` where a gender's vlogs lack a class."""
     out = {}
     for gender in sorted({g for g in genders if g}):
-        rows = torch.tensor([i for i, g in enumerate(genders) if g == gender])
+        rows = [i for i, g in enumerate(genders) if g == gender]
         y = labels[rows]
-        out[gender] = {"metrics": subset_metrics(probs[rows], y, threshold),
-                       "vlogs": len(rows), "depressed": int(y.sum())}  # fmt: skip
+        metrics = metrics_of(rows)
+        if y.min() == y.max():
+            metrics["auroc"] = None
+        out[gender] = {"metrics": metrics, "vlogs": len(rows), "depressed": int(y.sum())}
     return out
 
 
@@ -74,7 +71,11 @@ def fold_report(predictions: Predictions, seed: int, resamples: int = 1000) -> d
             "chosen_on": "valid",
             "metrics": binary_metrics(probs, labels, tuned),
         }
-    genders = by_gender(predictions.genders, probs, labels, threshold)
+
+    def metrics_of(rows: list[int]) -> dict[str, float]:
+        return binary_metrics(probs[rows], labels[rows], threshold)
+
+    genders = by_gender(predictions.genders, labels, metrics_of)
     if genders:
         report["by_gender"] = genders
     return report

@@ -14,43 +14,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from dynmultidep.evaluation.counts import count_metrics
 from dynmultidep.evaluation.metrics import decide
 
 TUNABLE = ("acc", "f1", "macro_f1", "weighted_f1", "avg4")
 
 
-def _safe(num: Tensor, den: Tensor) -> Tensor:
-    return torch.where(den > 0, num / den.clamp(min=1), torch.zeros_like(num))
-
-
 def metrics_at(probs: Tensor, labels: Tensor, thresholds: Tensor) -> dict[str, Tensor]:
     """Every name of :data:`TUNABLE` (plus precision and recall) at each of
-    ``thresholds (T,)``, as ``(T,)`` tensors; the definitions of
-    :mod:`dynmultidep.evaluation.metrics` (0 where a ratio has no denominator)."""
-    predicted = decide(probs[None, :], thresholds[:, None])  # (T, N)
-    positive = labels.bool()[None, :]
-    tp = (predicted & positive).sum(1).double()
-    fp = (predicted & ~positive).sum(1).double()
-    fn = (~predicted & positive).sum(1).double()
-    tn = (~predicted & ~positive).sum(1).double()
-    n = len(labels)
-    f1 = _safe(2 * tp, 2 * tp + fp + fn)
-    f1_negative = _safe(2 * tn, 2 * tn + fn + fp)
-    precision, recall = _safe(tp, tp + fp), _safe(tp, tp + fn)
-    acc = (tp + tn) / n
-    share = float(labels.sum()) / n
-    # a class absent from labels and predictions has no F1 (torchmetrics leaves it out)
-    present = torch.stack([(tp + fp + fn) > 0, (tn + fp + fn) > 0]).double()  # (2, T)
-    macro = (present[0] * f1 + present[1] * f1_negative) / present.sum(0)
-    return {
-        "acc": acc,
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "macro_f1": macro,
-        "weighted_f1": share * f1 + (1 - share) * f1_negative,
-        "avg4": (acc + precision + recall + f1) / 4,
-    }
+    ``thresholds (T,)``, as ``(T,)`` tensors
+    (:func:`~dynmultidep.evaluation.counts.count_metrics`)."""
+    return count_metrics(decide(probs[None, :], thresholds[:, None]), labels.bool())
 
 
 def candidates(probs: Tensor) -> Tensor:
