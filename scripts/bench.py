@@ -51,6 +51,7 @@ from dynmultidep.learnability.plan import PLANS as LEARNABILITY_PLANS
 from dynmultidep.learnability.report import summarize
 from dynmultidep.learnability.report import tables as learnability_tables
 from dynmultidep.learnability.runner import plan_jobs, run_plan
+from dynmultidep.ops.host import describe_host
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 SECTIONS = ("scan", "step", "memory", "throughput", "trained", "learnability", "extraction")
@@ -103,7 +104,8 @@ def machine() -> dict:
     except (OSError, StopIteration):
         pass
     return {"cpu": model, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version()}  # fmt: skip
+            "torch": torch.__version__, "python": platform.python_version(),
+            "kernels": str(describe_host())}  # fmt: skip
 
 
 def fmt(value, spec: str = ".3f") -> str:
@@ -117,10 +119,11 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         scan = results["scan"]
         rates = scan["rates_s_per_element"]
         fma = scan["fma_lanes_per_s"]
+        kernels = results.get("machine", {}).get("kernels", "not recorded")
         title = (f"Selective scan, batch 8, d_inner 1024, fp32 (s); bound from "
                  f"{rates['exp'] * 1e12:.0f} ps per exp, {rates['muladd'] * 1e12:.0f} ps "
                  f"per multiply-add; roofline from {min(fma) / 1e9:.0f}-{max(fma) / 1e9:.0f} G "
-                 "multiply-add lanes/s")  # fmt: skip
+                 f"multiply-add lanes/s; host {kernels}")  # fmt: skip
         header = ["N", "L", "pass", "reference", "fused", "speed-up", "fused channels-last",
                   "speed-up", "mambapy", "vs mambapy", "bound", "x bound", "roofline",
                   "x roofline"]  # fmt: skip

@@ -54,7 +54,8 @@ def test_a_cache_is_current_for_the_kernel_and_its_helpers_and_forgotten_when_no
 
 def test_the_project_kernels_are_compiled_from_their_helpers_files():
     names = {p.name for p in kc.sources("dynmultidep.ops.scan.backward_kernel")}
+    # host.py: the vector width the kernels are compiled for
     assert names == {"backward_kernel.py", "forward_kernel.py", "cpu_kernel.py",
-                     "kernel_math.py", "vectors.py"}  # fmt: skip
+                     "kernel_math.py", "vectors.py", "host.py"}  # fmt: skip
     names = {p.name for p in kc.sources("dynmultidep.ops.dropout_kernel")}
     assert names == {"dropout_kernel.py", "kernel_math.py"}

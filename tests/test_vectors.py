@@ -117,3 +117,19 @@ def test_vector_loads_refuse_strided_rows():
 
     with pytest.raises(numba.core.errors.TypingError):
         load_column(np.zeros((V.WIDTH, 2), np.float32))
+
+
+def test_the_host_is_named_with_the_shape_its_kernels_take():
+    from dynmultidep.ops.host import describe_host, instruction_set, kernel_lanes
+    from dynmultidep.ops.scan.forward_kernel import STATES
+
+    assert instruction_set({"avx512f", "avx2", "fma"}) == "avx512"
+    assert instruction_set({"avx2", "fma", "avx"}) == "avx2"
+    assert instruction_set({"neon", "fp-armv8"}) == "neon"
+    assert instruction_set({"sve", "neon"}) == "sve"
+    assert instruction_set({"sse4.2"}) == "portable"
+    assert [kernel_lanes(isa) for isa in ("avx512", "avx2", "neon", "portable")] == [16, 8, 8, 8]
+    host = describe_host()
+    assert host.lanes == V.WIDTH and host.scan_states == STATES  # what the kernels use
+    assert host.cpu and host.vector_bits in (128, 256, 512)
+    assert f"{host.lanes} float32 lanes x {STATES} scan states" in str(host)

@@ -19,7 +19,8 @@ states in local variables, which LLVM keeps in registers:
   function. LLVM's tuning for recent Intel server cores prefers 256-bit
   vectors; AVX-512 hosts run the kernels' loops about twice as wide with it.
 
-``WIDTH`` is 16 (one AVX-512 register) on hosts with AVX-512, 8 otherwise.
+``WIDTH`` is 16 (one AVX-512 register) on hosts with AVX-512, 8 otherwise
+(:func:`dynmultidep.ops.host.kernel_lanes`).
 Floating-point operations carry the kernels' ``fastmath`` flags, except
 reassociation, which would undo :func:`exp`'s rounding.
 """
@@ -28,13 +29,13 @@ from __future__ import annotations
 
 import operator
 
-import llvmlite.binding as llvm
 import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, models, overload, register_model
 
+from dynmultidep.ops.host import cpu_features, instruction_set, kernel_lanes
 from dynmultidep.ops.kernel_math import (
     ATANH_SERIES,
     EXP2_POLY,
@@ -47,7 +48,7 @@ from dynmultidep.ops.kernel_math import (
     ZERO,
 )
 
-WIDTH = 16 if "+avx512f" in llvm.get_host_cpu_features().flatten().split(",") else 8
+WIDTH = kernel_lanes(instruction_set(cpu_features()))  # see dynmultidep.ops.host
 # no "reassoc": it would fold (y + _ROUND) - _ROUND into y and undo the rounding
 _FLAGS = tuple(sorted(FASTMATH - {"reassoc"}))
 _LANES = ir.VectorType(ir.FloatType(), WIDTH)
