@@ -354,11 +354,11 @@ def test_job_lanes_keep_whole_rows_unless_threads_would_idle():
     from dynmultidep.ops.vectors import WIDTH
 
     assert job_lanes(8, 1024, 2) == 1024  # 8 jobs for 2 threads
-    assert job_lanes(32, 1000, 2) == 1008  # rounded up to whole registers
+    assert job_lanes(32, 1000, 2) == -(-1000 // WIDTH) * WIDTH  # up to whole registers
     assert job_lanes(1, 1024, 2) == 512  # one row per thread
     assert job_lanes(3, 1024, 2) == 512  # 6 jobs, 3 per thread
     assert job_lanes(1, 4096, 16) == MIN_LANES  # never narrower than MIN_LANES
-    assert job_lanes(1, 70, 16) == 80  # a block narrower than MIN_LANES is never split
+    assert job_lanes(1, 70, 16) == -(-70 // WIDTH) * WIDTH  # a narrow block is never split
     assert job_lanes(8, 1024, 2, channels_last=False) == MIN_LANES  # tiles transposed in L1
     for batch in (1, 2, 3, 5, 7):
         for channels in (64, 300, 1024, 1536):

@@ -22,8 +22,6 @@ from dynmultidep.evaluation.bootstrap import (
     resampled_metrics,
 )
 
-COMPARED = RESAMPLED  # accuracy and binary F1 of the decisions, AUROC of the probabilities
-
 
 def point_metrics(labels: Tensor, decisions: Tensor, probs: Tensor) -> dict[str, float]:
     """Accuracy and binary F1 of the decisions, AUROC of the probabilities."""
@@ -40,16 +38,17 @@ def paired_bootstrap(
     seed: int = 0,
     level: float = 0.95,
 ) -> dict[str, list[float]]:
-    """Percentile interval of ``metric(B) - metric(A)`` for :data:`COMPARED`, resampling
-    ``units`` with replacement (:mod:`dynmultidep.evaluation.bootstrap`); ``units (U, S)``
-    holds the rows of each unit (a vlog: its S rows across seeds, or its one row), so a
-    vlog's rows are drawn together. ``a`` and ``b``: ``(decisions, probs)``."""
+    """Percentile interval of ``metric(B) - metric(A)`` for each metric of
+    :data:`~dynmultidep.evaluation.bootstrap.RESAMPLED`, resampling ``units`` with
+    replacement (:mod:`dynmultidep.evaluation.bootstrap`); ``units (U, S)`` holds the rows
+    of each unit (a vlog: its S rows across seeds, or its one row), so a vlog's rows are
+    drawn together. ``a`` and ``b``: ``(decisions, probs)``."""
     drawn = draw_resamples(len(units), resamples, seed)
     rows = units[drawn].reshape(resamples, -1)  # (R, U*S)
     y = labels[rows]
     first = resampled_metrics(y, a[0][rows], a[1][rows])
     second = resampled_metrics(y, b[0][rows], b[1][rows])
-    return {name: percentile_interval(second[name] - first[name], level) for name in COMPARED}
+    return {name: percentile_interval(second[name] - first[name], level) for name in RESAMPLED}
 
 
 def mcnemar(labels: Tensor, decisions_a: Tensor, decisions_b: Tensor) -> dict:

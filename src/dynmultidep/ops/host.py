@@ -8,7 +8,7 @@ beside their figures, since a timing describes one kind of host.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 
@@ -49,9 +49,6 @@ class Host:
     vector_bits: int  # one vector register of that instruction set
     lanes: int  # float32 lanes of the kernels' vectors
     scan_states: int  # states the scan kernels keep per group of vector registers
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
     def __str__(self) -> str:
         isa = {"avx512": "AVX-512", "avx2": "AVX2", "sve": "SVE", "neon": "NEON"}

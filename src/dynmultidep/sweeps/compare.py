@@ -27,7 +27,7 @@ import torch
 from dynmultidep.errors import FileError
 from dynmultidep.evaluation.predictions import PredictionRows, read_predictions
 from dynmultidep.evaluation.significance import (
-    COMPARED,
+    RESAMPLED,
     mcnemar,
     paired_bootstrap,
     point_metrics,
@@ -140,7 +140,7 @@ def compare(a: Side, b: Side, resamples: int = 1000, seed: int = 0) -> dict:
                 "difference": values_b[name] - values_a[name],
                 "bootstrap_95": interval[name],
             }
-            for name in COMPARED
+            for name in RESAMPLED
         },  # fmt: skip
         "mcnemar": mcnemar(labels, first.decisions, second.decisions) if repeats == {1} else None,
         "paired_test": None,
@@ -151,7 +151,7 @@ def compare(a: Side, b: Side, resamples: int = 1000, seed: int = 0) -> dict:
             offsets.append((start, start + len(a.parts[key].ids)))
             start = offsets[-1][1]
         test = {"over": keys[0].split()[0] + "s", "pairs": len(keys)}
-        for name in COMPARED:
+        for name in RESAMPLED:
             differences = []
             for lo, hi in offsets:
                 x = point_metrics(labels[lo:hi], first.decisions[lo:hi], first.probs[lo:hi])
@@ -166,7 +166,7 @@ def compare(a: Side, b: Side, resamples: int = 1000, seed: int = 0) -> dict:
 def _rows(report: dict) -> list[list[str]]:
     test = report["paired_test"]
     rows = []
-    for name in COMPARED:
+    for name in RESAMPLED:
         m = report["metrics"][name]
         low, high = m["bootstrap_95"]
         row = [NAMES[name], f"{m['a']:.4f}", f"{m['b']:.4f}", f"{m['difference']:+.4f}",
