@@ -76,7 +76,26 @@ def test_quick_benchmark_writes_its_tables(tmp_path):
     targets = " ".join(t["target"] for t in results["targets"])
     assert "with MTEM" in targets and "dynmultidep_paper memory" in targets
     assert all(r["roofline_s"] > 0 and r["times_roofline"] > 0 for r in results["scan"]["rows"])
-    assert "**Targets**" in out_md.read_text()
+    assert "mamba_ssm's layout within 1.5x of channels-last" in targets
+    assert [r["pass"] for r in results["scan_costs"]["rows"]] == ["fwd", "fwd+bwd"]
+    assert "kernel shape" in results["machine"]["kernels"]
+    assert "**Targets**" in out_md.read_text() and "Selective scan costs" in out_md.read_text()
+
+
+def test_scan_costs_are_differences_of_configurations_timed_in_one_run(monkeypatch):
+    from dynmultidep.bench import scan
+
+    monkeypatch.setattr(scan, "fma_rate", lambda: 1e11)  # the probe is timed elsewhere
+    costs = scan.scan_costs(length=64, n_state=4, repeats=1, fused_repeats=1)
+    assert costs["fma_lanes_per_s"] == [1e11, 1e11, 1e11]
+    for row in costs["rows"]:
+        full, mamba = row["channels-last_s"], row["mamba_ssm layout_s"]
+        bare = row["channels-last, no softplus or gate_s"]
+        assert row["transposition_s"] == pytest.approx(mamba - full)
+        assert row["prelude_s"] == pytest.approx(full - bare)
+        assert row["layout_ratio"] == pytest.approx(mamba / full)
+        ops = 8 * 1024 * 64 * 4 * scan.lane_ops(row["pass"])
+        assert row["roofline_s"] == pytest.approx(ops / 1e11)
 
 
 def test_extraction_bench_times_whole_vlogs_at_the_defaults():

@@ -120,7 +120,7 @@ def test_vector_loads_refuse_strided_rows():
 
 
 def test_the_host_is_named_with_the_shape_its_kernels_take():
-    from dynmultidep.ops.host import describe_host, instruction_set, kernel_lanes
+    from dynmultidep.ops.host import SHAPES, describe_host, instruction_set, shape_for
     from dynmultidep.ops.scan.forward_kernel import STATES
 
     assert instruction_set({"avx512f", "avx2", "fma"}) == "avx512"
@@ -128,8 +128,10 @@ def test_the_host_is_named_with_the_shape_its_kernels_take():
     assert instruction_set({"neon", "fp-armv8"}) == "neon"
     assert instruction_set({"sve", "neon"}) == "sve"
     assert instruction_set({"sse4.2"}) == "portable"
-    assert [kernel_lanes(isa) for isa in ("avx512", "avx2", "neon", "portable")] == [16, 8, 8, 8]
+    lanes = [shape_for(isa).lanes for isa in ("avx512", "avx2", "neon", "sve", "portable")]
+    assert lanes == [16, 8, 4, 4, 4]  # one register of the host's widest vectors
+    assert all(shape.scan_states == 4 for shape in SHAPES.values())
     host = describe_host()
     assert host.lanes == V.WIDTH and host.scan_states == STATES  # what the kernels use
-    assert host.cpu and host.vector_bits in (128, 256, 512)
+    assert host.cpu and host.vector_bits in (128, 256, 512) and host.registers in (16, 32)
     assert f"{host.lanes} float32 lanes x {STATES} scan states" in str(host)

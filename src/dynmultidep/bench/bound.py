@@ -21,11 +21,17 @@ import numba
 import numpy as np
 
 from dynmultidep.bench.timing import median_time
+from dynmultidep.ops.host import describe_host
 from dynmultidep.ops.kernel_math import FASTMATH, fast_exp
 from dynmultidep.ops.vectors import wide_registers
 
 _WIDTH = 1024  # floats per job: 4 KiB, in L1 with room to spare
-_REGISTERS = 256  # accumulators of the roofline probe: 16 AVX-512 (32 AVX2) registers' worth
+# accumulators of the roofline probe: as many registers as leave room for the operands
+# (at most 16: two per multiply-add unit and cycle of latency, with margin), each full of
+# float32 lanes. AVX-512: 16 x 16 = 256; AVX2 (16 registers): 12 x 8 = 96. On an AVX2
+# host 256 accumulators spill, and the probe ran at 40 G lanes/s instead of 102 G.
+_HOST = describe_host()
+_REGISTERS = _HOST.vector_bits // 32 * min(16, _HOST.registers - 4)
 EXP_LANE_OPS = 10  # a kernel exp: the argument's multiply, rounding, 6 multiply-adds, scaling
 _K = np.float32(-0.5)
 
@@ -48,7 +54,7 @@ def _muladd_rounds(acc, scale, shift, rounds):
 
 @numba.njit(fastmath=FASTMATH)
 def _register_rounds(acc, scale, shift, rounds):
-    wide_registers()  # the widest registers the host has, as the forward kernel uses
+    wide_registers()  # the widest registers the host has, as the scan kernels use
     for _ in range(rounds):
         for i in range(_REGISTERS):  # unrolled: the accumulators stay in registers
             acc[i] = acc[i] * scale + shift

@@ -81,16 +81,18 @@ def mambapy_available() -> bool:
     return True
 
 
-def scan_pass(path: str, inputs: dict, backward: bool, upstream: torch.Tensor) -> None:
+def scan_pass(path: str, inputs: dict, backward: bool, upstream: torch.Tensor,
+              **options) -> None:  # fmt: skip
     """One forward (and backward) of ``path``: fused, fused_cl, reference, chunked, cuda
-    (mamba_ssm's kernels) or mambapy."""
+    (mamba_ssm's kernels) or mambapy; ``options`` replace arguments of the scan (e.g.
+    ``delta_softplus=False, z=None``)."""
     with torch.set_grad_enabled(backward):
         if path == "mambapy":
             y = mambapy_scan(**inputs)
         else:
             scan = selective_scan_channels_last if path == "fused_cl" else selective_scan
             backend = path if path in ("reference", "chunked", "cuda") else "fused"
-            y = scan(**inputs, delta_softplus=True, backend=backend)
+            y = scan(**{**inputs, "delta_softplus": True, **options}, backend=backend)
         if backward:
             y.backward(upstream)
 
@@ -192,6 +194,49 @@ def bench_scan(
                 })  # fmt: skip
     return {"rates_s_per_element": rates, "fma_lanes_per_s": fma_rates, "mambapy": with_mambapy,
             "rows": rows}  # fmt: skip
+
+
+COSTS = {  # path, layout, options: what each timed configuration leaves out
+    "channels-last": ("fused_cl", {}),
+    "mamba_ssm layout": ("fused", {}),
+    "channels-last, no softplus or gate": ("fused_cl", {"delta_softplus": False, "z": None}),
+}
+
+
+def scan_costs(length: int, n_state: int, repeats: int, fused_repeats: int) -> dict:
+    """What the fused kernels spend besides the state updates, by difference of timed
+    configurations in one run: the transposition of mamba_ssm's layout (that layout
+    minus channels-last), the chunk prelude and gate (softplus of ``delta`` and
+    ``silu(z)``: channels-last minus the same without them), and what is left (the
+    state updates, tiles and lane reductions), each against the roofline."""
+    inputs = scan_inputs(length, n_state)
+    layouts = {"fused": inputs, "fused_cl": channels_last(inputs)}
+    upstream = {"fused": torch.randn(BATCH, CHANNELS, length)}
+    upstream["fused_cl"] = upstream["fused"].transpose(1, 2).contiguous()
+    lanes_per_s = [fma_rate()]
+    rows = []
+    for backward in (False, True):
+        pass_name = "fwd+bwd" if backward else "fwd"
+        runs = {}
+        for name, (path, options) in COSTS.items():
+            runs[name] = functools.partial(scan_pass, path, layouts[path], backward,
+                                           upstream[path], **options)  # fmt: skip
+            runs[name]()  # compile and warm up
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(repeats):
+            for name, run in runs.items():
+                times[name].append(median_time(run, fused_repeats))
+        med = {name: statistics.median(t) for name, t in times.items()}
+        lanes_per_s.append(fma_rate())
+        roofline = roofline_seconds(length, n_state, pass_name, statistics.median(lanes_per_s))
+        full, bare = med["channels-last"], med["channels-last, no softplus or gate"]
+        rows.append({
+            "N": n_state, "L": length, "pass": pass_name, "repeats": repeats,
+            **{f"{name}_s": t for name, t in med.items()}, "roofline_s": roofline,
+            "transposition_s": med["mamba_ssm layout"] - full, "prelude_s": full - bare,
+            "layout_ratio": med["mamba_ssm layout"] / full,
+        })  # fmt: skip
+    return {"fma_lanes_per_s": lanes_per_s, "rows": rows}
 
 
 def synchronized(fn, *args) -> None:

@@ -21,6 +21,10 @@ import importlib.util
 import os
 from pathlib import Path
 
+from dynmultidep.ops.host import use_shape_cache
+
+use_shape_cache()  # a forced kernel shape caches apart (before any kernel is decorated)
+
 
 def _dispatcher(kernel: str):
     module, name = kernel.split(":")

@@ -15,12 +15,15 @@ states in local variables, which LLVM keeps in registers:
   :func:`dynmultidep.ops.kernel_math.fast_exp`'s method, lane by lane
   (the two agree to an ulp), and :func:`sigmoid` and :func:`softplus` as
   ``kernel_math`` computes them;
+* ``transpose_block(src, r, c, dst, r2, c2, flip_in, flip_out)``: a
+  ``WIDTH x WIDTH`` block of one 2-D array transposed into another, in registers;
 * ``wide_registers()``: asks LLVM for 512-bit registers in the calling
   function. LLVM's tuning for recent Intel server cores prefers 256-bit
   vectors; AVX-512 hosts run the kernels' loops about twice as wide with it.
 
-``WIDTH`` is 16 (one AVX-512 register) on hosts with AVX-512, 8 otherwise
-(:func:`dynmultidep.ops.host.kernel_lanes`).
+``WIDTH`` is the lanes of the process's kernel shape
+(:func:`dynmultidep.ops.host.kernel_shape`): 16 (one AVX-512 register), 8 (one
+AVX2 register) or 4 (128 bits, everywhere else), unless a shape is forced.
 Floating-point operations carry the kernels' ``fastmath`` flags, except
 reassociation, which would undo :func:`exp`'s rounding.
 """
@@ -35,7 +38,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, models, overload, register_model
 
-from dynmultidep.ops.host import cpu_features, instruction_set, kernel_lanes
+from dynmultidep.ops.host import kernel_shape
 from dynmultidep.ops.kernel_math import (
     ATANH_SERIES,
     EXP2_POLY,
@@ -48,7 +51,7 @@ from dynmultidep.ops.kernel_math import (
     ZERO,
 )
 
-WIDTH = kernel_lanes(instruction_set(cpu_features()))  # see dynmultidep.ops.host
+WIDTH = kernel_shape().lanes  # see dynmultidep.ops.host
 # no "reassoc": it would fold (y + _ROUND) - _ROUND into y and undo the rounding
 _FLAGS = tuple(sorted(FASTMATH - {"reassoc"}))
 _LANES = ir.VectorType(ir.FloatType(), WIDTH)
@@ -249,6 +252,77 @@ def softplus(x):
     return vmax(x, ZERO) + s * p * TWO
 
 
+def _is_matrix(ty) -> bool:
+    """A C-contiguous 2-D float32 array."""
+    return (
+        isinstance(ty, types.Array)
+        and ty.ndim == 2
+        and ty.layout == "C"
+        and ty.dtype == types.float32
+    )
+
+
+def _transpose_lanes(builder, rows):
+    """The ``WIDTH x WIDTH`` block held in ``rows`` (one vector per row), transposed:
+    at each level ``s`` (``WIDTH/2``, ..., 2, 1) rows ``i`` and ``i + s`` swap the
+    lanes with bit ``s`` set in row ``i`` for those with it clear in row ``i + s``."""
+    rows = list(rows)
+    s = WIDTH // 2
+    while s:
+        low = [lane if not lane & s else lane - s + WIDTH for lane in range(WIDTH)]
+        high = [lane + s if not lane & s else lane + WIDTH for lane in range(WIDTH)]
+        for i in range(WIDTH):
+            if not i & s:
+                a, b = rows[i], rows[i + s]
+                rows[i] = builder.shuffle_vector(a, b, ir.Constant(_INTS, low))
+                rows[i + s] = builder.shuffle_vector(a, b, ir.Constant(_INTS, high))
+        s //= 2
+    return rows
+
+
+def _row_pointer(context, builder, matrix_type, matrix, row, col):
+    """Pointer to ``matrix[row, col]`` (C-contiguous) as a pointer to a vector."""
+    array = context.make_array(matrix_type)(context, builder, matrix)
+    cols = builder.extract_value(array.shape, 1)
+    index = builder.add(builder.mul(row, cols), col)
+    return builder.bitcast(builder.gep(array.data, [index]), _LANES.as_pointer())
+
+
+@intrinsic(prefer_literal=True)
+def transpose_block(typingctx, src, src_row, src_col, dst, dst_row, dst_col, flip_in, flip_out):
+    """``dst[dst_row + i, dst_col + k] = src[src_row + k, src_col + i]`` for ``i, k <
+    WIDTH``: a block moved between a channel-major and a time-major array in
+    registers (``WIDTH`` loads, shuffles, ``WIDTH`` stores; no bounds check). With
+    ``flip_in`` the source rows are taken in reverse order (``k -> WIDTH - 1 - k``),
+    with ``flip_out`` the destination rows are (``i -> WIDTH - 1 - i``): how a block
+    of a backward-in-time scan is read or written. The flags are literal booleans."""
+    ints = (src_row, src_col, dst_row, dst_col)
+    flags = (flip_in, flip_out)
+    if not (_is_matrix(src) and _is_matrix(dst)
+            and all(isinstance(t, types.Integer) for t in ints)
+            and all(isinstance(f, types.BooleanLiteral) for f in flags)):  # fmt: skip
+        return None
+    reverse_in, reverse_out = (f.literal_value for f in flags)
+
+    def codegen(context, builder, sig, args):
+        src_type, dst_type = sig.args[0], sig.args[3]
+        r0, c0, d0, e0 = (context.cast(builder, args[i], sig.args[i], types.intp)
+                          for i in (1, 2, 4, 5))  # fmt: skip
+        intp = ir.IntType(64)
+        loaded = []
+        for k in range(WIDTH):
+            row = builder.add(r0, intp(WIDTH - 1 - k if reverse_in else k))
+            ptr = _row_pointer(context, builder, src_type, args[0], row, c0)
+            loaded.append(builder.load(ptr, align=4, typ=_LANES))
+        for i, vec in enumerate(_transpose_lanes(builder, loaded)):
+            row = builder.add(d0, intp(WIDTH - 1 - i if reverse_out else i))
+            builder.store(vec, _row_pointer(context, builder, dst_type, args[3], row, e0),
+                          align=4)  # fmt: skip
+        return context.get_dummy_value()
+
+    return types.none(*((src, src_row, src_col, dst, dst_row, dst_col) + flags)), codegen
+
+
 _LINE_FLOATS = 16  # float32 per 64-byte cache line
 
 
@@ -278,5 +352,5 @@ def wide_registers(typingctx):
 
 __all__ = [
     "WIDTH", "vector", "load", "store", "splat", "vmin", "vmax", "exp", "exp2_scaled",
-    "sigmoid", "softplus", "wide_registers", "aligned_empty",
+    "sigmoid", "softplus", "wide_registers", "aligned_empty", "transpose_block",
 ]  # fmt: skip

@@ -10,11 +10,11 @@ the helpers here. Sequence tensors come in either layout, told by
 One job walks the whole sequence for one batch element and a block of
 channels, ``chunk`` steps at a time: it copies the chunk's inputs into small
 time-major tiles (:func:`_load`), so the innermost loops always run over
-contiguous channels (lanes = channels). For mamba_ssm's layout that copy is an
-in-cache transposition; the channels-last layout avoids it and copies rows a
-vector register at a time. A backward-in-time scan (``reverse``) reads and
-writes every row at its position within the sequence's length
-(:func:`~dynmultidep.ops.kernel_math.step_position`).
+contiguous channels (lanes = channels). For mamba_ssm's layout that copy is a
+transposition, ``WIDTH x WIDTH`` blocks at a time in vector registers; the
+channels-last layout avoids it and copies rows a vector register at a time. A
+backward-in-time scan (``reverse``) reads and writes every row at its position
+within the sequence's length (:func:`~dynmultidep.ops.kernel_math.step_position`).
 
 * The forward pass saves the state at the start of every ``chunk`` steps
   only; the backward pass recomputes one chunk's states at a time and walks
@@ -31,7 +31,7 @@ import numba
 import numpy as np
 
 from dynmultidep.ops.kernel_math import ZERO, step_position
-from dynmultidep.ops.vectors import WIDTH, load, store
+from dynmultidep.ops.vectors import WIDTH, load, store, transpose_block
 from dynmultidep.ops.vectors import softplus as vector_softplus
 
 MIN_LANES = 256  # the narrowest job a split makes: 16 (AVX-512) or 32 (AVX2) lane groups
@@ -86,6 +86,51 @@ def _copy_row(dst, d0, src, s0, n):
 
 
 @numba.njit(inline="always")
+def _rows_to_tile(rows, t0, c0, steps, width, tile, length, reverse):
+    """``tile[s, j] = rows[c0 + j, p]`` (``rows (channels, L)``, mamba_ssm's layout) at
+    the position ``p`` of step ``t0 + s``: whole ``WIDTH x WIDTH`` blocks transposed in
+    registers (:func:`~dynmultidep.ops.vectors.transpose_block`), the edges (and, backwards
+    in time, a block across the sequence's length) element by element."""
+    full_s = steps - steps % WIDTH
+    full_j = width - width % WIDTH
+    for s0 in range(0, full_s, WIDTH):
+        t = t0 + s0
+        blocked = full_j if not reverse or t + WIDTH <= length else 0
+        for j in range(0, blocked, WIDTH):
+            if reverse:  # positions length - 1 - t down to length - t - WIDTH
+                transpose_block(rows, c0 + j, length - t - WIDTH, tile, s0, j, False, True)
+            else:
+                transpose_block(rows, c0 + j, t, tile, s0, j, False, False)
+        for j in range(blocked, width):
+            for s in range(s0, s0 + WIDTH):
+                tile[s, j] = rows[c0 + j, step_position(t0 + s, length, reverse)]
+    for j in range(width):
+        for s in range(full_s, steps):
+            tile[s, j] = rows[c0 + j, step_position(t0 + s, length, reverse)]
+
+
+@numba.njit(inline="always")
+def _tile_to_rows(tile, rows, t0, c0, steps, width, length, reverse):
+    """The inverse of :func:`_rows_to_tile`, for the valid part of the tile."""
+    full_s = steps - steps % WIDTH
+    full_j = width - width % WIDTH
+    for s0 in range(0, full_s, WIDTH):
+        t = t0 + s0
+        blocked = full_j if not reverse or t + WIDTH <= length else 0
+        for j in range(0, blocked, WIDTH):
+            if reverse:
+                transpose_block(tile, s0, j, rows, c0 + j, length - t - WIDTH, True, False)
+            else:
+                transpose_block(tile, s0, j, rows, c0 + j, t, False, False)
+        for j in range(blocked, width):
+            for s in range(s0, s0 + WIDTH):
+                rows[c0 + j, step_position(t0 + s, length, reverse)] = tile[s, j]
+    for j in range(width):
+        for s in range(full_s, steps):
+            rows[c0 + j, step_position(t0 + s, length, reverse)] = tile[s, j]
+
+
+@numba.njit(inline="always")
 def _load(x, b, t0, c0, steps, width, channels_last, tile, length, reverse):
     """``tile[s, j] = x[b, p, c0 + j]`` (or ``x[b, c0 + j, p]``) at the position ``p``
     of step ``t0 + s`` (:func:`~dynmultidep.ops.kernel_math.step_position`), zero beyond."""
@@ -94,13 +139,8 @@ def _load(x, b, t0, c0, steps, width, channels_last, tile, length, reverse):
     if channels_last:
         for s in range(steps):
             _copy_row(tile[s], 0, x[b, step_position(t0 + s, length, reverse)], c0, width)
-    elif reverse:
-        for j in range(width):
-            for s in range(steps):
-                tile[s, j] = x[b, c0 + j, step_position(t0 + s, length, reverse)]
     else:
-        for j in range(width):
-            tile[:steps, j] = x[b, c0 + j, t0 : t0 + steps]
+        _rows_to_tile(x[b], t0, c0, steps, width, tile, length, reverse)
 
 
 @numba.njit(inline="always")
@@ -109,13 +149,8 @@ def _store(tile, x, b, t0, c0, steps, width, channels_last, length, reverse):
     if channels_last:
         for s in range(steps):
             _copy_row(x[b, step_position(t0 + s, length, reverse)], c0, tile[s], 0, width)
-    elif reverse:
-        for j in range(width):
-            for s in range(steps):
-                x[b, c0 + j, step_position(t0 + s, length, reverse)] = tile[s, j]
     else:
-        for j in range(width):
-            x[b, c0 + j, t0 : t0 + steps] = tile[:steps, j]
+        _tile_to_rows(tile, x[b], t0, c0, steps, width, length, reverse)
 
 
 @numba.njit(inline="always")

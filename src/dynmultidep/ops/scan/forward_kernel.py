@@ -29,7 +29,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from dynmultidep.ops.host import SCAN_STATES
+from dynmultidep.ops.host import kernel_shape
 from dynmultidep.ops.kernel_cache import forget_stale
 from dynmultidep.ops.kernel_math import FASTMATH, LOG2E, ZERO
 from dynmultidep.ops.scan.cpu_kernel import _block_parameters, _load, _prepare_delta, _store
@@ -43,7 +43,7 @@ from dynmultidep.ops.vectors import (
     wide_registers,
 )
 
-STATES = SCAN_STATES  # states per register group (dynmultidep.ops.host)
+STATES = kernel_shape().scan_states  # states per register group (dynmultidep.ops.host)
 
 
 @numba.njit(inline="always")
