@@ -159,7 +159,11 @@ def test_paper_step_counts_the_local_attention_branch():
 
 
 @pytest.mark.parametrize(
-    ("mode", "rounds"), [("inference", 1), pytest.param("step", 2, marks=pytest.mark.slow)]
+    ("mode", "rounds"),
+    [
+        pytest.param("inference", 1, marks=pytest.mark.slow),
+        pytest.param("step", 2, marks=pytest.mark.slow),
+    ],
 )
 def test_revision_timings_run_each_tree_in_its_own_process(mode, rounds):
     from dynmultidep.bench.revisions import compare_trees

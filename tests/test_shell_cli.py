@@ -83,6 +83,7 @@ def test_every_logger_at_once_with_wandb_offline_without_login(tmp_path, monkeyp
     assert events and sum(e.stat().st_size for e in events) > 10_000  # scalars and figures
 
 
+@pytest.mark.slow  # multiruns stay in make test through test_scale_grids and k-fold
 def test_multirun_jobs_get_their_own_directories(tmp_path):
     result = run_script("train", "-m", "seed=0,1", "debug=fast", f"paths.log_dir={tmp_path}/logs",
                         *tiny_synthetic(tmp_path))  # fmt: skip

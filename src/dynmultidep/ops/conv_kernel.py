@@ -5,7 +5,10 @@ Sequences are channels-last, ``x, out: (batch, L, d_inner)``, the layout the
 block computes in, so nothing is transposed; ``x`` may be a strided view (one
 half of ``in_proj``'s output). ``wT: (K, d_inner)`` is the depthwise weight
 transposed. One job covers one batch element and a block of ``TIME_BLOCK``
-steps; the innermost loops run over contiguous channels and vectorise. With
+steps; the innermost loops run over contiguous channels, which LLVM vectorises
+for the CPU numba compiles for, so their vector width follows the host by itself
+(it carries nothing in registers from step to step: no blocking to choose, unlike
+the scan's :mod:`dynmultidep.ops.host` shapes). With
 ``reverse``, step ``t`` of the convolution's order lies at position
 ``step_position(t, lengths[b], True)`` (backwards within the sequence's length,
 padding in place): the kernels read and write by that index, so the backward
