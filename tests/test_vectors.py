@@ -110,6 +110,32 @@ def test_aligned_tiles_start_on_a_cache_line(rows, cols):
     assert total == rows * cols
 
 
+@numba.njit
+def _transpose(src, dst, r, c, dr, dc, flip):
+    if flip == 1:
+        V.transpose_block(src, r, c, dst, dr, dc, True, False)
+    elif flip == 2:
+        V.transpose_block(src, r, c, dst, dr, dc, False, True)
+    else:
+        V.transpose_block(src, r, c, dst, dr, dc, False, False)
+
+
+@pytest.mark.parametrize("flip", [0, 1, 2])
+def test_a_block_is_transposed_between_arrays_in_registers(flip):
+    """dst[dr + i, dc + k] = src[r + k, c + i] over WIDTH x WIDTH; flip 1 takes the source
+    rows in reverse order, flip 2 writes the destination rows in reverse order."""
+    W = V.WIDTH
+    src = np.arange(40 * 50, dtype=np.float32).reshape(40, 50)
+    dst = np.zeros((W + 9, W + 5), np.float32)
+    _transpose(src, dst, 3, 5, 2, 1, flip)
+    block = src[3 : 3 + W, 5 : 5 + W]
+    block = block[::-1] if flip == 1 else block
+    moved = block.T[::-1] if flip == 2 else block.T
+    expected = np.zeros_like(dst)
+    expected[2 : 2 + W, 1 : 1 + W] = moved
+    np.testing.assert_array_equal(dst, expected)  # and nothing outside the block
+
+
 def test_vector_loads_refuse_strided_rows():
     @numba.njit
     def load_column(a):

@@ -34,7 +34,7 @@ from dynmultidep.ops.kernel_math import ZERO, step_position
 from dynmultidep.ops.vectors import WIDTH, load, store, transpose_block
 from dynmultidep.ops.vectors import softplus as vector_softplus
 
-MIN_LANES = 256  # the narrowest job a split makes: 16 (AVX-512) or 32 (AVX2) lane groups
+MIN_LANES = 256  # the narrowest job a split makes: 16, 32 or 64 lane groups (by kernel shape)
 JOBS_PER_THREAD = 4  # with this many jobs per thread an uneven last round costs little
 
 
