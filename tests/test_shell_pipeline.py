@@ -57,6 +57,7 @@ def test_training_run_writes_its_outputs(trained):
     assert metrics["seed"] == 0 and "torch" in metrics["versions"]
     # the kernels that ran: the fused CPU scan and convolution, no optional package tried
     assert metrics["kernels"] == {"conv": ["fused"], "scan": ["fused"], "fallbacks": {}}
+    assert "kernel shape" in metrics["kernel_shape"]  # the CPU and the shape they took there
     assert metrics["overrides"] == []  # composed outside a Hydra job; see test_shell_cli
     baseline = metrics["all_positive_baseline"]
     prevalence = metrics["depressed"] / metrics["vlogs"]

@@ -1,5 +1,7 @@
-"""Provenance of a run: git commit, package versions, the command-line overrides, and
-the scan and convolution kernels that ran (:mod:`dynmultidep.ops.backends`)."""
+"""Provenance of a run: git commit, package versions, the command-line overrides, the
+scan and convolution kernels that ran (:mod:`dynmultidep.ops.backends`), and the CPU
+the numba kernels compiled for with the shape they took there (:mod:`dynmultidep.ops.host`:
+forced or the host's)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 from dynmultidep.ops.backends import kernels_used
+from dynmultidep.ops.host import describe_host
 
 PACKAGES = ("dynmultidep", "torch", "lightning", "hydra-core", "omegaconf", "torchmetrics",
             "numpy", "numba", "mamba-ssm", "causal-conv1d")  # fmt: skip
@@ -56,4 +59,5 @@ def provenance() -> dict:
         "overrides": hydra_overrides(),
         "versions": package_versions(),
         "kernels": kernels_used(),
+        "kernel_shape": str(describe_host()),
     }
