@@ -29,7 +29,7 @@ _WIDTH = 1024  # floats per job: 4 KiB, in L1 with room to spare
 # accumulators of the roofline probe: as many registers as leave room for the operands
 # (at most 16: two per multiply-add unit and cycle of latency, with margin), each full of
 # float32 lanes. AVX-512: 16 x 16 = 256; AVX2 (16 registers): 12 x 8 = 96. On an AVX2
-# host 256 accumulators spill, and the probe ran at 40 G lanes/s instead of 102 G.
+# host 256 accumulators spill: the probe ran at 40-42 G lanes/s instead of 94-103 G.
 _HOST = describe_host()
 _REGISTERS = _HOST.vector_bits // 32 * min(16, _HOST.registers - 4)
 EXP_LANE_OPS = 10  # a kernel exp: the argument's multiply, rounding, 6 multiply-adds, scaling
