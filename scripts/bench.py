@@ -117,18 +117,23 @@ def fmt(value, spec: str = ".3f") -> str:
     return "—" if value is None else format(value, spec)
 
 
+def roofline_and_host(section: dict, results: dict) -> str:
+    """The roofline rates a scan section measured, and the host it ran on."""
+    fma = section["fma_lanes_per_s"]
+    kernels = results.get("machine", {}).get("kernels", "not recorded")
+    return (f"roofline from {min(fma) / 1e9:.0f}-{max(fma) / 1e9:.0f} G multiply-add "
+            f"lanes/s; host {kernels}")  # fmt: skip
+
+
 def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) for every section present in ``results``."""
     out = []
     if "scan" in results:
         scan = results["scan"]
         rates = scan["rates_s_per_element"]
-        fma = scan["fma_lanes_per_s"]
-        kernels = results.get("machine", {}).get("kernels", "not recorded")
         title = (f"Selective scan, batch 8, d_inner 1024, fp32 (s); bound from "
                  f"{rates['exp'] * 1e12:.0f} ps per exp, {rates['muladd'] * 1e12:.0f} ps "
-                 f"per multiply-add; roofline from {min(fma) / 1e9:.0f}-{max(fma) / 1e9:.0f} G "
-                 f"multiply-add lanes/s; host {kernels}")  # fmt: skip
+                 f"per multiply-add; {roofline_and_host(scan, results)}")  # fmt: skip
         header = ["N", "L", "pass", "reference", "fused", "speed-up", "fused channels-last",
                   "speed-up", "mambapy", "vs mambapy", "bound", "x bound", "roofline",
                   "x roofline"]  # fmt: skip
@@ -142,12 +147,9 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         out.append((title, header, rows))
     if "scan_costs" in results:
         costs = results["scan_costs"]
-        fma = costs["fma_lanes_per_s"]
-        kernels = results.get("machine", {}).get("kernels", "not recorded")
         title = (f"Selective scan costs, batch 8, d_inner 1024, fp32 (s): transposition of "
-                 f"mamba_ssm's layout, prelude (softplus, gate), and the rest; roofline from "
-                 f"{min(fma) / 1e9:.0f}-{max(fma) / 1e9:.0f} G lanes/s; "
-                 f"host {kernels}")  # fmt: skip
+                 f"mamba_ssm's layout, prelude (softplus, gate), and the rest; "
+                 f"{roofline_and_host(costs, results)}")  # fmt: skip
         header = ["N", "L", "pass", "channels-last", "mamba_ssm layout", "layout ratio",
                   "transposition", "prelude", "rest (no softplus, gate)", "roofline",
                   "rest x roofline"]  # fmt: skip

@@ -80,7 +80,7 @@ def instruction_set(features: Iterable[str]) -> str:
 
 def shape_for(isa: str) -> KernelShape:
     """The shape the kernels take on a host of instruction set ``isa``."""
-    return SHAPES[isa] if isa in SHAPES else SHAPES["portable"]
+    return SHAPES.get(isa, SHAPES["portable"])
 
 
 def forced_shape() -> KernelShape | None:

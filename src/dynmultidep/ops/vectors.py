@@ -77,11 +77,12 @@ class _VectorModel(models.PrimitiveModel):
         super().__init__(dmm, fe_type, _LANES)
 
 
-def _is_row(ty) -> bool:
-    """A C-contiguous 1-D float32 array (a row of a C-contiguous array is one)."""
+def _is_contiguous(ty, ndim: int) -> bool:
+    """A C-contiguous float32 array of ``ndim`` dimensions (a row of a C-contiguous
+    array is one)."""
     return (
         isinstance(ty, types.Array)
-        and ty.ndim == 1
+        and ty.ndim == ndim
         and ty.layout == "C"
         and ty.dtype == types.float32
     )
@@ -95,7 +96,7 @@ def _lane_pointer(context, builder, row_type, row, j):
 @intrinsic
 def load(typingctx, row, j):
     """``row[j : j + WIDTH]`` as a vector."""
-    if not (_is_row(row) and isinstance(j, types.Integer)):
+    if not (_is_contiguous(row, 1) and isinstance(j, types.Integer)):
         return None
 
     def codegen(context, builder, sig, args):
@@ -108,7 +109,7 @@ def load(typingctx, row, j):
 @intrinsic
 def store(typingctx, row, j, value):
     """``row[j : j + WIDTH] = value``."""
-    if not (_is_row(row) and isinstance(j, types.Integer) and value == vector):
+    if not (_is_contiguous(row, 1) and isinstance(j, types.Integer) and value == vector):
         return None
 
     def codegen(context, builder, sig, args):
@@ -252,16 +253,6 @@ def softplus(x):
     return vmax(x, ZERO) + s * p * TWO
 
 
-def _is_matrix(ty) -> bool:
-    """A C-contiguous 2-D float32 array."""
-    return (
-        isinstance(ty, types.Array)
-        and ty.ndim == 2
-        and ty.layout == "C"
-        and ty.dtype == types.float32
-    )
-
-
 def _transpose_lanes(builder, rows):
     """The ``WIDTH x WIDTH`` block held in ``rows`` (one vector per row), transposed:
     at each level ``s`` (``WIDTH/2``, ..., 2, 1) rows ``i`` and ``i + s`` swap the
@@ -298,7 +289,7 @@ def transpose_block(typingctx, src, src_row, src_col, dst, dst_row, dst_col, fli
     of a backward-in-time scan is read or written. The flags are literal booleans."""
     ints = (src_row, src_col, dst_row, dst_col)
     flags = (flip_in, flip_out)
-    if not (_is_matrix(src) and _is_matrix(dst)
+    if not (_is_contiguous(src, 2) and _is_contiguous(dst, 2)
             and all(isinstance(t, types.Integer) for t in ints)
             and all(isinstance(f, types.BooleanLiteral) for f in flags)):  # fmt: skip
         return None
@@ -308,7 +299,7 @@ def transpose_block(typingctx, src, src_row, src_col, dst, dst_row, dst_col, fli
         src_type, dst_type = sig.args[0], sig.args[3]
         r0, c0, d0, e0 = (context.cast(builder, args[i], sig.args[i], types.intp)
                           for i in (1, 2, 4, 5))  # fmt: skip
-        intp = ir.IntType(64)
+        intp = context.get_value_type(types.intp)
         loaded = []
         for k in range(WIDTH):
             row = builder.add(r0, intp(WIDTH - 1 - k if reverse_in else k))

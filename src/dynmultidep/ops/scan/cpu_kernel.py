@@ -86,48 +86,52 @@ def _copy_row(dst, d0, src, s0, n):
 
 
 @numba.njit(inline="always")
-def _rows_to_tile(rows, t0, c0, steps, width, tile, length, reverse):
-    """``tile[s, j] = rows[c0 + j, p]`` (``rows (channels, L)``, mamba_ssm's layout) at
-    the position ``p`` of step ``t0 + s``: whole ``WIDTH x WIDTH`` blocks transposed in
-    registers (:func:`~dynmultidep.ops.vectors.transpose_block`), the edges (and, backwards
-    in time, a block across the sequence's length) element by element."""
-    full_s = steps - steps % WIDTH
-    full_j = width - width % WIDTH
-    for s0 in range(0, full_s, WIDTH):
-        t = t0 + s0
-        blocked = full_j if not reverse or t + WIDTH <= length else 0
-        for j in range(0, blocked, WIDTH):
-            if reverse:  # positions length - 1 - t down to length - t - WIDTH
-                transpose_block(rows, c0 + j, length - t - WIDTH, tile, s0, j, False, True)
-            else:
-                transpose_block(rows, c0 + j, t, tile, s0, j, False, False)
-        for j in range(blocked, width):
-            for s in range(s0, s0 + WIDTH):
-                tile[s, j] = rows[c0 + j, step_position(t0 + s, length, reverse)]
-    for j in range(width):
-        for s in range(full_s, steps):
-            tile[s, j] = rows[c0 + j, step_position(t0 + s, length, reverse)]
+def _move_block(rows, tile, c, p, s0, j, into_tile, reverse):
+    """One ``WIDTH x WIDTH`` block between ``rows[c :, p :]`` (mamba_ssm's layout,
+    positions ascending) and ``tile[s0 :, j :]`` (steps in scan order), in registers
+    (:func:`~dynmultidep.ops.vectors.transpose_block`); backwards in time the
+    steps run down the positions."""
+    if into_tile:
+        if reverse:
+            transpose_block(rows, c, p, tile, s0, j, False, True)
+        else:
+            transpose_block(rows, c, p, tile, s0, j, False, False)
+    elif reverse:
+        transpose_block(tile, s0, j, rows, c, p, True, False)
+    else:
+        transpose_block(tile, s0, j, rows, c, p, False, False)
 
 
 @numba.njit(inline="always")
-def _tile_to_rows(tile, rows, t0, c0, steps, width, length, reverse):
-    """The inverse of :func:`_rows_to_tile`, for the valid part of the tile."""
+def _move_element(rows, tile, c, p, s, j, into_tile):
+    if into_tile:
+        tile[s, j] = rows[c, p]
+    else:
+        rows[c, p] = tile[s, j]
+
+
+@numba.njit(inline="always")
+def _transpose_tile(rows, tile, t0, c0, steps, width, length, reverse, into_tile):
+    """``tile[s, j] = rows[c0 + j, p]`` (``into_tile``; else the other way, for the valid
+    part of the tile), ``rows (channels, L)`` in mamba_ssm's layout and ``p`` the position
+    of step ``t0 + s``: whole ``WIDTH x WIDTH`` blocks in registers, the edges (and,
+    backwards in time, a block across the sequence's length) element by element."""
     full_s = steps - steps % WIDTH
     full_j = width - width % WIDTH
     for s0 in range(0, full_s, WIDTH):
         t = t0 + s0
         blocked = full_j if not reverse or t + WIDTH <= length else 0
+        first = length - t - WIDTH if reverse else t  # the block's lowest position
         for j in range(0, blocked, WIDTH):
-            if reverse:
-                transpose_block(tile, s0, j, rows, c0 + j, length - t - WIDTH, True, False)
-            else:
-                transpose_block(tile, s0, j, rows, c0 + j, t, False, False)
+            _move_block(rows, tile, c0 + j, first, s0, j, into_tile, reverse)
         for j in range(blocked, width):
             for s in range(s0, s0 + WIDTH):
-                rows[c0 + j, step_position(t0 + s, length, reverse)] = tile[s, j]
+                p = step_position(t0 + s, length, reverse)
+                _move_element(rows, tile, c0 + j, p, s, j, into_tile)
     for j in range(width):
         for s in range(full_s, steps):
-            rows[c0 + j, step_position(t0 + s, length, reverse)] = tile[s, j]
+            _move_element(rows, tile, c0 + j, step_position(t0 + s, length, reverse), s, j,
+                          into_tile)  # fmt: skip
 
 
 @numba.njit(inline="always")
@@ -140,7 +144,7 @@ def _load(x, b, t0, c0, steps, width, channels_last, tile, length, reverse):
         for s in range(steps):
             _copy_row(tile[s], 0, x[b, step_position(t0 + s, length, reverse)], c0, width)
     else:
-        _rows_to_tile(x[b], t0, c0, steps, width, tile, length, reverse)
+        _transpose_tile(x[b], tile, t0, c0, steps, width, length, reverse, True)
 
 
 @numba.njit(inline="always")
@@ -150,7 +154,7 @@ def _store(tile, x, b, t0, c0, steps, width, channels_last, length, reverse):
         for s in range(steps):
             _copy_row(x[b, step_position(t0 + s, length, reverse)], c0, tile[s], 0, width)
     else:
-        _tile_to_rows(tile, x[b], t0, c0, steps, width, length, reverse)
+        _transpose_tile(x[b], tile, t0, c0, steps, width, length, reverse, False)
 
 
 @numba.njit(inline="always")
