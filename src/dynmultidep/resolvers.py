@@ -10,6 +10,9 @@ imported, so any code that composes the project's configs has them.
   input width: the corpus's ``COLUMNS``, plus the head-pose columns that a face
   normalisation keeps when ``HEAD_POSE`` is true (:mod:`dynmultidep.data.faces`).
   The dataset configs set ``video_dim`` with it, which model configs read.
+* ``${interview_dim:CORPUS,SETS}``: the width of an interview corpus's feature
+  ``SETS`` (a list of names, :mod:`dynmultidep.data.interviews.feature_sets`) side
+  by side; ``conf/dataset/daic_woz.yaml`` and ``edaic.yaml`` read both widths with it.
 """
 
 from __future__ import annotations
@@ -18,13 +21,25 @@ from omegaconf import OmegaConf
 
 from dynmultidep.data.faces import FacePreparation
 from dynmultidep.data.feature_record import recorded_video_dim
+from dynmultidep.data.interviews.feature_sets import FEATURE_SETS, parse_sets, set_columns
 
 
 def model_video_dim(columns: int, face_normalization: str | None, head_pose: bool) -> int:
     return int(columns) + len(FacePreparation(face_normalization, bool(head_pose)).pose_columns)
 
 
-RESOLVERS = {"corpus_video_dim": recorded_video_dim, "model_video_dim": model_video_dim}
+def interview_dim(corpus: str, sets) -> int:
+    names = [str(name) for name in sets]
+    known = FEATURE_SETS[corpus]
+    modality = known[names[0]].modality if names and names[0] in known else "audio"
+    return len(set_columns(parse_sets(corpus, modality, names)))
+
+
+RESOLVERS = {
+    "corpus_video_dim": recorded_video_dim,
+    "model_video_dim": model_video_dim,
+    "interview_dim": interview_dim,
+}
 
 
 def register_resolvers() -> None:

@@ -1,4 +1,8 @@
-"""The corpora the project reads, by name: default feature widths and index reader."""
+"""The corpora the project reads, by name: default feature widths and index reader.
+
+D-Vlog and LMVD are read where they lie; the interview corpora (DAIC-WOZ, E-DAIC) are
+read from their release into a prepared corpus first (:mod:`.interviews`), whose
+readers these specs hold."""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dynmultidep.data import dvlog, lmvd
+from dynmultidep.data.interviews import corpus as interview
+from dynmultidep.data.interviews.prepare import InterviewOptions
 from dynmultidep.data.records import Record
 from dynmultidep.errors import DataError
 
@@ -22,6 +28,9 @@ class CorpusSpec:
     find_vlogs: Callable[[Path], tuple[Path, list[str]]]  # path -> (root, ids), no index needed
     audio_path: Callable[[Path, str], Path]
     video_path: Callable[[Path, str], Path]
+    # an interview corpus: ``root`` is its release, read into a prepared corpus whose
+    # widths follow the chosen feature sets (these options by default)
+    interview: InterviewOptions | None = None
 
     def unlabelled_records(self, path: str | Path) -> list[Record]:
         """Records (``label=-1``, no fold) of the vlogs at ``path`` in this corpus's
@@ -61,6 +70,21 @@ CORPORA = {
         lmvd.video_path,
     ),
 }
+for _name, _audio, _visual in (("daic_woz", ("covarep",), ("aus", "gaze", "pose")),
+                               ("edaic", ("egemaps",), ("aus", "gaze", "pose"))):  # fmt: skip
+    _options = InterviewOptions(_name, _audio, _visual)
+    CORPORA[_name] = CorpusSpec(
+        _name,
+        len(_options.columns("audio")),
+        len(_options.columns("visual")),
+        _options.columns("visual"),
+        True,
+        interview.read_prepared_index,
+        interview.find_prepared_sessions,
+        interview.audio_path,
+        interview.video_path,
+        _options,
+    )
 
 
 def get_corpus(name: str) -> CorpusSpec:

@@ -1,4 +1,10 @@
-"""One LightningDataModule for every corpus: D-Vlog, LMVD and their synthetic twins.
+"""One LightningDataModule for every corpus: D-Vlog, LMVD, DAIC-WOZ, E-DAIC and their
+synthetic twins.
+
+The interview corpora (DAIC-WOZ, E-DAIC) are read from their release (``root``) once
+into a prepared corpus under ``interview.cache_dir`` (:mod:`dynmultidep.data.interviews`),
+which is then read like the others; their audio and visual widths follow the feature
+sets chosen in ``interview``.
 
 Which vlogs go where:
 
@@ -32,14 +38,18 @@ from dynmultidep.data.feature_record import (
     read_feature_record,
     recorded_visual_columns,
 )
+from dynmultidep.data.interviews.prepare import InterviewOptions, prepare
 from dynmultidep.data.normalization import FeatureStandardizer
 from dynmultidep.data.openface import describe_columns
 from dynmultidep.data.records import Record, normalize_gender, select_records
 from dynmultidep.data.sampler import LengthBucketSampler, padding_fraction
 from dynmultidep.data.sharding import shard
 from dynmultidep.data.synthetic import (
+    MANIFEST,
+    InterviewTwinSpec,
     SyntheticSpec,
     generate_corpus,
+    generate_interview_twin,
     manifest_differences,
     read_manifest,
 )
@@ -83,6 +93,10 @@ class DepressionDataModule(L.LightningDataModule):
             synthetic corpus in ``corpus``'s layout is generated at ``root``
             when that folder holds none.
         seed: seeds the crops and the batch shuffling.
+        interview: for DAIC-WOZ and E-DAIC: ``audio`` and ``visual`` (feature set names,
+            :mod:`dynmultidep.data.interviews.feature_sets`), ``participant_only``
+            (DAIC-WOZ: only the seconds of the participant's turns), ``cache_dir``
+            (where prepared corpora are kept) and ``workers`` (processes preparing).
         audio_dim, video_dim: optional; checked against the corpus's widths
             (the configs state them so that model configs can read them). The
             video width is the number of visual columns in the corpus's
@@ -115,11 +129,27 @@ class DepressionDataModule(L.LightningDataModule):
         seed: int = 0,
         audio_dim: int | None = None,
         video_dim: int | None = None,
+        interview: dict | None = None,
     ):
         super().__init__()
         self.spec = get_corpus(corpus)
         self.root = Path(root)
-        self.video_columns = corpus_visual_columns(self.root, self.spec)
+        self.data_root = self.root  # where labels.csv and the arrays are: for an interview
+        # corpus, its prepared corpus (known once prepared)
+        self.interview: InterviewOptions | None = None
+        self.interview_settings = dict(interview or {})
+        if self.spec.interview is not None:
+            chosen = {k: self.interview_settings.get(k, getattr(self.spec.interview, k))
+                      for k in ("audio", "visual", "participant_only")}  # fmt: skip
+            self.interview = InterviewOptions(corpus, **chosen)
+        elif interview is not None:
+            raise ValueError(f"dataset.interview applies to the interview corpora, not {corpus!r}")
+        self.audio_columns: tuple[str, ...] | None = None
+        if self.interview is not None:
+            self.audio_columns = self.interview.columns("audio")
+            self.video_columns = self.interview.columns("visual")
+        else:
+            self.video_columns = corpus_visual_columns(self.root, self.spec)
         self.faces = FacePreparation(face_normalization, head_pose)
         if face_normalization is not None and len(self.video_columns) != 2 * N_LANDMARKS:
             raise ValueError(
@@ -127,14 +157,14 @@ class DepressionDataModule(L.LightningDataModule):
                 f"alone, but this corpus has {describe_columns(self.video_columns)}; use null"
             )
         # settings of a corpus extracted from videos (dynmultidep.features), else None
-        record = read_feature_record(self.root) or {}
+        record = (read_feature_record(self.root) if self.interview is None else None) or {}
         self.extraction = (record.get("extraction") or {}).get("settings")
-        if audio_dim is not None and audio_dim != self.spec.audio_dim:
+        if audio_dim is not None and audio_dim != self.audio_dim:
             raise ValueError(
-                f"audio_dim={audio_dim} does not match corpus {corpus!r} ({self.spec.audio_dim})"
+                f"audio_dim={audio_dim} does not match corpus {corpus!r} ({self.audio_dim})"
             )
         if video_dim is not None and video_dim != self.video_dim:
-            if recorded_visual_columns(self.root) is None:
+            if self.interview is not None or recorded_visual_columns(self.root) is None:
                 raise ValueError(
                     f"video_dim={video_dim} does not match corpus {corpus!r} ({self.video_dim}); "
                     f"a corpus with other visual columns names them in {FEATURE_RECORD}"
@@ -167,7 +197,9 @@ class DepressionDataModule(L.LightningDataModule):
             raise ValueError(f"random_crop must lie in (0, 1], got {random_crop}")
         self.random_crop = random_crop
         self.synthetic = None
-        if synthetic is not None:
+        if synthetic is not None and self.interview is not None:
+            self.synthetic = InterviewTwinSpec(corpus=corpus, **dict(synthetic))
+        elif synthetic is not None:
             layout = "dvlog" if corpus == "dvlog" else "lmvd"
             self.synthetic = SyntheticSpec(layout=layout, **dict(synthetic))
         self.seed = seed
@@ -183,7 +215,7 @@ class DepressionDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------ data
     @property
     def audio_dim(self) -> int:
-        return self.spec.audio_dim
+        return self.spec.audio_dim if self.audio_columns is None else len(self.audio_columns)
 
     @property
     def video_dim(self) -> int:
@@ -194,14 +226,32 @@ class DepressionDataModule(L.LightningDataModule):
         """Generate the synthetic corpus if it is configured and absent."""
         if self.synthetic is None:
             return
-        if not self.index_path.is_file():
+        if not self._generated():
             log.info("generating synthetic %s corpus at %s", self.spec.name, self.root)
             try:
-                generate_corpus(self.synthetic, self.root)
+                if self.interview is not None:
+                    generate_interview_twin(self.synthetic, self.root)
+                else:
+                    generate_corpus(self.synthetic, self.root)
             except OSError:
-                if not self.index_path.is_file():  # not a concurrent generator finishing first
+                if not self._generated():  # not a concurrent generator finishing first
                     raise
         self._check_manifest()
+
+    def _generated(self) -> bool:
+        """Whether the synthetic corpus at ``root`` exists (an interview twin is a release,
+        without ``labels.csv``: its manifest says it is complete)."""
+        marker = MANIFEST if self.interview is not None else "labels.csv"
+        return (self.root / marker).is_file()
+
+    def _prepared(self) -> None:
+        """Point ``data_root`` at the prepared interview corpus, preparing it if need be."""
+        if self.interview is None or self.data_root != self.root:
+            return
+        settings = self.interview_settings
+        cache = settings.get("cache_dir") or self.root.parent / "prepared"
+        self.data_root = prepare(self.root, self.interview, cache, int(settings.get("workers", 2)))
+        self.index_path = self.data_root / "labels.csv"
 
     def _check_manifest(self) -> None:
         found = read_manifest(self.root)
@@ -218,6 +268,7 @@ class DepressionDataModule(L.LightningDataModule):
 
     def records(self) -> list[Record]:
         if self._records is None:
+            self._prepared()
             if not self.index_path.is_file():
                 hint = (
                     "generate it with scripts/make_synthetic.py or set dataset.synthetic"
@@ -225,7 +276,7 @@ class DepressionDataModule(L.LightningDataModule):
                     else f"set dataset.root to the {self.spec.name} corpus folder (see README)"
                 )
                 raise DataError(self.index_path, f"file not found; {hint}")
-            self._records = self.spec.read_index(self.root)
+            self._records = self.spec.read_index(self.data_root)
         return self._records
 
     def use_split(self, split: dict[str, set[str]]) -> None:
@@ -241,7 +292,7 @@ class DepressionDataModule(L.LightningDataModule):
             ids = None if self.split is None else self.split[name]
             chosen = select_records(self.records(), name, gender, self.index_path, ids)
             vlogs = load_vlogs(
-                chosen, self.spec.audio_dim, len(self.video_columns), str(self.index_path)
+                chosen, self.audio_dim, len(self.video_columns), str(self.index_path)
             )
             if not self._folds:  # the first fold loaded: check the columns once
                 self.faces.check_looks_like_faces(vlogs, f"{self.spec.name} at {self.root}")
@@ -273,7 +324,7 @@ class DepressionDataModule(L.LightningDataModule):
         return self.held_out
 
     def setup(self, stage: str | None = None) -> None:
-        if self.synthetic is not None and not self.index_path.is_file():
+        if self.synthetic is not None and not self._generated():
             self.prepare_data()  # setup without a Trainer (scripts, notebooks)
         for name in _STAGE_FOLDS.get(stage or "", ("train", "valid", "test")):
             self.fold(name)
@@ -371,6 +422,8 @@ class DepressionDataModule(L.LightningDataModule):
         """Saved in every checkpoint: the visual columns, the extraction settings
         of a corpus extracted from videos, and the training-fold feature statistics."""
         state: dict = {"visual_columns": list(self.video_columns)}
+        if self.audio_columns is not None:
+            state["audio_columns"] = list(self.audio_columns)
         if self.extraction is not None:
             state["extraction"] = dict(self.extraction)
         if self.standardizer is not None and self.standardizer.fitted:
@@ -385,5 +438,19 @@ class DepressionDataModule(L.LightningDataModule):
                 f"the checkpoint was trained on visual columns {describe_columns(trained)}, "
                 f"this corpus has {describe_columns(self.video_columns)}",
             )
+        trained = state_dict.get("audio_columns")
+        if trained is not None and tuple(trained) != self.audio_columns:
+            have = "its layout's audio" if self.audio_columns is None else (
+                f"audio sets {', '.join(self.interview.audio)}")  # fmt: skip
+            raise DataError(
+                self.root,
+                f"the checkpoint was trained on {len(trained)} audio columns "
+                f"({_sets_of(trained)}), this corpus has {have}",
+            )
         if "standardizer" in state_dict and self.standardizer is not None:
             self.standardizer.load_state_dict(state_dict["standardizer"])
+
+
+def _sets_of(columns) -> str:
+    """The feature sets named in prefixed interview columns (``covarep:F0`` ...)."""
+    return ", ".join(dict.fromkeys(str(c).split(":", 1)[0] for c in columns))

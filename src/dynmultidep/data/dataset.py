@@ -45,7 +45,8 @@ class VlogDataset(Dataset):
     resumed run, a prefetched batch or a worker process sees the same windows;
     ``dataset[i]`` is epoch 0.
 
-    ``dataset[i]`` is a dict with ``id``, ``label``, ``gender`` and the
+    ``dataset[i]`` is a dict with ``id``, ``label``, ``score`` (PHQ-8 total or
+    ``None``), ``gender`` and the
     ``audio (T, Da)`` / ``video (T, Dv)`` float32 arrays of the item (views,
     no copy); given ``held_out`` (ids), also ``held_out``: whether the item's vlog
     is one of them (a crop is held out with its vlog).
@@ -79,6 +80,7 @@ class VlogDataset(Dataset):
         item = {
             "id": vlog.id,
             "label": vlog.label,
+            "score": vlog.score,
             "gender": vlog.gender,
             "audio": vlog.audio[start:stop],
             "video": vlog.video[start:stop],
@@ -100,7 +102,8 @@ class PadCollate:
 
     Returns a dict: ``audio (B, T, Da)`` and ``video (B, T, Dv)`` float32 with
     zeros after each item's end, ``lengths (B,)`` int64 valid steps,
-    ``label (B,)`` int64, ``id`` list[str], ``gender`` list[str | None], and
+    ``label (B,)`` int64, ``score (B,)`` float32 (NaN where a vlog has none),
+    ``id`` list[str], ``gender`` list[str | None], and
     ``held_out (B,)`` bool when the items say. Validity comes from ``lengths``
     alone: a real all-zero row is data.
     """
@@ -114,6 +117,10 @@ class PadCollate:
         batch = {
             "lengths": lengths,
             "label": torch.tensor([item["label"] for item in items], dtype=torch.int64),
+            "score": torch.tensor(
+                [np.nan if item.get("score") is None else item["score"] for item in items],
+                dtype=torch.float32,
+            ),
             "id": [item["id"] for item in items],
             "gender": [item["gender"] for item in items],
         }

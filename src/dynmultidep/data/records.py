@@ -22,6 +22,8 @@ _GENDER_ALIASES = {
     "male": "m",
     "f": "f",
     "female": "f",
+    "0": "0",  # DAIC-WOZ's gender codes, read as codes (its users disagree on which is which)
+    "1": "1",
 }
 
 
@@ -35,18 +37,26 @@ class Record:
     gender: str | None  # "m", "f", or None where the corpus has no gender
     audio_path: Path
     video_path: Path
+    # PHQ-8 total (0..24) where the corpus gives one (the interview corpora), else None
+    score: float | None = None
+    # the person, where a corpus has several sessions of one (k-fold keeps them together)
+    participant: str | None = None
 
 
 def normalize_gender(value: str | None) -> str | None:
     """Map a gender selection to ``"m"``, ``"f"`` or ``None`` (= both).
 
-    Accepts ``both``/``all``/``None``, ``m``/``male`` and ``f``/``female``.
+    Accepts ``both``/``all``/``None``, ``m``/``male`` and ``f``/``female``, and
+    DAIC-WOZ's gender codes ``0`` and ``1`` as they are.
     """
     if value is None:
         return None
     key = str(value).strip().lower()
     if key not in _GENDER_ALIASES:
-        raise ValueError(f"unknown gender selection {value!r}; use both, m (male) or f (female)")
+        raise ValueError(
+            f"unknown gender selection {value!r}; use both, m (male), f (female), "
+            "or DAIC-WOZ's codes 0 and 1"
+        )
     return _GENDER_ALIASES[key]
 
 

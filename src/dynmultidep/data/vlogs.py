@@ -28,6 +28,7 @@ class Vlog:
     gender: str | None
     audio: np.ndarray  # (T, Da) float32
     video: np.ndarray  # (T, Dv) float32; an all-zero row is a frame with no face, not padding
+    score: float | None = None  # PHQ-8 total where the corpus gives one
 
     @property
     def length(self) -> int:
@@ -57,7 +58,7 @@ def load_vlogs(
         if len(audio) != len(video):
             differences.append(abs(len(audio) - len(video)))
             audio, video = audio[:length].copy(), video[:length].copy()
-        vlogs.append(Vlog(record.id, record.label, record.gender, audio, video))
+        vlogs.append(Vlog(record.id, record.label, record.gender, audio, video, record.score))
     if differences:
         log.warning(
             "%d of %d vlogs have audio and video of different lengths "

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dynmultidep.data.synthetic.cues import CUES
+from dynmultidep.data.synthetic.interviews import InterviewTwinSpec, write_twin
 from dynmultidep.data.synthetic.plan import PlannedVlog, plan_corpus
 from dynmultidep.data.synthetic.random_cues import (
     N_RANGE,
@@ -132,6 +133,18 @@ def generate_suite_corpus(
     return plan
 
 
+def generate_interview_twin(spec: InterviewTwinSpec, out: str | Path, force: bool = False) -> None:
+    """Write the interview twin described by ``spec`` (:mod:`.interviews`) to ``out``,
+    with its manifest, as :func:`generate_corpus` does (never half-written)."""
+
+    def write(folder: Path) -> None:
+        write_twin(spec, folder)
+        manifest = {**spec.resolved(), "preset": spec.preset}
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+    _write_folder(Path(out), force, write)
+
+
 def _write_folder(out: Path, force: bool, write: Callable[[Path], None]) -> None:
     """Run ``write`` on a hidden sibling folder of ``out``, then move it into place."""
     if out.exists() and any(out.iterdir()) and not force:
@@ -176,6 +189,7 @@ def read_informative(root: str | Path) -> dict[str, str]:
 
 __all__ = [
     "CUE_FAMILIES",
+    "InterviewTwinSpec",
     "PRESETS",
     "LAYOUTS",
     "Preset",
@@ -183,6 +197,7 @@ __all__ = [
     "SyntheticSpec",
     "draw_suite",
     "generate_corpus",
+    "generate_interview_twin",
     "generate_suite_corpus",
     "manifest_differences",
     "read_informative",
