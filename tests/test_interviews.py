@@ -399,4 +399,8 @@ def test_train_runs_end_to_end_on_each_twin(corpus, tmp_path):
         f"paths.output_dir={tmp_path}/run", *TINY_MODEL, *QUIET))  # fmt: skip
     train(cfg)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert "test" in json.dumps(metrics)
+    (prepared,) = (tmp_path / "prepared").iterdir()
+    tested = [r for r in read_prepared_index(prepared) if r.fold == "test"]
+    assert metrics["fold"] == "test"
+    assert metrics["vlogs"] == len(tested) and metrics["depressed"] == sum(r.label for r in tested)
+    assert 0 <= metrics["metrics"]["acc"] <= 1

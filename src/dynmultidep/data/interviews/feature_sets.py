@@ -46,7 +46,7 @@ import numpy as np
 
 from dynmultidep.data.interviews.release import Session
 from dynmultidep.data.interviews.seconds import per_second
-from dynmultidep.data.interviews.tables import Table, parse_table
+from dynmultidep.data.interviews.tables import parse_table
 from dynmultidep.data.openface import AU_COLUMNS, GAZE_COLUMNS, POSE_COLUMNS
 from dynmultidep.errors import DataError
 
@@ -267,4 +267,4 @@ def set_columns(sets: Iterable[FeatureSet]) -> tuple[str, ...]:
     return tuple(f"{fs.name}:{c}" for fs in sets for c in fs.columns)
 
 
-__all__ = ["FEATURE_SETS", "FeatureSet", "Table", "parse_sets", "set_columns"]
+__all__ = ["FEATURE_SETS", "FeatureSet", "parse_sets", "set_columns"]

@@ -97,32 +97,35 @@ def prepare(release: str | Path, options: InterviewOptions, cache_dir: str | Pat
     root = prepared_root(release, options, Path(cache_dir))
     if (root / REPORT).is_file():
         return root
-    labels = read_splits(options.corpus, release)
+    listed = read_splits(options.corpus, release)
     sessions = find_sessions(release)
-    for label in labels:
+    for label in listed:
         if label.id not in sessions:
             raise DataError(
                 label.source,
                 f"line {label.line}: participant {label.id} has no session in {release} "
                 f"(no {label.id}_P archive or folder)",
             )
-    labels, notes = _reported_folds(labels)
-    listed = {label.id for label in labels}
-    unlisted = sorted(set(sessions) - {label.id for label in read_splits(options.corpus, release)})
+    labels, notes = _reported_folds(listed)
+    unlisted = sorted(set(sessions) - {label.id for label in listed})
     if unlisted:
         notes.append(f"{len(unlisted)} session(s) no split file lists, not read: "
                      f"{', '.join(unlisted[:10])}")  # fmt: skip
     log.info("preparing %s from %s: %d sessions (cached at %s)", options.corpus, release,
-             len(listed), root)  # fmt: skip
+             len(labels), root)  # fmt: skip
     jobs = [(sessions[label.id], options) for label in labels]
     root.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.partial-"))
     try:
         (partial / "audio").mkdir()
         (partial / "visual").mkdir()
-        with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
-            results = pool.map(_prepare_session, jobs, [partial] * len(jobs))
-            per_session = dict(zip((label.id for label in labels), results, strict=True))
+        outs = [partial] * len(jobs)
+        if workers > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                results = list(pool.map(_prepare_session, jobs, outs))
+        else:
+            results = list(map(_prepare_session, jobs, outs))
+        per_session = dict(zip((label.id for label in labels), results, strict=True))
         _write_index(partial, labels)
         _write_record(partial, options)
         report = _report(release, options, labels, per_session, notes)
@@ -137,19 +140,6 @@ def prepare(release: str | Path, options: InterviewOptions, cache_dir: str | Pat
     for line in _warnings(report):
         log.warning("%s: %s", options.corpus, line)
     return root
-
-
-class _Serial:
-    """A stand-in for a process pool: map in this process."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def map(self, fn, *iterables):
-        return list(map(fn, *iterables))
 
 
 def _reported_folds(labels: list[Label]) -> tuple[list[Label], list[str]]:
