@@ -80,6 +80,29 @@ def test_expert_and_routing_losses():
         DynMultiDep(DA, DV, gate_loss=1.0, **SMALL)
 
 
+def test_expert_and_routing_losses_take_the_regression_objectives_path_losses():
+    from dynmultidep.tasks.objectives import RegressionObjective
+
+    torch.manual_seed(0)
+    model = DynMultiDep(DA, DV, experts=("audio", "video", "fused"), pooling="stats",
+                        expert_loss=0.5, gate_loss=1.0, **SMALL)  # fmt: skip
+    out = model(*batch())
+    targets = torch.tensor([1.5, -0.5, 0.0])  # standardised PHQ-8 scores
+    squared = (out.expert_logits - targets[:, None]) ** 2  # (B, E): each expert's own error
+    expected = 0.5 * squared.mean() + F.cross_entropy(out.gate_logits, squared.argmin(-1))
+    objective = RegressionObjective("mse")
+    loss = model.label_losses(out, targets, path_losses=objective.path_losses)
+    torch.testing.assert_close(loss, expected)
+    held = torch.tensor([False, True, False])  # the held-out vlog trains the gate alone
+    rows = ~held
+    expected = 0.5 * (squared.mean(-1) * rows).sum() / rows.sum() + F.cross_entropy(
+        out.gate_logits[held], squared[held].argmin(-1))  # fmt: skip
+    torch.testing.assert_close(
+        model.label_losses(out, targets, held_out=held, path_losses=objective.path_losses),
+        expected,
+    )
+
+
 def test_routing_targets_prefer_cheaper_experts_by_the_cost_weight():
     torch.manual_seed(0)
     model = DynMultiDep(DA, DV, experts=("audio", "fused"), expert_loss=1.0, gate_loss=1.0,

@@ -13,6 +13,12 @@ imported, so any code that composes the project's configs has them.
 * ``${interview_dim:CORPUS,SETS}``: the width of an interview corpus's feature
   ``SETS`` (a list of names, :mod:`dynmultidep.data.interviews.feature_sets`) side
   by side; ``conf/dataset/daic_woz.yaml`` and ``edaic.yaml`` read both widths with it.
+* ``${task_metric:TASK}``: the validation metric that selects checkpoints by default for
+  ``module.task`` ``TASK`` (:data:`TASK_METRICS`); ``conf/train.yaml`` sets
+  ``optimized_metric`` with it.
+* ``${metric_mode:METRIC}``: ``min`` for a metric where lower is better (an error or a
+  loss, :data:`LOWER_IS_BETTER`), else ``max``; the checkpoint and early-stopping
+  callbacks read their ``mode`` with it, so they follow whatever ``optimized_metric`` is.
 """
 
 from __future__ import annotations
@@ -35,10 +41,28 @@ def interview_dim(corpus: str, sets) -> int:
     return len(set_columns(parse_sets(corpus, modality, names)))
 
 
+# module.task -> its default optimized_metric (tasks/objectives.py: TASKS)
+TASK_METRICS = {"binary": "val/macro_f1", "regression": "val/rmse"}
+LOWER_IS_BETTER = ("rmse", "mae", "ece", "loss")  # last part of a metric's name
+
+
+def task_metric(task: str) -> str:
+    if task not in TASK_METRICS:
+        raise ValueError(f"module.task must be one of {', '.join(TASK_METRICS)}, got {task!r}")
+    return TASK_METRICS[task]
+
+
+def metric_mode(metric: str) -> str:
+    name = str(metric).rsplit("/", 1)[-1]
+    return "min" if name in LOWER_IS_BETTER or name.endswith("_loss") else "max"
+
+
 RESOLVERS = {
     "corpus_video_dim": recorded_video_dim,
     "model_video_dim": model_video_dim,
     "interview_dim": interview_dim,
+    "task_metric": task_metric,
+    "metric_mode": metric_mode,
 }
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
     BinaryAccuracy,
     BinaryAUROC,
@@ -55,19 +55,27 @@ class BinaryMacroF1(MulticlassF1Score):
         super().update(decide(preds, self.threshold).long(), target)
 
 
+def decision_metrics(threshold: float = 0.5, sync: bool = True) -> dict[str, Metric]:
+    """Fresh metrics of the decisions ``p > threshold``: every name of :data:`THRESHOLDED`
+    but ``avg4``. ``sync`` as in :func:`classification_metrics`."""
+    options = {"threshold": threshold, "sync_on_compute": sync}
+    return {
+        "acc": BinaryAccuracy(**options),
+        "precision": BinaryPrecision(**options),
+        "recall": BinaryRecall(**options),
+        "f1": BinaryF1Score(**options),
+        "macro_f1": BinaryMacroF1(**options),
+        "weighted_f1": BinaryMacroF1(average="weighted", **options),
+    }
+
+
 def classification_metrics(threshold: float = 0.5, sync: bool = True) -> MetricCollection:
     """A fresh collection; ``compute()`` gives every name of :data:`METRICS` but ``avg4``
     (see :func:`with_avg4`). ``sync``: in distributed runs, ``compute()`` combines the
     states of all ranks (every rank must call it); ``False`` for this rank's data alone."""
-    options = {"threshold": threshold, "sync_on_compute": sync}
     return MetricCollection(
         {
-            "acc": BinaryAccuracy(**options),
-            "precision": BinaryPrecision(**options),
-            "recall": BinaryRecall(**options),
-            "f1": BinaryF1Score(**options),
-            "macro_f1": BinaryMacroF1(**options),
-            "weighted_f1": BinaryMacroF1(average="weighted", **options),
+            **decision_metrics(threshold, sync),
             "auroc": BinaryAUROC(sync_on_compute=sync),
             "ece": BinaryCalibrationError(n_bins=ECE_BINS, sync_on_compute=sync),
         }

@@ -7,6 +7,13 @@ it beside those at the fixed one; printed as tables and written as ``metrics.jso
 ``tuned`` (``threshold``, ``metric``, ``chosen_on``, ``metrics``) when the threshold was
 tuned; ``by_gender`` (gender -> ``metrics``, ``vlogs``, ``depressed``) when the vlogs
 have genders.
+
+A regression run's (``module.task=regression``, :func:`regression_report`): ``objective``
+(``"regression"``), ``metrics`` (:data:`~dynmultidep.evaluation.regression.REGRESSION_METRICS`),
+``baselines`` (``train_mean``, ``train_median``: each ``prediction`` and ``metrics``),
+``bootstrap_95`` (RMSE, MAE, CCC), ``vlogs``, ``depressed`` (true score at least the
+cut-off), ``cutoff``, and ``by_gender`` as above with the baselines beside each gender's
+metrics.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.table import Table
 from torch import Tensor
@@ -28,8 +36,18 @@ from dynmultidep.evaluation.metrics import (
     bootstrap_interval,
 )
 from dynmultidep.evaluation.predictions import Predictions
+from dynmultidep.evaluation.regression import (
+    BASELINES,
+    PHQ8_CUTOFF,
+    REGRESSION_METRICS,
+    baseline_metrics,
+    regression_metrics,
+    score_bootstrap,
+)
 
 GENDER_COLUMNS = ("acc", "f1", "macro_f1", "weighted_f1", "auroc", "ece")  # printed by gender
+SCORE_GENDER_COLUMNS = ("rmse", "mae", "ccc", "acc", "f1", "macro_f1")  # regression, by gender
+BASELINE_NAMES = {"train_mean": "train-mean baseline", "train_median": "train-median baseline"}
 
 
 def by_gender(
@@ -50,7 +68,10 @@ def by_gender(
 
 
 def fold_report(predictions: Predictions, seed: int, resamples: int = 1000) -> dict:
-    """Metrics of labelled predictions, beside those of calling every vlog depressed."""
+    """Metrics of labelled predictions, beside those of calling every vlog depressed
+    (regression: :func:`regression_report`)."""
+    if predictions.regression:
+        return regression_report(predictions, seed, resamples)
     labels = predictions.labels
     if labels is None:
         raise ValueError("a report needs labelled predictions")
@@ -81,12 +102,47 @@ def fold_report(predictions: Predictions, seed: int, resamples: int = 1000) -> d
     return report
 
 
+def regression_report(predictions: Predictions, seed: int, resamples: int = 1000) -> dict:
+    """Metrics of labelled predicted PHQ-8 scores, beside those of the trivial baselines
+    (``predictions.baselines``), overall and by gender."""
+    scores, true = predictions.scores, predictions.true_scores
+    if true is None:
+        raise ValueError("a report needs labelled predictions")
+    if not predictions.baselines:
+        raise ValueError("a regression report needs the trivial baselines' predictions")
+    truth = predictions.truth
+    report = {
+        "objective": "regression",
+        "metrics": regression_metrics(scores, true),
+        "baselines": baseline_metrics(predictions.baselines, true),
+        "bootstrap_95": score_bootstrap(scores, true, seed, resamples),
+        "vlogs": len(true),
+        "depressed": int(truth.sum()),
+        "cutoff": PHQ8_CUTOFF,
+    }
+
+    def metrics_of(rows: list[int]) -> dict:
+        index = torch.tensor(rows, dtype=torch.long)
+        return regression_metrics(scores[index], true[index])
+
+    genders = by_gender(predictions.genders, truth, metrics_of)
+    for gender, part in genders.items():
+        rows = torch.tensor([i for i, g in enumerate(predictions.genders) if g == gender])
+        part["baselines"] = baseline_metrics(predictions.baselines, true[rows])
+    if genders:
+        report["by_gender"] = genders
+    return report
+
+
 def _cell(value) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
 def print_report(report: dict, title: str, console: Console | None = None) -> None:
     console = console or Console()
+    if report.get("objective") == "regression":
+        print_regression_report(report, title, console)
+        return
     table = Table(title=f"{title} ({report['vlogs']} vlogs, {report['depressed']} depressed)")
     tuned = report.get("tuned")
     table.add_column("metric")
@@ -116,6 +172,44 @@ def print_report(report: dict, title: str, console: Console | None = None) -> No
             table.add_row(gender, f"{part['vlogs']} ({part['depressed']} depressed)",
                           *[_cell(part["metrics"][m]) for m in GENDER_COLUMNS])  # fmt: skip
         console.print(table)
+
+
+def print_regression_report(report: dict, title: str, console: Console) -> None:
+    """The regression report as tables: every metric beside the trivial baselines'."""
+    table = Table(title=f"{title} ({report['vlogs']} vlogs, {report['depressed']} with PHQ-8 "
+                        f">= {report['cutoff']})")  # fmt: skip
+    baselines = report["baselines"]
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column("95% bootstrap", justify="right")
+    for name in BASELINES:
+        table.add_column(f"{BASELINE_NAMES[name]} ({baselines[name]['prediction']:.2f})",
+                         justify="right")  # fmt: skip
+    for name in REGRESSION_METRICS:
+        interval = report["bootstrap_95"].get(name)
+        shown = f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+        row = [name, _cell(report["metrics"][name]), shown]
+        row += [_cell(baselines[b]["metrics"][name]) for b in BASELINES]
+        table.add_row(*row)
+    console.print(table)
+    genders = report.get("by_gender")
+    if not genders:
+        return
+    table = Table(title=f"{title}, by gender")
+    table.add_column("gender")
+    table.add_column("vlogs", justify="right")
+    table.add_column("predictor")
+    for name in SCORE_GENDER_COLUMNS:
+        table.add_column(name, justify="right")
+    for gender, part in genders.items():
+        vlogs = f"{part['vlogs']} ({part['depressed']} depressed)"
+        table.add_row(gender, vlogs, "model", *[_cell(part["metrics"][m])
+                                                for m in SCORE_GENDER_COLUMNS])  # fmt: skip
+        for b in BASELINES:
+            metrics = part["baselines"][b]["metrics"]
+            table.add_row("", "", b.replace("_", " "), *[_cell(metrics[m])
+                                                       for m in SCORE_GENDER_COLUMNS])  # fmt: skip
+    console.print(table)
 
 
 def write_json(path: str | Path, payload: dict) -> None:

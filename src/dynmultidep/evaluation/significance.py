@@ -3,7 +3,8 @@ difference, McNemar's exact test, and a sign-flip test over folds or seeds.
 
 Inputs are aligned: row ``i`` of model A and of model B is the same vlog (of the
 same fold or seed). ``labels (N,)`` 0/1, ``decisions_* (N,)`` 0/1 predictions,
-``probs_* (N,)`` probabilities of depression.
+``probs_* (N,)`` probabilities of depression; for PHQ-8 regression runs, ``true (N,)``
+and ``scores_* (N,)`` true and predicted scores (:data:`SCORE_RESAMPLED`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from dynmultidep.evaluation.bootstrap import (
     percentile_interval,
     resampled_metrics,
 )
+from dynmultidep.evaluation.regression import depressed, resampled_score_metrics
+
+SCORE_RESAMPLED = ("rmse", "mae", "ccc", "acc", "f1")  # of regression runs
 
 
 def point_metrics(labels: Tensor, decisions: Tensor, probs: Tensor) -> dict[str, float]:
@@ -49,6 +53,40 @@ def paired_bootstrap(
     first = resampled_metrics(y, a[0][rows], a[1][rows])
     second = resampled_metrics(y, b[0][rows], b[1][rows])
     return {name: percentile_interval(second[name] - first[name], level) for name in RESAMPLED}
+
+
+def score_metrics(true: Tensor, scores: Tensor) -> dict[str, Tensor]:
+    """Row-wise ``(R,)`` metrics of :data:`SCORE_RESAMPLED` of ``(R, N)`` true and
+    predicted scores; accuracy and F1 of the decisions ``score >= 10``."""
+    decisions = resampled_metrics(depressed(true), depressed(scores), names=("acc", "f1"))
+    return {**resampled_score_metrics(scores, true), **decisions}
+
+
+def point_score_metrics(true: Tensor, scores: Tensor) -> dict[str, float]:
+    """:func:`score_metrics` of one set of predictions ``(N,)``."""
+    return {
+        name: float(value[0]) for name, value in score_metrics(true[None], scores[None]).items()
+    }
+
+
+def paired_score_bootstrap(
+    true: Tensor,
+    scores_a: Tensor,
+    scores_b: Tensor,
+    units: Tensor,
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, list[float]]:
+    """:func:`paired_bootstrap` for predicted scores: the interval of
+    ``metric(B) - metric(A)`` for each of :data:`SCORE_RESAMPLED`."""
+    drawn = draw_resamples(len(units), resamples, seed)
+    rows = units[drawn].reshape(resamples, -1)  # (R, U*S)
+    first = score_metrics(true[rows], scores_a[rows])
+    second = score_metrics(true[rows], scores_b[rows])
+    return {
+        name: percentile_interval(second[name] - first[name], level) for name in SCORE_RESAMPLED
+    }
 
 
 def mcnemar(labels: Tensor, decisions_a: Tensor, decisions_b: Tensor) -> dict:

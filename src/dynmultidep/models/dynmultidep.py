@@ -48,7 +48,8 @@ its experts cannot have fitted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -364,25 +365,32 @@ class DynMultiDep(nn.Module):
     def label_losses(
         self,
         out: ModelOutput,
-        labels: Tensor,
-        pos_weight: Tensor | None,
+        targets: Tensor,
+        pos_weight: Tensor | None = None,
         held_out: Tensor | None = None,
+        path_losses: Callable[[Tensor, Tensor], Tensor] | None = None,
     ) -> Tensor:
         """The training losses that need labels: ``expert_loss`` times the experts' mean
         BCE, plus ``gate_loss`` times the routing cross-entropy (see the class docstring).
         With ``held_out_gate``, ``held_out (B,)`` (bool) marks the vlogs held out from the
         experts: their BCE counts for the routing loss alone, the others' for the
-        experts' losses alone."""
+        experts' losses alone.
+
+        ``path_losses``: each path's loss per sample, ``outputs (B, K), targets (B,) ->
+        (B, K)``, in place of the BCE against 0/1 ``targets`` weighted by ``pos_weight``
+        (:func:`own_losses`): the training task's regression objective passes its own, so
+        that the experts and gates learn PHQ-8 scores as the model's output does."""
         if self.held_out_gate > 0 and held_out is None:
             raise ValueError("held_out_gate needs the batch's held_out rows (the training "
                              "task marks them when it sees the model's held_out_gate)")  # fmt: skip
         fit_rows = None if held_out is None else ~held_out
         if out.expert_logits is None:
             return out.logits.new_zeros(())
-        per_expert = own_losses(out.expert_logits, labels, pos_weight)  # (B, E)
+        path_losses = path_losses or partial(own_losses, pos_weight=pos_weight)
+        per_expert = path_losses(out.expert_logits, targets)  # (B, E)
         routing = per_expert.detach()
         if out.op_logits is not None:  # the fused expert: its operations, each on its own
-            per_op = own_losses(out.op_logits, labels, pos_weight)  # (B, K)
+            per_op = path_losses(out.op_logits, targets)  # (B, K)
             fused = self.expert_names.index("fused")
             is_fused = torch.arange(len(self.expert_names), device=per_op.device) == fused
             per_expert = torch.where(is_fused, per_op.mean(-1, keepdim=True), per_expert)

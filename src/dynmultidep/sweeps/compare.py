@@ -14,6 +14,11 @@ AUROC (probabilities):
   pooled folds of a k-fold sweep);
 * with two or more folds or seeds, a sign-flip test of the per-fold (per-seed)
   differences.
+
+PHQ-8 regression runs (``module.task=regression``) are compared on RMSE, MAE and CCC of
+their predicted scores and accuracy and F1 of their decisions (score >= 10, judged
+against true score >= 10; McNemar's test on those), with the trivial baselines (the
+training folds' mean and median score, A's runs') beside them.
 """
 
 from __future__ import annotations
@@ -23,19 +28,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from dynmultidep.errors import FileError
-from dynmultidep.evaluation.predictions import PredictionRows, read_predictions
+from dynmultidep.evaluation.predictions import PredictionRows, read_run_predictions
+from dynmultidep.evaluation.regression import BASELINES, depressed
 from dynmultidep.evaluation.significance import (
     RESAMPLED,
+    SCORE_RESAMPLED,
     mcnemar,
     paired_bootstrap,
+    paired_score_bootstrap,
     point_metrics,
+    point_score_metrics,
     sign_flip_test,
 )
-from dynmultidep.sweeps.summary import read_jobs, summarize
+from dynmultidep.sweeps.summary import BASELINE_LABELS, read_jobs, summarize
 
-NAMES = {"acc": "accuracy", "f1": "F1", "auroc": "AUROC"}
+NAMES = {"acc": "accuracy", "f1": "F1", "auroc": "AUROC", "rmse": "RMSE", "mae": "MAE",
+         "ccc": "CCC"}  # fmt: skip
 
 
 @dataclass
@@ -53,7 +64,7 @@ def read_side(path: str | Path, select: str | None = None) -> Side:
     every chosen job of a sweep must have, to pick one of several configurations."""
     path = Path(path)
     if (path / "predictions.csv").is_file():
-        return Side(path, {"run": read_predictions(path / "predictions.csv")})
+        return Side(path, {"run": read_run_predictions(path)})
     if not path.is_dir():
         raise FileError(path, "not found")
     try:
@@ -80,7 +91,7 @@ def read_side(path: str | Path, select: str | None = None) -> Side:
         if key in parts:
             raise FileError(job.path, f"a second job for {key}; pick one configuration with "
                                       "--select-a/--select-b")  # fmt: skip
-        parts[key] = read_predictions(job.path / "predictions.csv")
+        parts[key] = read_run_predictions(job.path)
     return Side(path, parts, select or rows[0].configuration)
 
 
@@ -104,17 +115,49 @@ def align(a: Side, b: Side) -> tuple[list[str], PredictionRows, PredictionRows]:
             )
         where = {vlog_id: i for i, vlog_id in enumerate(second.ids)}
         second = second.take([where[i] for i in first.ids])
+        if first.regression != second.regression:
+            raise FileError(second.path, f"predicts {_kind(second)}, {first.path} "
+                                         f"{_kind(first)}: compare runs of one task")  # fmt: skip
         if not torch.equal(first.labels, second.labels):
             raise FileError(second.path, f"labels differ from {first.path}'s for the same vlogs")
+        if first.regression and not torch.equal(first.true_scores, second.true_scores):
+            raise FileError(second.path, f"PHQ-8 scores differ from {first.path}'s for the "
+                                         "same vlogs")  # fmt: skip
         left.append(first)
         right.append(second)
     return keys, PredictionRows.concatenate(left), PredictionRows.concatenate(right)
 
 
+def _kind(rows: PredictionRows) -> str:
+    return "PHQ-8 scores" if rows.regression else "probabilities"
+
+
+def _measures(first: PredictionRows, second: PredictionRows, units: Tensor, resamples: int,
+              seed: int):  # fmt: skip
+    """The task's metric names, ``point(rows, lo, hi)`` (its metrics on rows
+    ``lo:hi``) and the paired bootstrap intervals of B - A."""
+    if first.regression:
+        true = first.true_scores
+
+        def point(rows: PredictionRows, lo: int, hi: int) -> dict[str, float]:
+            return point_score_metrics(true[lo:hi], rows.scores[lo:hi])
+
+        interval = paired_score_bootstrap(true, first.scores, second.scores, units, resamples, seed)
+        return SCORE_RESAMPLED, point, interval
+    labels = first.labels
+
+    def point(rows: PredictionRows, lo: int, hi: int) -> dict[str, float]:
+        return point_metrics(labels[lo:hi], rows.decisions[lo:hi], rows.probs[lo:hi])
+
+    pairs = (first.decisions, first.probs), (second.decisions, second.probs)
+    return RESAMPLED, point, paired_bootstrap(labels, *pairs, units, resamples, seed)
+
+
 def compare(a: Side, b: Side, resamples: int = 1000, seed: int = 0) -> dict:
     """The comparison of B against A (see the module docstring) as a JSON-ready dict."""
     keys, first, second = align(a, b)
-    labels = first.labels
+    # what the decisions are judged against: the labels, or a true score of at least 10
+    labels = depressed(first.true_scores).long() if first.regression else first.labels
     ids = first.ids
     unit_of: dict[str, list[int]] = {}
     for i, vlog_id in enumerate(ids):
@@ -123,10 +166,8 @@ def compare(a: Side, b: Side, resamples: int = 1000, seed: int = 0) -> dict:
     if len(repeats) != 1:
         raise FileError(b.path, "vlogs appear an unequal number of times across folds or seeds")
     units = torch.tensor(list(unit_of.values()))  # (U, S)
-    values_a = point_metrics(labels, first.decisions, first.probs)
-    values_b = point_metrics(labels, second.decisions, second.probs)
-    pairs = (first.decisions, first.probs), (second.decisions, second.probs)
-    interval = paired_bootstrap(labels, *pairs, units, resamples, seed)
+    names, point, interval = _measures(first, second, units, resamples, seed)
+    values_a, values_b = point(first, 0, len(ids)), point(second, 0, len(ids))
     report = {
         "a": {"path": str(a.path), "configuration": a.configuration},
         "b": {"path": str(b.path), "configuration": b.configuration},
@@ -140,7 +181,7 @@ def compare(a: Side, b: Side, resamples: int = 1000, seed: int = 0) -> dict:
                 "difference": values_b[name] - values_a[name],
                 "bootstrap_95": interval[name],
             }
-            for name in RESAMPLED
+            for name in names
         },  # fmt: skip
         "mcnemar": mcnemar(labels, first.decisions, second.decisions) if repeats == {1} else None,
         "paired_test": None,
@@ -151,28 +192,31 @@ def compare(a: Side, b: Side, resamples: int = 1000, seed: int = 0) -> dict:
             offsets.append((start, start + len(a.parts[key].ids)))
             start = offsets[-1][1]
         test = {"over": keys[0].split()[0] + "s", "pairs": len(keys)}
-        for name in RESAMPLED:
-            differences = []
-            for lo, hi in offsets:
-                x = point_metrics(labels[lo:hi], first.decisions[lo:hi], first.probs[lo:hi])
-                y = point_metrics(labels[lo:hi], second.decisions[lo:hi], second.probs[lo:hi])
-                differences.append(y[name] - x[name])
+        parts = [(point(first, lo, hi), point(second, lo, hi)) for lo, hi in offsets]
+        for name in names:
+            differences = [y[name] - x[name] for x, y in parts]
             mean = sum(differences) / len(differences)
             test[name] = {"mean_difference": mean, "p": sign_flip_test(differences)}
         report["paired_test"] = test
+    if first.regression and first.baselines:  # A's training folds' constants, as A's metrics
+        report["baselines"] = {
+            b: point_score_metrics(first.true_scores, first.baselines[b]) for b in BASELINES
+        }
     return report
 
 
 def _rows(report: dict) -> list[list[str]]:
     test = report["paired_test"]
+    baselines = report.get("baselines") or {}
     rows = []
-    for name in RESAMPLED:
+    for name in report["metrics"]:
         m = report["metrics"][name]
         low, high = m["bootstrap_95"]
         row = [NAMES[name], f"{m['a']:.4f}", f"{m['b']:.4f}", f"{m['difference']:+.4f}",
                f"[{low:+.4f}, {high:+.4f}]"]  # fmt: skip
         if test:
             row.append(f"{test[name]['mean_difference']:+.4f}, p = {test[name]['p']:.3g}")
+        row += [f"{baselines[b][name]:.4f}" for b in baselines]
         rows.append(row)
     return rows
 
@@ -182,6 +226,7 @@ def _header(report: dict) -> list[str]:
     test = report["paired_test"]
     if test:
         header.append(f"sign-flip test over {test['pairs']} {test['over']}: mean B − A, p")
+    header += [f"{BASELINE_LABELS[b]} (A's folds)" for b in report.get("baselines") or {}]
     return header
 
 

@@ -20,6 +20,13 @@ out-of-fold predictions are pooled (:mod:`dynmultidep.evaluation.pooled`) into
 ``pooled_<metric>`` columns. Configurations that selected checkpoints on the
 reported fold (``kfold.select_on_test``) are labelled optimistic. Per-gender means
 and, for tuned thresholds, the metrics at the tuned threshold get tables of their own.
+
+Regression configurations (``module.task=regression``) get tables of their own
+(:data:`SCORE_METRICS`: RMSE, MAE, CCC, Pearson's r and the decisions' metrics), each
+configuration followed by its trivial baselines (every vlog given the training fold's
+mean or median score) in the same columns, overall, pooled and by gender; in
+``summary.csv`` their columns follow the binary ones (``<metric>_mean``,
+``<baseline>_<metric>_mean``, ``pooled_<metric>``, ...).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from omegaconf import OmegaConf
 
 from dynmultidep.atomic import write_text_atomic
 from dynmultidep.errors import FileError
+from dynmultidep.evaluation.regression import BASELINES
 from dynmultidep.tasks.run.resume import override_key
 from dynmultidep.tasks.run.session import FAILURE_FILE
 
@@ -50,6 +58,11 @@ BASELINE = ("acc", "f1")  # of the all-positive baseline
 GENDERS = ("both", "m", "f")
 GENDER_KEYS = ("dataset.train_gender", "dataset.test_gender")
 _GENDER_NAMES = {"both": "both", "all": "both", "m": "m", "male": "m", "f": "f", "female": "f"}
+SCORE_METRICS = {"rmse": "RMSE", "mae": "MAE", "ccc": "CCC", "pearson": "Pearson r",
+                 "acc": "accuracy", "f1": "F1", "macro_f1": "macro-F1",
+                 "auroc": "AUROC"}  # fmt: skip
+SCORE_GENDER_METRICS = ("rmse", "mae", "ccc", "acc", "f1")
+BASELINE_LABELS = {"train_mean": "train-mean baseline", "train_median": "train-median baseline"}
 
 
 @dataclass
@@ -97,6 +110,15 @@ class Row:
     @property
     def protocol(self) -> str:
         return (self.kfold or {}).get("protocol", "")
+
+    @property
+    def task(self) -> str:
+        """``regression`` when its jobs predicted PHQ-8 scores (or, all failed, were asked
+        to), else ``binary``."""
+        if any(j.metrics.get("objective") == "regression" for j in self.jobs):
+            return "regression"
+        asked = {j.settings.get("module.task", "").partition("=")[2] for j in self.failed}
+        return "regression" if not self.jobs and asked == {"regression"} else "binary"
 
     @property
     def optimistic(self) -> bool:
@@ -183,8 +205,11 @@ def _number(value: float) -> str:
 
 
 def summary_csv(rows: Sequence[Row], pooled: dict[str, dict] | None = None) -> str:
-    """``pooled``: configuration -> its pooled out-of-fold report (k-fold sweeps)."""
+    """``pooled``: configuration -> its pooled out-of-fold report (k-fold sweeps). The
+    regression columns (:func:`score_columns`) follow where any row regresses scores."""
     pooled = pooled or {}
+    regression = [row for row in rows if row.task == "regression"]
+    genders = score_genders(regression)
     columns = ["configuration", "protocol", "seeds", "n_seeds", "failed"]
     columns += [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
     columns += [f"all_positive_{m}" for m in BASELINE]
@@ -193,6 +218,8 @@ def summary_csv(rows: Sequence[Row], pooled: dict[str, dict] | None = None) -> s
                 for s in ("mean", "std")]  # fmt: skip
     columns += ["pooled_vlogs", "pooled_missing"] + [f"pooled_{m}" for m in METRICS]
     columns += [f"pooled_all_positive_{m}" for m in BASELINE]
+    if regression:
+        columns += score_columns(genders)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -212,10 +239,58 @@ def summary_csv(rows: Sequence[Row], pooled: dict[str, dict] | None = None) -> s
             cells += [""] * (2 + len(METRICS) + len(BASELINE))
         else:
             cells += [report["vlogs"], report["missing"]]
-            cells += [_number(report["metrics"][m]) for m in METRICS]
-            cells += [_number(report["all_positive_baseline"][m]) for m in BASELINE]
+            cells += [_pooled(report["metrics"], m) for m in METRICS]  # regression: no ECE
+            cells += [_pooled(report.get("all_positive_baseline", {}), m) for m in BASELINE]
+        if regression:
+            cells += score_cells(row, pooled.get(row.configuration), genders)
         writer.writerow(cells)
     return buffer.getvalue()
+
+
+def score_genders(rows: Sequence[Row]) -> list[str]:
+    """The genders the regression rows' reports break their metrics down by."""
+    return sorted({g for row in rows for job in row.jobs for g in job.metrics.get("by_gender", {})})
+
+
+def score_columns(genders: Sequence[str]) -> list[str]:
+    """The regression columns of ``summary.csv``."""
+    stats = ("mean", "std")
+    columns = [f"{m}_{s}" for m in SCORE_METRICS if m not in METRICS for s in stats]
+    columns += [f"{b}_{m}_{s}" for b in BASELINES for m in SCORE_METRICS for s in stats]
+    columns += [f"{g}_{m}_{s}" for g in genders for m in SCORE_GENDER_METRICS for s in stats]
+    columns += [f"pooled_{m}" for m in SCORE_METRICS if m not in METRICS]
+    columns += [f"pooled_{b}_{m}" for b in BASELINES for m in SCORE_METRICS]
+    return columns
+
+
+def score_cells(row: Row, pooled: dict | None, genders: Sequence[str]) -> list:
+    """A row's cells of :func:`score_columns` (empty for a binary row); the metrics both
+    tasks report (accuracy, F1, ...) fill the binary columns of the same names."""
+    width = len(score_columns(genders))
+    if row.task != "regression":
+        return [""] * width
+    cells = []
+    for metric in SCORE_METRICS:
+        if metric not in METRICS:
+            cells += [_number(v) for v in row.mean_std(metric)]
+    for b in BASELINES:
+        for metric in SCORE_METRICS:
+            cells += [_number(v) for v in row.mean_std(metric, f"baselines.{b}.metrics")]
+    for gender in genders:
+        for metric in SCORE_GENDER_METRICS:
+            cells += [_number(v) for v in row.mean_std(metric, f"by_gender.{gender}.metrics")]
+    if pooled is None:
+        return cells + [""] * (width - len(cells))
+    cells += [_pooled(pooled["metrics"], m) for m in SCORE_METRICS if m not in METRICS]
+    for b in BASELINES:
+        baseline = pooled["baselines"].get(b, {}).get("metrics", {})
+        cells += [_pooled(baseline, m) for m in SCORE_METRICS]
+    return cells
+
+
+def _pooled(metrics: dict, name: str) -> str:
+    value = metrics.get(name)
+    return "" if value is None else _number(value)
 
 
 def _mean_pm_std(row: Row, metric: str, source: str = "metrics") -> str:
@@ -291,12 +366,83 @@ def _pooled_lines(rows: Sequence[Row], pooled: dict[str, dict]) -> list[str]:
     return lines
 
 
+def _line(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _score_row_lines(row: Row, first: Sequence[str], metrics_of) -> list[str]:
+    """A regression configuration's line, then one per trivial baseline:
+    ``metrics_of(source)`` gives the cells of the metrics under ``source``."""
+    lines = [_line([*first, *metrics_of("metrics")])]
+    for b in BASELINES:
+        blank = [""] * (len(first) - 1)
+        lines.append(_line([f"↳ {BASELINE_LABELS[b]}", *blank,
+                            *metrics_of(f"baselines.{b}.metrics")]))  # fmt: skip
+    return lines
+
+
+def _score_lines(rows: Sequence[Row], count: str, pooled: dict[str, dict]) -> list[str]:
+    """The regression tables: overall, pooled (k-fold) and by gender, each configuration
+    followed by its trivial baselines."""
+    lines = ["", "## PHQ-8 regression", "",
+             "Predicted PHQ-8 scores (`module.task=regression`); accuracy to AUROC judge the "
+             "decision score >= 10. Under each configuration, its trivial baselines: every "
+             "vlog given its training fold's mean or median score.", ""]  # fmt: skip
+    lines += _table(["configuration", count, *SCORE_METRICS.values()])
+    for row in rows:
+        lines += _score_row_lines(row, [_name(row), str(len(row.jobs))],
+                                  lambda source, r=row: [_mean_pm_std(r, m, source)
+                                                         for m in SCORE_METRICS])  # fmt: skip
+    reports = [(row, pooled[row.configuration]) for row in rows if row.configuration in pooled]
+    if reports:
+        lines += ["", "### Out-of-fold PHQ-8 predictions, pooled", "",
+                  "Every held-out fold's predictions together (each vlog once); each "
+                  "baseline predicts a vlog its own job's training-fold constant.", ""]  # fmt: skip
+        lines += _table(["configuration", "vlogs", *SCORE_METRICS.values()])
+        for row, report in reports:
+            vlogs = str(report["vlogs"]) + (f" ({report['missing']} missing)"
+                                            if report["missing"] else "")  # fmt: skip
+
+            def pooled_cells(source: str, report=report) -> list[str]:
+                node = report
+                for part in source.split("."):
+                    node = node.get(part, {})
+                return [_pooled(node, m) or "–" for m in SCORE_METRICS]
+
+            lines += _score_row_lines(row, [_name(row), vlogs], pooled_cells)
+    genders = score_genders(rows)
+    cells = []
+    for row in rows:
+        for gender in genders:
+            prefix = f"by_gender.{gender}"
+            if not row.values("rmse", f"{prefix}.metrics"):
+                continue
+            jobs = str(len(row.values("rmse", f"{prefix}.metrics")))
+            cells.append([_name(row), gender, jobs, "model",
+                          *[_mean_pm_std(row, m, f"{prefix}.metrics")
+                            for m in SCORE_GENDER_METRICS]])  # fmt: skip
+            for b in BASELINES:
+                cells.append(["", "", "", BASELINE_LABELS[b],
+                              *[_mean_pm_std(row, m, f"{prefix}.baselines.{b}.metrics")
+                                for m in SCORE_GENDER_METRICS]])  # fmt: skip
+    if cells:
+        header = ["configuration", "gender", "jobs", "predictor",
+                  *(SCORE_METRICS[m] for m in SCORE_GENDER_METRICS)]  # fmt: skip
+        lines += ["", "### PHQ-8 regression by gender", "",
+                  "Test fold(s) of each gender; mean ± std over jobs.", ""]  # fmt: skip
+        lines += _table(header, 4) + [_line(c) for c in cells]
+    return lines
+
+
 def summary_markdown(
     rows: Sequence[Row],
     sweep_dir: Path,
     common: Sequence[str],
     pooled: dict[str, dict] | None = None,
 ) -> str:
+    pooled = pooled or {}
+    binary = [row for row in rows if row.task == "binary"]
+    regression = [row for row in rows if row.task == "regression"]
     kfold = any(row.kfold for row in rows)
     count = "folds" if kfold else "seeds"
     header = ["configuration", count, *METRICS.values(), "all-positive acc", "all-positive F1"]
@@ -306,17 +452,20 @@ def summary_markdown(
         f"# Summary of {sweep_dir}",
         "",
         f"{where}. Overrides common to all jobs: `{' '.join(common) or '(none)'}`.",
-        "",
-        *_table(header),
     ]
-    for row in rows:
-        cells = [_name(row), str(len(row.jobs))]
-        cells += [_mean_pm_std(row, m) for m in METRICS]
-        cells += [_mean_pm_std(row, m, "all_positive_baseline") for m in BASELINE]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += _pooled_lines(rows, pooled or {})
-    lines += _gender_lines(rows)
-    lines += _tuned_lines(rows)
+    if binary or not regression:
+        lines += ["", *_table(header)]
+        for row in binary:
+            cells = [_name(row), str(len(row.jobs))]
+            cells += [_mean_pm_std(row, m) for m in METRICS]
+            cells += [_mean_pm_std(row, m, "all_positive_baseline") for m in BASELINE]
+            lines.append("| " + " | ".join(cells) + " |")
+        names = {row.configuration for row in binary}
+        lines += _pooled_lines(binary, {k: v for k, v in pooled.items() if k in names})
+        lines += _gender_lines(binary)
+        lines += _tuned_lines(binary)
+    if regression:
+        lines += _score_lines(regression, count, pooled)
     failed = sum(len(row.failed) for row in rows)
     lines += ["", f"## Failed jobs: {failed}", ""]
     lines += [f"- job `{job.path.name}` (`{row.configuration}`): {job.error}"
@@ -382,6 +531,14 @@ def pool_folds(rows: Sequence[Row], sweep_dir: Path) -> dict[str, dict]:
 def oof_csv(rows, row: Row) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    if rows.regression:
+        writer.writerow(["id", "gender", "label", "score", "predicted_score", "prediction",
+                         "configuration"])  # fmt: skip
+        for i, vlog_id in enumerate(rows.ids):
+            writer.writerow([vlog_id, rows.genders[i], int(rows.labels[i]),
+                             f"{float(rows.true_scores[i]):g}", f"{float(rows.scores[i]):.6f}",
+                             int(rows.decisions[i]), row.configuration])  # fmt: skip
+        return buffer.getvalue()
     writer.writerow(["id", "gender", "label", "probability", "prediction", "configuration"])
     for i, vlog_id in enumerate(rows.ids):
         writer.writerow([vlog_id, rows.genders[i], int(rows.labels[i]),

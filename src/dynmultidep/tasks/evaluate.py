@@ -54,12 +54,14 @@ def evaluate(cfg: DictConfig) -> dict:
         trainer.test(module, dataloaders=datamodule.fold_dataloader(cfg.fold), verbose=False)
         used = plain(dataset) if dataset is not None else checkpoint["run_config"]["dataset"]
         payload = {}
+        extra = {"task": "eval", "checkpoint": str(ckpt_path),
+                 "checkpoint_epoch": checkpoint.get("epoch")}  # fmt: skip
+        if module.objective.state() is not None:  # regression: the training fold's scores
+            extra["phq8_scale"] = module.objective.state()
         if trainer.is_global_zero:
             payload = write_fold_outputs(
                 module.test_predictions, out_dir, cfg.fold, seed=cfg.seed, dataset=used,
-                model=module.hparams.model, loggers=trainer.loggers,
-                extra={"task": "eval", "checkpoint": str(ckpt_path),
-                       "checkpoint_epoch": checkpoint.get("epoch")},
+                model=module.hparams.model, loggers=trainer.loggers, extra=extra,
             )  # fmt: skip
     finally:
         close_loggers()

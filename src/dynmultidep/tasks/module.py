@@ -1,13 +1,19 @@
 """The LightningModule: trains and evaluates any model of ``dynmultidep.models``.
 
 A model maps a batch ``audio (B, T, Da)``, ``video (B, T, Dv)``,
-``lengths (B,)`` to :class:`~dynmultidep.models.output.ModelOutput`. The loss
-is ``BCEWithLogits(logits, label) + aux_loss``, plus ``model.label_losses(...)`` for
-models that return expert logits (DynMultiDep's expert and routing losses).
+``lengths (B,)`` to :class:`~dynmultidep.models.output.ModelOutput`. What its scalar
+output ``logits (B,)`` means is the objective's (``task``,
+:mod:`dynmultidep.tasks.objectives`): the logit of depression (``binary``) or the PHQ-8
+score in standard units of the training fold (``regression``). The loss is the
+objective's (binary: ``BCEWithLogits(logits, label)``) plus ``aux_loss``, plus
+``model.label_losses(...)`` with the objective's per-vlog losses for models that return
+expert logits (DynMultiDep's expert and routing losses).
 Metrics are logged per split
 as ``{train,val,test}/<name>`` for every name of
 :data:`~dynmultidep.evaluation.metrics.METRICS` (accuracy, precision, recall, F1,
-macro and weighted F1, AUROC, ECE, ``avg4``); gate
+macro and weighted F1, AUROC, ECE, ``avg4``), in regression of
+:data:`~dynmultidep.evaluation.regression.REGRESSION_METRICS` (RMSE, MAE, CCC,
+Pearson's r and the binary metrics of the predicted score); gate
 statistics as ``{train,val}/gate_weight_<expert>`` (mean weight) and
 ``{train,val}/gate_routed_<expert>`` (share of vlogs whose largest weight it
 has), and for a fusion-level gate ``{train,val}/fusion_routed_<op>`` (share of
@@ -25,7 +31,7 @@ closed-form statistics expert) has that part fit once, before the first epoch,
 on the training fold (``part.fit_fold``; without the vlogs held out for a gate).
 A model that ``fits_in_closed_form`` as a whole (the functionals baseline) then
 has one epoch without optimiser steps, which logs its training and validation
-metrics.
+metrics. Both closed-form fits are logistic regressions: binary only.
 
 Everything needed to rebuild the module is in its hyper-parameters, saved as
 plain containers so that checkpoints load with ``torch.load(weights_only=True)``;
@@ -46,11 +52,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor, nn
 
-from dynmultidep.evaluation.metrics import classification_metrics, with_avg4
 from dynmultidep.evaluation.predictions import Predictions, join_shards
 from dynmultidep.evaluation.threshold import TUNABLE, tune_threshold
-from dynmultidep.models.dynmultidep import own_losses, rows_mean
 from dynmultidep.models.output import ModelOutput
+from dynmultidep.tasks.objectives import make_objective
 from dynmultidep.tasks.run.distributed import gather_objects
 
 log = logging.getLogger(__name__)
@@ -60,6 +65,7 @@ CLOSED_FORM_WARNINGS = (
 )
 
 THRESHOLD_KEY = "decision_threshold"  # in checkpoints of runs with module.threshold=tune
+SCORE_SCALE_KEY = "phq8_scale"  # in checkpoints of regression runs: the training fold's scores
 
 
 def plain(value: Any) -> Any:
@@ -89,7 +95,7 @@ def parameter_groups(net: nn.Module, weight_decay: float) -> list[dict]:
 
 
 class DepressionClassifier(L.LightningModule):
-    """Binary depression classifier around a model built from config.
+    """Depression classifier (or PHQ-8 score regressor) around a model built from config.
 
     Args:
         model: model config (``_target_`` and keyword arguments).
@@ -106,6 +112,10 @@ class DepressionClassifier(L.LightningModule):
             checkpoint holds its epoch's value and test reports show both.
         threshold_metric: what ``threshold="tune"`` maximises (``f1``, ``macro_f1``,
             ``weighted_f1``, ``acc``, ``avg4``).
+        task: ``binary`` or ``regression`` (the PHQ-8 score; needs a corpus with scores
+            and refuses ``pos_weight``, a threshold other than 0.5, and models fit in
+            closed form), see :mod:`dynmultidep.tasks.objectives`.
+        regression_loss: ``mse``, ``huber`` or ``ccc`` (regression only).
         run_config: the whole run's resolved config, written into checkpoints
             (not a hyper-parameter: loggers do not need it twice).
     """
@@ -118,6 +128,8 @@ class DepressionClassifier(L.LightningModule):
         pos_weight: bool = False,
         threshold: float | str = 0.5,
         threshold_metric: str = "f1",
+        task: str = "binary",
+        regression_loss: str = "mse",
         run_config: Mapping | None = None,
     ):
         super().__init__()
@@ -127,6 +139,7 @@ class DepressionClassifier(L.LightningModule):
         if self.tune and threshold_metric not in TUNABLE:
             raise ValueError(f"module.threshold_metric must be one of {', '.join(TUNABLE)}, "
                              f"got {threshold_metric!r}")  # fmt: skip
+        self.objective = make_objective(task, regression_loss, threshold, bool(pos_weight))
         self.save_hyperparameters(
             {
                 "model": plain(model),
@@ -135,6 +148,8 @@ class DepressionClassifier(L.LightningModule):
                 "pos_weight": bool(pos_weight),
                 "threshold": threshold if self.tune else float(threshold),
                 "threshold_metric": threshold_metric,
+                "task": task,
+                "regression_loss": regression_loss,
             }
         )
         # metrics (and so checkpoint selection) at a fixed threshold, 0.5 when tuning
@@ -145,19 +160,24 @@ class DepressionClassifier(L.LightningModule):
         self.run_config = plain(run_config)
         self.net = instantiate(self.hparams.model, _convert_="all")
         self.expert_names: tuple[str, ...] = tuple(getattr(self.net, "expert_names", ()))
-        # negatives / positives of the training fold, set in setup(); an attribute, not
-        # a buffer: it only shapes the training loss and is not part of the model
-        self.pos_weight: Tensor | None = None
-        self.train_metrics = classification_metrics(fixed)
-        self.val_metrics = classification_metrics(fixed)
-        self.test_metrics = classification_metrics(fixed)
+        self.train_metrics = self.objective.metrics()
+        self.val_metrics = self.objective.metrics()
+        self.test_metrics = self.objective.metrics()
         self._test_parts: list[Predictions] = []
         self.test_predictions: Predictions | None = None
         self.closed_form = bool(getattr(self.net, "fits_in_closed_form", False))
+        if task == "regression" and getattr(self.net, "closed_form_part", None) is not None:
+            raise ValueError(f"module.task=regression: {closed_form_what(self.net)}")
         self.closed_form_fit: dict | None = None  # what fit_fold chose, for metrics.json
         if self.closed_form:  # no optimiser and no steps, on purpose: Lightning need not say so
             for message in CLOSED_FORM_WARNINGS:
                 warnings.filterwarnings("ignore", message=message)
+
+    @property
+    def pos_weight(self) -> Tensor | None:
+        """Negatives / positives of the training fold (binary, ``pos_weight``), set in
+        setup(); not a buffer: it only shapes the training loss, not the model."""
+        return getattr(self.objective, "pos_weight", None)
 
     # --------------------------------------------------------------- forward
     def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
@@ -169,23 +189,20 @@ class DepressionClassifier(L.LightningModule):
         return Predictions(
             ids=list(batch["id"]),
             genders=list(batch["gender"]),
-            probs=torch.sigmoid(out.logits.detach().float()).cpu(),
             labels=None if labels is None else labels.detach().cpu(),
             gate=None if out.gate is None else out.gate.detach().float().cpu(),
             expert_names=self.expert_names,
             threshold=self.fixed_threshold,
             tuned_threshold=self.tuned_threshold,
             tuned_metric=self.hparams.threshold_metric if self.tune else None,
+            **self.objective.predicted(out.logits, batch, labelled),
         )
 
     # ----------------------------------------------------------------- steps
     def setup(self, stage: str) -> None:
-        if stage == "fit" and self.hparams.pos_weight:
-            labels = torch.tensor([v.label for v in self.trainer.datamodule.fold("train")])
-            positives = int(labels.sum())
-            if positives == 0 or positives == len(labels):
-                raise ValueError("pos_weight needs both classes in the training fold")
-            self.pos_weight = torch.tensor((len(labels) - positives) / positives)
+        if stage == "fit" and (self.hparams.pos_weight or self.objective.task == "regression"):
+            datamodule = self._datamodule(f"module.task={self.objective.task}")
+            self.objective.fit(datamodule.fold("train"), datamodule.spec.name)
         share = float(getattr(self.net, "held_out_gate", 0.0))
         if stage == "fit" and share > 0:
             datamodule = self._datamodule("model.held_out_gate")
@@ -243,38 +260,36 @@ class DepressionClassifier(L.LightningModule):
 
     def _step(self, batch: Mapping, split: str) -> tuple[Tensor, ModelOutput]:
         out = self(batch)
-        labels = batch["label"]
-        pos_weight = None if self.pos_weight is None else self.pos_weight.to(out.logits.device)
-        bce = F.binary_cross_entropy_with_logits(
-            out.logits.float(), labels.float(), pos_weight=pos_weight, reduction="none"
-        )
+        targets = self.objective.targets(batch)
         held_out = batch.get("held_out") if split == "train" else None
-        if held_out is None:
-            loss = bce.mean() + out.aux_loss
-        else:  # the experts and the classifier never learn from the gate's vlogs
-            loss = rows_mean(bce, ~held_out) + out.aux_loss
-            self._log_held_out(out, labels, held_out, pos_weight)
+        # the experts and the classifier never learn from the gate's vlogs
+        rows = None if held_out is None else ~held_out
+        loss = self.objective.loss(out.logits, targets, rows) + out.aux_loss
+        if held_out is not None:
+            self._log_held_out(out, targets, held_out)
         if out.expert_logits is not None:
             extra = {} if held_out is None else {"held_out": held_out}
-            loss = loss + self.net.label_losses(out, labels, pos_weight, **extra)
-        size = len(labels)
+            loss = loss + self.net.label_losses(
+                out, targets, path_losses=self.objective.path_losses, **extra
+            )
+        size = len(targets)
         on_step = split == "train"
         self.log(f"{split}/loss", loss, on_step=on_step, on_epoch=True, batch_size=size,
                  prog_bar=split != "test", sync_dist=not on_step)  # fmt: skip
-        self._metrics(split).update(torch.sigmoid(out.logits.detach().float()), labels)
+        self.objective.update(self._metrics(split), out.logits, batch)
         if out.gate is not None and split != "test":
             self._log_gate(out.gate.detach(), split, size)
         if out.fusion_gate is not None and split != "test":
             self._log_fusion_gate(out.fusion_gate.detach(), split, size)
         return loss, out
 
-    def _log_held_out(self, out: ModelOutput, labels: Tensor, held_out: Tensor,
-                      pos_weight: Tensor | None) -> None:  # fmt: skip
+    def _log_held_out(self, out: ModelOutput, targets: Tensor, held_out: Tensor) -> None:
         """Each expert's loss on the training vlogs held out from it."""
         rows = int(held_out.sum())
         if out.expert_logits is None or rows == 0:
             return
-        losses = own_losses(out.expert_logits[held_out].detach(), labels[held_out], pos_weight)
+        losses = self.objective.path_losses(out.expert_logits[held_out].detach(),
+                                            targets[held_out])  # fmt: skip
         losses = losses.mean(0)
         for name, value in zip(self.expert_names, losses, strict=True):
             self.log(f"train/held_out_loss_{name}", value, on_step=False, on_epoch=True,
@@ -316,8 +331,7 @@ class DepressionClassifier(L.LightningModule):
 
     def _log_metrics(self, split: str) -> None:
         collection = self._metrics(split)
-        values = with_avg4({f"{split}/{k}": v for k, v in collection.compute().items()})
-        self.log_dict(values, prog_bar=split == "val")
+        self.log_dict(self.objective.compute(collection, split), prog_bar=split == "val")
         collection.reset()
 
     def on_train_epoch_start(self) -> None:
@@ -385,6 +399,23 @@ class DepressionClassifier(L.LightningModule):
         if self.tuned_threshold is not None:
             checkpoint[THRESHOLD_KEY] = {"value": self.tuned_threshold, "chosen_on": "valid",
                                          "metric": self.hparams.threshold_metric}  # fmt: skip
+        state = self.objective.state()
+        if state is not None:
+            checkpoint[SCORE_SCALE_KEY] = state
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.tuned_threshold = (checkpoint.get(THRESHOLD_KEY) or {}).get("value")
+        if self.objective.task == "regression":
+            self.objective.load_state(checkpoint.get(SCORE_SCALE_KEY))
+
+
+def closed_form_what(net: nn.Module) -> str:
+    """Why ``net`` cannot regress scores: what of it is a logistic regression fit in
+    closed form, and what to choose instead."""
+    if getattr(net, "fits_in_closed_form", False):
+        return (f"model {type(net).__name__} is a logistic regression fit in closed form, for "
+                "the binary task only; choose a model trained by gradient (e.g. "
+                "model=temporal_mean or model=late_fusion)")  # fmt: skip
+    return (f"{type(net).__name__}'s statistics expert is a logistic regression fit in closed "
+            "form (model.stats_fit=closed_form), for the binary task only; set "
+            "model.stats_fit=gradient")  # fmt: skip

@@ -127,6 +127,8 @@ def write_timelines(
 ) -> None:
     """``{id}.png`` and ``{id}.csv`` in ``folder`` for each vlog (see :mod:`.timeline`)."""
     device = next(module.net.parameters()).device  # where the trainer left the model
+    scale = getattr(module.objective, "scale", None)  # regression: the PHQ-8 score's units
+    unit = 1.0 if scale is None else scale.std  # contributions to the score, in points
     for vlog in vlogs:
         batch = collate([VlogDataset([vlog])[0]])
         logits, audio, video = step_contributions(
@@ -134,12 +136,13 @@ def write_timelines(
         )
         timeline = Timeline(
             vlog.id,
-            float(torch.sigmoid(logits[0])),
+            None if scale is not None else float(torch.sigmoid(logits[0])),
             float(logits[0]),
-            audio[0].cpu().numpy(),
-            video[0].cpu().numpy(),
+            unit * audio[0].cpu().numpy(),
+            unit * video[0].cpu().numpy(),
             faces_found(raw[vlog.id].video),
             seconds_per_step,
+            None if scale is None else float(scale.scores(logits[0])),
         )
         write_timeline_png(folder / f"{vlog.id}.png", timeline)
         write_timeline_csv(folder / f"{vlog.id}.csv", timeline)

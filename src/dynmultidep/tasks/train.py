@@ -8,7 +8,8 @@ Run directory (``paths.output_dir``) after a run::
     checkpoints/             best (by ``callbacks.model_checkpoint.monitor``) and last.ckpt
     metrics.json             test report + best epoch, checkpoint, seed, provenance
                              (commit, versions, the scan and convolution kernels run);
-                             written last: its presence means the run finished
+                             regression runs: phq8_scale (the training fold's score mean,
+                             std, median); written last: its presence means the run finished
     predictions.csv          one row per test vlog
     split.csv                k-fold jobs: id,role (train | valid | test) of every vlog used
     test_*.png               confusion matrix, ROC curve, reliability diagram, and the
@@ -106,6 +107,8 @@ def train(cfg: DictConfig) -> float | None:
                 extra["kfold"] = describe(*kfold)
             if module.closed_form_fit is not None:
                 extra["closed_form_fit"] = module.closed_form_fit
+            if module.objective.state() is not None:  # regression: the training fold's scores
+                extra["phq8_scale"] = module.objective.state()
             if trainer.is_global_zero:
                 write_fold_outputs(
                     module.test_predictions, out_dir, "test", seed=cfg.seed,

@@ -1,5 +1,8 @@
 """Figures of a fold's predictions, written as PNG and logged to TensorBoard / W&B:
-confusion matrix, ROC curve, reliability diagram, and the gate's weights by true label."""
+confusion matrix, ROC curve, reliability diagram, and the gate's weights by true label.
+Regression runs draw predicted against true PHQ-8 scores instead of the reliability
+diagram; their confusion matrix and ROC curve are those of the scores' decisions
+(:mod:`dynmultidep.evaluation.regression`)."""
 
 from __future__ import annotations
 
@@ -20,12 +23,13 @@ from torchmetrics.functional.classification import (  # noqa: E402
 
 from dynmultidep.atomic import write_bytes_atomic  # noqa: E402
 from dynmultidep.evaluation.predictions import Predictions  # noqa: E402
+from dynmultidep.evaluation.regression import PHQ8_CUTOFF, PHQ8_RANGE  # noqa: E402
 
 CLASSES = ("normal", "depression")
 
 
 def confusion_figure(pred: Predictions) -> Figure:
-    matrix = binary_confusion_matrix(pred.probs, pred.labels, threshold=pred.threshold).numpy()
+    matrix = binary_confusion_matrix(pred.predicted, pred.truth).numpy()
     fig, ax = plt.subplots(figsize=(3.6, 3.2))
     ax.imshow(matrix, cmap="Blues")
     for i in range(2):
@@ -40,8 +44,8 @@ def confusion_figure(pred: Predictions) -> Figure:
 
 
 def roc_figure(pred: Predictions) -> Figure:
-    fpr, tpr, _ = binary_roc(pred.probs, pred.labels)
-    auroc = float(binary_auroc(pred.probs, pred.labels))
+    fpr, tpr, _ = binary_roc(pred.ranking, pred.truth)
+    auroc = float(binary_auroc(pred.ranking, pred.truth))
     fig, ax = plt.subplots(figsize=(3.6, 3.4))
     ax.plot(fpr.numpy(), tpr.numpy(), label=f"model (AUROC {auroc:.3f})")
     ax.plot([0, 1], [0, 1], "--", color="grey", label="chance")
@@ -56,10 +60,25 @@ def gate_figure(pred: Predictions) -> Figure:
     fig, axes = plt.subplots(1, len(experts), figsize=(3.2 * len(experts), 3.0), squeeze=False)
     for e, (ax, name) in enumerate(zip(axes[0], experts, strict=True)):
         for label, cls in enumerate(CLASSES):
-            weights = pred.gate[pred.labels == label, e]
+            weights = pred.gate[pred.truth == label, e]
             ax.hist(weights.numpy(), bins=20, range=(0, 1), alpha=0.6, label=cls)
         ax.set(title=f"gate weight: {name}", xlabel="weight", ylabel="vlogs")
         ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def scores_figure(pred: Predictions) -> Figure:
+    """Predicted against true PHQ-8 scores, the identity and the cut-off drawn."""
+    low, high = PHQ8_RANGE
+    fig, ax = plt.subplots(figsize=(3.8, 3.6))
+    ax.scatter(pred.true_scores.numpy(), pred.scores.numpy(), s=14, alpha=0.7)
+    ax.plot([low, high], [low, high], "--", color="grey", lw=0.8, label="predicted = true")
+    ax.axvline(PHQ8_CUTOFF, color="tab:red", lw=0.6)
+    ax.axhline(PHQ8_CUTOFF, color="tab:red", lw=0.6, label=f"cut-off ({PHQ8_CUTOFF})")
+    ax.set(xlabel="true PHQ-8 score", ylabel="predicted PHQ-8 score", xlim=(low - 1, high + 1),
+           title="PHQ-8 scores")  # fmt: skip
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -68,11 +87,11 @@ def figures(pred: Predictions) -> dict[str, Figure]:
     """Name -> figure; the gate plot only for models with a gate."""
     from dynmultidep.evaluation.calibration import reliability_figure
 
-    made = {
-        "confusion_matrix": confusion_figure(pred),
-        "roc_curve": roc_figure(pred),
-        "reliability": reliability_figure(pred.probs, pred.labels),
-    }
+    made = {"confusion_matrix": confusion_figure(pred), "roc_curve": roc_figure(pred)}
+    if pred.regression:
+        made["scores"] = scores_figure(pred)
+    else:
+        made["reliability"] = reliability_figure(pred.probs, pred.labels)
     if pred.gate is not None:
         made["gate_weights"] = gate_figure(pred)
     return made

@@ -11,6 +11,10 @@ inputs (e.g. mean pooling followed by a linear read-out) the contributions of
 all steps add up exactly to ``logit(x) - logit(0)``. With a hard gate the
 gradient flows through the expert the gate chose, which is the one that
 scored the vlog.
+
+A regression checkpoint's output is the PHQ-8 score in standard units of its training
+fold; its timeline gives the contributions to the score in PHQ-8 points (the gradient
+times the fold's score std) and the predicted score in place of the probability.
 """
 
 from __future__ import annotations
@@ -34,15 +38,18 @@ from dynmultidep.atomic import write_bytes_atomic, write_text_atomic  # noqa: E4
 
 @dataclass(frozen=True)
 class Timeline:
-    """One vlog's per-step contributions, ``(T,)`` each."""
+    """One vlog's per-step contributions, ``(T,)`` each: to the logit, or with ``score``
+    (a predicted PHQ-8 score, regression checkpoints) to the score; ``probability`` is
+    then ``None`` and ``logit`` the output in standard units."""
 
     id: str
-    probability: float
+    probability: float | None
     logit: float
     audio: np.ndarray
     video: np.ndarray
     face_found: np.ndarray  # bool: the step's frame had a face
     seconds_per_step: float = 1.0
+    score: float | None = None
 
     @property
     def total(self) -> np.ndarray:
@@ -111,10 +118,15 @@ def timeline_figure(timeline: Timeline) -> plt.Figure:
     ax.plot(found, np.zeros_like(found), "|", color="tab:green", ms=7,
             transform=ax.get_xaxis_transform(), clip_on=False, label="face found")  # fmt: skip
     ax.fill_between([], [], color="0.88", label="no face")  # legend entry for the shading
-    ax.set(xlabel="seconds", ylabel="contribution to the logit", xlim=(0, max(edges[-1], width)))
+    regression = timeline.score is not None
+    target = "the PHQ-8 score" if regression else "the logit"
+    ax.set(xlabel="seconds", ylabel=f"contribution to {target}", xlim=(0, max(edges[-1], width)))
+    if regression:
+        scored = f"predicted PHQ-8 = {timeline.score:.1f}"
+    else:
+        scored = f"P(depression) = {timeline.probability:.3f}, logit {timeline.logit:+.3f}"
     ax.set_title(
-        f"{timeline.id}: P(depression) = {timeline.probability:.3f}, logit "
-        f"{timeline.logit:+.3f}\nper-step gradient x input (0 = the training mean)",
+        f"{timeline.id}: {scored}\nper-step gradient x input (0 = the training mean)",
         fontsize=9,
     )
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
