@@ -230,7 +230,8 @@ class DepressionDataModule(L.LightningDataModule):
             log.info("generating synthetic %s corpus at %s", self.spec.name, self.root)
             try:
                 if self.interview is not None:
-                    generate_interview_twin(self.synthetic, self.root)
+                    workers = int(self.interview_settings.get("workers", 2))
+                    generate_interview_twin(self.synthetic, self.root, workers=workers)
                 else:
                     generate_corpus(self.synthetic, self.root)
             except OSError:

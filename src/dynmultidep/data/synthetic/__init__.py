@@ -133,12 +133,14 @@ def generate_suite_corpus(
     return plan
 
 
-def generate_interview_twin(spec: InterviewTwinSpec, out: str | Path, force: bool = False) -> None:
+def generate_interview_twin(spec: InterviewTwinSpec, out: str | Path, force: bool = False,
+                            workers: int = 1) -> None:  # fmt: skip
     """Write the interview twin described by ``spec`` (:mod:`.interviews`) to ``out``,
-    with its manifest, as :func:`generate_corpus` does (never half-written)."""
+    with its manifest, as :func:`generate_corpus` does (never half-written);
+    ``workers`` processes write its sessions."""
 
     def write(folder: Path) -> None:
-        write_twin(spec, folder)
+        write_twin(spec, folder, workers)
         manifest = {**spec.resolved(), "preset": spec.preset}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 

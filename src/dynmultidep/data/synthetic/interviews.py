@@ -14,9 +14,11 @@ the labelled ``full_test_split.csv``.
 
 from __future__ import annotations
 
+import functools
 import io
 import tarfile
 import zipfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -278,34 +280,43 @@ def edaic_files(session: TwinSession, rng: np.random.Generator) -> dict[str, byt
     }  # fmt: skip
 
 
-def write_twin(spec: InterviewTwinSpec, folder: Path) -> list[TwinSession]:
-    """Write the twin of ``spec`` into ``folder`` (empty): sessions, then split files."""
+def write_twin(spec: InterviewTwinSpec, folder: Path, workers: int = 1) -> list[TwinSession]:
+    """Write the twin of ``spec`` into ``folder`` (empty): sessions, then split files.
+
+    ``workers`` processes write the sessions; each session's draws depend on its id
+    and the seed alone, so the twin is the same for any ``workers``.
+    """
     sessions = plan_sessions(spec)
     rng = np.random.default_rng([spec.seed, 37])
     quirks = rng.permutation(len(sessions))
     early = sessions[quirks[0]].id  # its video ends early
     silent = sessions[quirks[1]].id  # no interviewer lines
-    for session in sessions:
-        session_rng = np.random.default_rng([spec.seed, 41, int(session.id)])
-        if spec.corpus == "daic_woz":
-            end = session.seconds - min(120, max(10, session.seconds // 5))
-            end = end if session.id == early else None
-            files = daic_files(session, session_rng, end, session.id != silent)
-        else:
-            files = edaic_files(session, session_rng)
-        _write_session(folder, session.id, files, spec.files == "archives", spec.corpus)
+    write = functools.partial(_write_session, spec, folder, early, silent)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(write, sessions))
+    else:
+        list(map(write, sessions))
     _write_splits(folder, spec.corpus, sessions, rng)
     return sessions
 
 
-def _write_session(folder: Path, sid: str, files: dict[str, bytes], packed: bool,
-                   corpus: str) -> None:  # fmt: skip
-    if not packed:
+def _write_session(spec: InterviewTwinSpec, folder: Path, early: str, silent: str,
+                   session: TwinSession) -> None:  # fmt: skip
+    """Draw one session's files and write them, packed or unpacked."""
+    sid = session.id
+    rng = np.random.default_rng([spec.seed, 41, int(sid)])
+    if spec.corpus == "daic_woz":
+        end = session.seconds - min(120, max(10, session.seconds // 5))
+        files = daic_files(session, rng, end if sid == early else None, sid != silent)
+    else:
+        files = edaic_files(session, rng)
+    if spec.files != "archives":
         for name, data in files.items():
-            path = folder / (name if corpus == "edaic" else f"{sid}_P/{name}")
+            path = folder / (name if spec.corpus == "edaic" else f"{sid}_P/{name}")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-    elif corpus == "daic_woz":  # DAIC-WOZ: members at the zip's root
+    elif spec.corpus == "daic_woz":  # DAIC-WOZ: members at the zip's root
         with zipfile.ZipFile(
             folder / f"{sid}_P.zip", "w", zipfile.ZIP_DEFLATED, compresslevel=1
         ) as z:
