@@ -1,6 +1,7 @@
 """Score unlabelled vlogs with a trained checkpoint (a research tool, not a diagnostic device).
 
     python src/predict.py ckpt_path=PATH.ckpt input=DIR_OR_FILE [output=preds.csv]
+    python src/predict.py ckpt_path=PATH.ckpt input=/data/DAIC-WOZ   # a release's sessions
 
 See conf/predict.yaml and dynmultidep.tasks.predict.
 """

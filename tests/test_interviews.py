@@ -13,7 +13,12 @@ import pytest
 
 from dynmultidep.data.interviews.corpus import read_prepared_index
 from dynmultidep.data.interviews.feature_sets import FEATURE_SETS, parse_sets, set_columns
-from dynmultidep.data.interviews.prepare import InterviewOptions, prepare, read_report
+from dynmultidep.data.interviews.prepare import (
+    InterviewOptions,
+    prepare,
+    prepare_unlabelled,
+    read_report,
+)
 from dynmultidep.data.interviews.release import Session
 from dynmultidep.data.interviews.seconds import per_second
 from dynmultidep.data.interviews.splits import read_splits
@@ -189,6 +194,28 @@ def test_the_cache_is_read_back_and_a_changed_release_prepares_anew(twin, tmp_pa
     split.write_text(split.read_text().replace(",0,20", ",0,21"))
     with pytest.raises(AssertionError, match="prepared again"):
         prepare(release, options("edaic"), tmp_path / "cache", workers=1)
+
+
+def test_sessions_without_split_files_are_prepared_for_prediction(twin, tmp_path):
+    release, spec = twin("edaic")
+    labelled = prepare(release, options("edaic"), tmp_path / "labelled", workers=1)
+    sessions = tmp_path / "sessions"  # a folder of archives, no split file
+    sessions.mkdir()
+    for archive in release.glob("*_P.tar.gz"):
+        shutil.copy(archive, sessions)
+    root = prepare_unlabelled(sessions, options("edaic"), tmp_path / "cache", workers=1)
+    assert not (root / "labels.csv").exists()
+    ids = sorted(p.stem for p in (root / "audio").glob("*.npy"))
+    assert ids == sorted(s.id for s in plan_sessions(spec))
+    for record in read_prepared_index(labelled):
+        np.testing.assert_array_equal(np.load(root / "visual" / f"{record.id}.npy"),
+                                      np.load(record.video_path))  # fmt: skip
+    one = prepare_unlabelled(sessions / f"{ids[0]}_P.tar.gz", options("edaic"), tmp_path / "cache",
+                             workers=1)  # fmt: skip
+    assert [p.stem for p in (one / "audio").glob("*.npy")] == [ids[0]]
+    with pytest.raises(DataError, match=r"empty: no edaic session \({id}_P archive or folder\)"):
+        (tmp_path / "empty").mkdir()
+        prepare_unlabelled(tmp_path / "empty", options("edaic"), tmp_path / "cache", workers=1)
 
 
 def test_two_workers_give_the_same_arrays_as_one(twin, tmp_path):
@@ -370,6 +397,20 @@ def test_daic_woz_gender_codes_select_the_training_folds(tmp_path):
     datamodule.prepare_data()
     assert {v.gender for v in datamodule.fold("train")} == {"1"}
     assert {v.gender for v in datamodule.fold("test")} == {"0"}
+
+
+def test_a_gender_the_corpus_lacks_is_refused_in_one_line(tmp_path):
+    from hydra.utils import instantiate
+
+    from conftest import compose_config
+    from dynmultidep.tasks.run.session import expected_error
+
+    cfg = compose_config("train", interview_overrides("daic_woz", tmp_path,
+                                                      "dataset.train_gender=m"))  # fmt: skip
+    with pytest.raises(Exception) as err:
+        instantiate(cfg.dataset)
+    assert str(expected_error(err.value)) == ("dataset.train_gender='m': daic_woz's genders are "
+                                              "0 and 1 (or both)")  # fmt: skip
 
 
 def test_a_checkpoint_of_other_audio_sets_is_refused(tmp_path):

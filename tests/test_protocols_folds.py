@@ -114,6 +114,36 @@ def test_groups_stay_in_one_fold(tmp_path):
             assert sum(bool(members & split[role]) for role in ("train", "valid", "test")) == 1
 
 
+def test_a_participants_sessions_stay_in_one_fold(tmp_path):
+    from dataclasses import replace
+
+    # participants of 1 to 3 consecutive sessions; a groups file putting vlogs 0 and 3 in
+    # one group links participants p0 and p3, whose sessions then all share a fold
+    records, start, size = [], 0, 1
+    for r in make_records():
+        if int(r.id) >= start + size:
+            start, size = int(r.id), size % 3 + 1
+        records.append(replace(r, participant=f"p{start}"))
+    path = tmp_path / "groups.csv"
+    path.write_text("id,group\n0,g\n3,g\n")
+    for groups in (None, str(path)):
+        sessions = {}
+        for r in records:
+            sessions.setdefault("g" if groups and r.participant in ("p0", "p3") else r.participant,
+                                set()).add(r.id)  # fmt: skip
+        assert max(len(ids) for ids in sessions.values()) > 2
+        folds, _ = assign(records, KFold(fold=0, k=5, groups=groups))
+        for ids in sessions.values():
+            assert len({folds[i] for i in ids}) == 1, ids
+        for f in range(5):  # nor do they straddle train, valid and test
+            split = job_split(records, KFold(fold=f, k=5, groups=groups, valid_share=0.2))
+            for ids in sessions.values():
+                assert sum(bool(ids & split[role]) for role in ("train", "valid", "test")) == 1
+    # one session per participant: the folds of vlogs without participants
+    alone = [replace(r, participant=r.id) for r in make_records()]
+    assert assign(alone, KFold(fold=0, k=5))[0] == assign(make_records(), KFold(fold=0, k=5))[0]
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [

@@ -190,6 +190,25 @@ def test_the_score_scale_standardises_and_back():
     torch.testing.assert_close(scale.scores(z), torch.tensor([0.0, 6.0, 12.0, 18.0]))
 
 
+def test_reported_scores_are_clipped_to_the_scale_and_the_output_kept():
+    objective = RegressionObjective("mse")
+    objective.scale = ScoreScale(mean=10.0, std=5.0, median=10.0, vlogs=4)
+    outputs = torch.tensor([-3.0, 0.4, 3.0])  # 10 + 5 x output: -5, 12, 25 points
+    torch.testing.assert_close(objective.scale.unclipped(outputs), torch.tensor([-5.0, 12.0, 25.0]))
+    true = torch.tensor([0.0, 12.0, 24.0])
+    batch = {"id": ["a", "b", "c"], "score": true}
+    metrics = objective.metrics()
+    objective.update(metrics, outputs, batch)
+    assert float(objective.compute(metrics, "val")["val/rmse"]) == pytest.approx(0.0, abs=1e-6)
+    fields = objective.predicted(outputs, batch, labelled=True)
+    torch.testing.assert_close(fields["scores"], torch.tensor([0.0, 12.0, 24.0]))
+    torch.testing.assert_close(fields["unclipped_scores"], torch.tensor([-5.0, 12.0, 25.0]))
+    # the loss reads the output itself: no flat gradient beyond the scale
+    grad = torch.tensor([3.0], requires_grad=True)
+    objective.loss(grad, objective.scale.standardise(torch.tensor([24.0])), None).backward()
+    assert float(grad.grad) != 0.0
+
+
 def test_each_loss_by_hand():
     objective = RegressionObjective("mse")
     outputs, targets = torch.tensor([0.5, -1.0, 2.0]), torch.tensor([0.0, -1.0, 0.5])
@@ -422,3 +441,32 @@ def test_train_eval_and_predict_regress_scores_on_the_daic_woz_twin(tmp_path):
     assert predicted.scores is not None and predicted.probs is None
     timeline = (tmp_path / "timelines" / f"{first['id']}.csv").read_text()
     assert timeline.startswith("step,seconds,audio,video,total,face_found")
+    # ... and for the sessions of the release itself, labelled or not, which it prepares
+    # with the checkpoint's feature sets: the same scores
+    release = [f"ckpt_path={metrics['checkpoint']}", f"input={cfg.dataset.root}",
+               f"output={tmp_path}/r.csv", f"paths.output_dir={tmp_path}",
+               f"interview.cache_dir={tmp_path}/cache", "interview.workers=1",
+               *QUIET[2:]]  # fmt: skip
+    whole = predict(compose_config("predict", release))
+    assert set(predicted.ids) <= set(whole.ids)
+    torch.testing.assert_close(whole.take([whole.ids.index(i) for i in predicted.ids]).scores,
+                               predicted.scores)  # fmt: skip
+    assert ((whole.scores >= 0) & (whole.scores <= 24)).all()
+    # sessions prepared with other sets, or another corpus, are refused in one line
+    from dynmultidep.data.interviews.prepare import InterviewOptions, prepare
+    from dynmultidep.errors import CheckpointError
+
+    other = prepare(cfg.dataset.root, InterviewOptions("daic_woz", ("formant",), ("aus",)),
+                    tmp_path / "other", workers=1)  # fmt: skip
+    with pytest.raises(
+        CheckpointError,
+        match=r"trained on daic_woz prepared with audio sets "
+        r"covarep, visual sets aus,gaze,pose, .*other.* was not; give the release",
+    ):
+        predict(compose_config("predict", [*release, f"input={other}"]))  # fmt: skip
+    with pytest.raises(
+        CheckpointError,
+        match=r"audio sets covarep \(74 columns\) and visual "
+        r"sets aus, gaze, pose \(38 columns\), which edaic lacks",
+    ):
+        predict(compose_config("predict", [*release, "corpus=edaic"]))  # fmt: skip

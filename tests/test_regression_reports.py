@@ -66,11 +66,14 @@ def test_predictions_csv_round_trips_scores(tmp_path):
     torch.testing.assert_close(back.scores, pred.scores, atol=1e-6, rtol=0)
     torch.testing.assert_close(back.true_scores, pred.true_scores)
     torch.testing.assert_close(back.decisions, pred.predicted)
-    # unlabelled predictions (predict.py) leave the true score out
-    Predictions(["a"], [None], None, None, None, scores=torch.tensor([4.0])).to_csv(path)
+    # unlabelled predictions (predict.py) leave the true score out; the output before
+    # clipping to 0..24 follows the decision where it is known
+    Predictions(["a", "b"], [None, None], None, None, None, scores=torch.tensor([4.0, 24.0]),
+                unclipped_scores=torch.tensor([4.0, 26.5])).to_csv(path)  # fmt: skip
     assert path.read_text().splitlines() == [
-        "id,gender,predicted_score,prediction",
-        "a,,4.000000,0",
+        "id,gender,predicted_score,prediction,unclipped_score",
+        "a,,4.000000,0,4.000000",
+        "b,,24.000000,1,26.500000",
     ]
 
 

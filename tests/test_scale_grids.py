@@ -94,6 +94,32 @@ def test_gender_grid_summary_draws_the_heatmap(tmp_path):
     assert (tmp_path / "gender_grid.png").stat().st_size > 10_000
 
 
+def test_a_daic_woz_gender_grid_summary_has_its_codes(tmp_path):
+    num = 0
+    for train_gender in ("both", 0, 1):  # Hydra reads the codes as numbers
+        for test_gender in ("both", 0, 1):
+            overrides = [f"dataset.train_gender={train_gender}",
+                         f"dataset.test_gender={test_gender}"]  # fmt: skip
+            dataset = {"train_gender": train_gender, "test_gender": test_gender}
+            codes = ("0", "1") if test_gender == "both" else (str(test_gender),)
+            by_gender = {c: {"metrics": metrics_of(0.5 + int(c) / 10)} for c in codes}
+            fake_job(tmp_path, num, overrides, metrics_of(num / 10), dataset=dataset, seed=0,
+                     by_gender=by_gender)  # fmt: skip
+            num += 1
+    rows = write_summary(tmp_path)
+    assert len(rows) == 9
+    assert {job.genders for row in rows for job in row.jobs} == {
+        (a, b) for a in ("both", "0", "1") for b in ("both", "0", "1")
+    }
+    (first, *_) = read_rows(tmp_path / "summary.csv")
+    assert float(first["1_acc_mean"]) == pytest.approx(0.6) and "m_acc_mean" not in first
+    assert (
+        "| `dataset.train_gender=both dataset.test_gender=both` | 0 | 1 |"
+        in (tmp_path / "summary.md").read_text()
+    )
+    assert (tmp_path / "gender_grid.png").stat().st_size > 10_000
+
+
 def test_summary_of_a_directory_without_jobs_is_an_error(tmp_path):
     with pytest.raises(FileError, match="holds no job directories"):
         write_summary(tmp_path)
@@ -144,6 +170,74 @@ def test_optuna_search_config():
     assert set(cfg.hydra.sweeper.params) == {
         "module.optimizer.lr", "model.d_state", "model.dropout", "model.temp",
     }  # fmt: skip
+    regression = compose_with_hydra("hparams_search=optuna", "module.task=regression")
+    assert regression.optimized_metric == "val/rmse"
+    assert regression.hydra.sweeper.direction == "minimize"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "metric", "direction"),
+    [
+        ([], "val/macro_f1", "maximize"),
+        (["module.task=regression"], "val/rmse", "minimize"),
+        (["module.task=regression", "optimized_metric=val/ccc"], "val/ccc", "maximize"),
+        (["experiment=dvlog_dynmultidep"], "val/avg4", "maximize"),
+        (["experiment=dvlog_dynmultidep", "module.task=regression"], "val/rmse", "minimize"),
+        (["experiment=lmvd_dynmultidep_improved"], "val/macro_f1", "maximize"),
+        (["experiment=lmvd_dynmultidep_improved", "module.task=regression"], "val/rmse",
+         "minimize"),
+    ],
+)  # fmt: skip
+def test_searches_and_recipes_optimise_the_tasks_metric(overrides, metric, direction):
+    """What Optuna's direction (hparams_search=optuna, read here without the optional
+    plugin) and the checkpoint callbacks follow: the task's metric, or the one given."""
+    from omegaconf import OmegaConf
+
+    from conftest import CONF_DIR, compose_config
+
+    cfg = compose_config("train", overrides)
+    search = OmegaConf.load(CONF_DIR / "hparams_search" / "optuna.yaml")
+    assert "optimized_metric" not in search  # the task's, or the command line's
+    OmegaConf.set_struct(cfg, False)
+    cfg.hydra = search.hydra
+    assert cfg.optimized_metric == metric and cfg.hydra.sweeper.direction == direction
+    assert cfg.callbacks.model_checkpoint.mode == direction[:3]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "genders"),
+    [("synthetic", "both,m,f"), ("dvlog", "both,m,f"), ("daic_woz", "both,0,1"),
+     ("synthetic_daic_woz", "both,0,1"), ("edaic", "both,m,f")],
+)  # fmt: skip
+def test_the_gender_grid_sweeps_each_corpus_s_own_genders(dataset, genders):
+    from dynmultidep.sweeps.callback import check_sweep
+
+    for sweep in ("gender_grid", "gender_grid_seeds"):
+        cfg = compose_with_hydra(f"sweep={sweep}", f"dataset={dataset}")
+        params = cfg.hydra.sweeper.params
+        assert (params["dataset.train_gender"], params["dataset.test_gender"]) == (genders,) * 2
+        check_sweep(cfg)
+
+
+def test_a_gender_grid_of_genders_the_corpus_lacks_is_refused():
+    from omegaconf import open_dict
+
+    from dynmultidep.errors import DynMultiDepError
+    from dynmultidep.sweeps.callback import check_sweep
+
+    def grid(dataset: str, genders: str):
+        cfg = compose_with_hydra("sweep=gender_grid", f"dataset={dataset}")
+        with open_dict(cfg):
+            cfg.hydra.sweeper.params["dataset.train_gender"] = genders
+        return cfg
+
+    with pytest.raises(
+        DynMultiDepError,
+        match=r"^dataset.train_gender: daic_woz's genders are "
+        r"0 and 1 \(or both\), not f, m; sweep=gender_grid chooses them",
+    ):
+        check_sweep(grid("daic_woz", "both,m,f"))  # fmt: skip
+    check_sweep(grid("edaic", "male,f"))
 
 
 @pytest.mark.slow  # needs the optional extras, which `make test-slow` installs

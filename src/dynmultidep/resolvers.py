@@ -16,15 +16,24 @@ imported, so any code that composes the project's configs has them.
 * ``${task_metric:TASK}``: the validation metric that selects checkpoints by default for
   ``module.task`` ``TASK`` (:data:`TASK_METRICS`); ``conf/train.yaml`` sets
   ``optimized_metric`` with it.
+* ``${task_metric:TASK,BINARY}``: the same, with ``BINARY`` in place of the binary
+  task's default (the published recipes keep the seed's ``val/avg4``; regression still
+  selects on ``val/rmse``).
 * ``${metric_mode:METRIC}``: ``min`` for a metric where lower is better (an error or a
   loss, :data:`LOWER_IS_BETTER`), else ``max``; the checkpoint and early-stopping
   callbacks read their ``mode`` with it, so they follow whatever ``optimized_metric`` is.
+* ``${metric_direction:METRIC}``: the same as Optuna names it, ``minimize`` or
+  ``maximize``; ``conf/hparams_search/optuna.yaml`` reads its ``direction`` with it.
+* ``${gender_grid:CORPUS}``: the gender choices of ``CORPUS`` as a sweep, ``both,m,f``
+  or DAIC-WOZ's ``both,0,1`` (:attr:`~dynmultidep.data.corpora.CorpusSpec.genders`);
+  ``conf/sweep/gender_grid.yaml`` sweeps both genders with it.
 """
 
 from __future__ import annotations
 
 from omegaconf import OmegaConf
 
+from dynmultidep.data.corpora import get_corpus
 from dynmultidep.data.faces import FacePreparation
 from dynmultidep.data.feature_record import recorded_video_dim
 from dynmultidep.data.interviews.feature_sets import FEATURE_SETS, parse_sets, set_columns
@@ -46,15 +55,23 @@ TASK_METRICS = {"binary": "val/macro_f1", "regression": "val/rmse"}
 LOWER_IS_BETTER = ("rmse", "mae", "ece", "loss")  # last part of a metric's name
 
 
-def task_metric(task: str) -> str:
+def task_metric(task: str, binary: str | None = None) -> str:
     if task not in TASK_METRICS:
         raise ValueError(f"module.task must be one of {', '.join(TASK_METRICS)}, got {task!r}")
-    return TASK_METRICS[task]
+    return binary if task == "binary" and binary else TASK_METRICS[task]
 
 
 def metric_mode(metric: str) -> str:
     name = str(metric).rsplit("/", 1)[-1]
     return "min" if name in LOWER_IS_BETTER or name.endswith("_loss") else "max"
+
+
+def metric_direction(metric: str) -> str:
+    return {"min": "minimize", "max": "maximize"}[metric_mode(metric)]
+
+
+def gender_grid(corpus: str) -> str:
+    return ",".join(("both", *get_corpus(corpus).genders))
 
 
 RESOLVERS = {
@@ -63,6 +80,8 @@ RESOLVERS = {
     "interview_dim": interview_dim,
     "task_metric": task_metric,
     "metric_mode": metric_mode,
+    "metric_direction": metric_direction,
+    "gender_grid": gender_grid,
 }
 
 

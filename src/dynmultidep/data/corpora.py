@@ -31,6 +31,9 @@ class CorpusSpec:
     # an interview corpus: ``root`` is its release, read into a prepared corpus whose
     # widths follow the chosen feature sets (these options by default)
     interview: InterviewOptions | None = None
+    # the values of its records' gender (``train_gender``/``test_gender`` choose among
+    # them and ``both``): DAIC-WOZ's codes 0 and 1, the others' m and f
+    genders: tuple[str, ...] = ("m", "f")
 
     def unlabelled_records(self, path: str | Path) -> list[Record]:
         """Records (``label=-1``, no fold) of the vlogs at ``path`` in this corpus's
@@ -84,6 +87,7 @@ for _name, _audio, _visual in (("daic_woz", ("covarep",), ("aus", "gaze", "pose"
         interview.audio_path,
         interview.video_path,
         _options,
+        ("0", "1") if _name == "daic_woz" else ("m", "f"),
     )
 
 

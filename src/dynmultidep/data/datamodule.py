@@ -38,6 +38,7 @@ from dynmultidep.data.feature_record import (
     read_feature_record,
     recorded_visual_columns,
 )
+from dynmultidep.data.interviews.feature_sets import column_sets
 from dynmultidep.data.interviews.prepare import InterviewOptions, prepare
 from dynmultidep.data.normalization import FeatureStandardizer
 from dynmultidep.data.openface import describe_columns
@@ -68,7 +69,8 @@ class DepressionDataModule(L.LightningDataModule):
         corpus: ``"dvlog"`` or ``"lmvd"``: the file layout under ``root``.
         root: corpus folder.
         train_gender: ``both``, ``m``/``male`` or ``f``/``female`` for the
-            train and valid folds; must be ``both`` for LMVD (no gender).
+            train and valid folds (DAIC-WOZ: its codes ``0`` or ``1``); must be
+            ``both`` for LMVD (no gender).
         test_gender: the same, for the test fold.
         batch_size: most vlogs in a training batch.
         eval_batch_size: vlogs per validation/test batch (default ``batch_size``).
@@ -184,6 +186,9 @@ class DepressionDataModule(L.LightningDataModule):
                     f"{corpus} has no gender labels, so {key}={value!r} cannot be honoured; "
                     "use 'both'",
                 )
+            if gender is not None and gender not in self.spec.genders:
+                raise ValueError(f"dataset.{key}={value!r}: {corpus}'s genders are "
+                                 f"{' and '.join(self.spec.genders)} (or both)")  # fmt: skip
             self.genders[key] = gender
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -446,12 +451,7 @@ class DepressionDataModule(L.LightningDataModule):
             raise DataError(
                 self.root,
                 f"the checkpoint was trained on {len(trained)} audio columns "
-                f"({_sets_of(trained)}), this corpus has {have}",
+                f"({', '.join(column_sets(trained))}), this corpus has {have}",
             )
         if "standardizer" in state_dict and self.standardizer is not None:
             self.standardizer.load_state_dict(state_dict["standardizer"])
-
-
-def _sets_of(columns) -> str:
-    """The feature sets named in prefixed interview columns (``covarep:F0`` ...)."""
-    return ", ".join(dict.fromkeys(str(c).split(":", 1)[0] for c in columns))

@@ -40,9 +40,11 @@ class Predictions:
     ``tuned_threshold``: the one tuned on validation for ``tuned_metric``
     (``module.threshold=tune``), else ``None``.
 
-    Regression runs: ``scores (N,)`` predicted PHQ-8 scores; ``true_scores (N,)`` the
-    true ones (labelled predictions); ``baselines``: the trivial baselines' constant
-    predictions, name -> score (the training fold's mean and median)."""
+    Regression runs: ``scores (N,)`` predicted PHQ-8 scores (clipped to 0..24);
+    ``unclipped_scores (N,)`` the model's outputs in PHQ-8 points before clipping (or
+    ``None``); ``true_scores (N,)`` the true ones (labelled predictions); ``baselines``:
+    the trivial baselines' constant predictions, name -> score (the training fold's mean
+    and median)."""
 
     ids: list[str]
     genders: list[str | None]
@@ -56,6 +58,7 @@ class Predictions:
     scores: Tensor | None = None
     true_scores: Tensor | None = None
     baselines: dict[str, float] | None = None
+    unclipped_scores: Tensor | None = None
 
     @property
     def regression(self) -> bool:
@@ -81,6 +84,7 @@ class Predictions:
             scores=cat("scores"),
             true_scores=cat("true_scores"),
             baselines=first.baselines,
+            unclipped_scores=cat("unclipped_scores"),
         )
 
     def take(self, index: list[int]) -> Predictions:
@@ -99,6 +103,7 @@ class Predictions:
             scores=_rows_of(self.scores, rows),
             true_scores=_rows_of(self.true_scores, rows),
             baselines=self.baselines,
+            unclipped_scores=_rows_of(self.unclipped_scores, rows),
         )
 
     @property
@@ -132,7 +137,8 @@ class Predictions:
         """Write one row per vlog (atomically): id, gender, [label], probability,
         prediction (at ``threshold``), [prediction_tuned (at ``tuned_threshold``)],
         [gate_<expert> ..., relied_on]. Regression: id, gender, [label, score],
-        predicted_score, prediction (predicted score >= the cut-off), [gate ...]."""
+        predicted_score (0..24), prediction (predicted score >= the cut-off),
+        [unclipped_score], [gate ...]."""
         if self.regression:
             self._scores_csv(path)
             return
@@ -165,6 +171,9 @@ class Predictions:
         labelled = self.labels is not None and self.true_scores is not None
         header = ["id", "gender"] + (["label", "score"] if labelled else [])
         header += ["predicted_score", "prediction"]
+        unclipped = self.unclipped_scores
+        if unclipped is not None:
+            header.append("unclipped_score")
         if self.gate is not None:
             header += [f"gate_{name}" for name in self.expert_names] + ["relied_on"]
         buffer = io.StringIO()
@@ -177,6 +186,8 @@ class Predictions:
             if labelled:
                 row += [int(self.labels[i]), f"{float(self.true_scores[i]):g}"]
             row += [f"{float(self.scores[i]):.6f}", int(predicted[i])]
+            if unclipped is not None:
+                row.append(f"{float(unclipped[i]):.6f}")
             if self.gate is not None:
                 row += [f"{float(w):.6f}" for w in self.gate[i]] + [relied[i]]
             writer.writerow(row)

@@ -11,8 +11,9 @@
 * **train**: the rest of the other k-1 folds.
 
 Folds are stratified by label and, where the corpus has it, gender, and keep the
-vlogs of one group (``kfold.groups``, a CSV ``id,group``) together
-(:mod:`dynmultidep.protocols.folds`); the same ``(pool, k, seed, groups)`` always
+vlogs of one group together (:mod:`dynmultidep.protocols.folds`): the sessions of one
+participant (``Record.participant``) and the vlogs ``kfold.groups`` (a CSV
+``id,group``) puts in one group; the same ``(pool, k, seed, groups)`` always
 gives the same folds, which the sweep writes to ``folds.csv`` (``id,fold``).
 
 ``select_on_test: true`` is the common but optimistic protocol: the job trains on
@@ -103,14 +104,47 @@ def read_groups(path: str | Path, known: set[str]) -> dict[str, str]:
     return groups
 
 
+def linked_groups(records: Sequence[Record], groups: Mapping[str, str]) -> dict[str, str]:
+    """``id -> group`` of the vlogs that must share a fold: ``groups`` (the groups file's)
+    joined with the sessions of each participant (``Record.participant``), and whatever
+    either links them to. A group keeps the file's name; an id in neither is left out (a
+    group of its own)."""
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def root(node: tuple[str, str]) -> tuple[str, str]:
+        while node in parent:
+            node = parent[node]
+        return node
+
+    def nodes(record: Record) -> list[tuple[str, str]]:
+        found = [("group", groups[record.id])] if record.id in groups else []
+        return found + ([("participant", record.participant)] if record.participant else [])
+
+    for record in records:
+        found = nodes(record)
+        for node in found[1:]:  # the participant joins the file's group: file groups stay roots
+            ours, theirs = root(found[0]), root(node)
+            if ours != theirs:
+                parent[theirs] = ours
+    linked = {}
+    for record in records:
+        if nodes(record):
+            kind, name = root(nodes(record)[0])
+            linked[record.id] = name if kind == "group" else f"\0participant {name}"
+    return linked
+
+
 def assign(records: Sequence[Record], kfold: KFold) -> tuple[dict[str, int], dict[str, str]]:
-    """``(id -> fold, id -> group)`` over the pool (ids of the pool only)."""
-    groups = read_groups(kfold.groups, {r.id for r in records}) if kfold.groups else {}
+    """``(id -> fold, id -> group)`` over the pool (ids of the pool only); groups are
+    :func:`linked_groups`."""
+    listed = read_groups(kfold.groups, {r.id for r in records}) if kfold.groups else {}
+    groups = linked_groups(records, listed)
     pool = pool_of(records, kfold.pool)
     check_enough([stratum(r) for r in pool], [r.label for r in pool], kfold.k, "kfold.k")
     n_groups = len({groups.get(r.id, f"\0{r.id}") for r in pool})
     if n_groups < kfold.k:
-        raise DataError(kfold.groups, f"{n_groups} groups in the pool cannot fill {kfold.k} folds")
+        what = f"{n_groups} groups (of participants and kfold.groups) in the pool"
+        raise ValueError(f"kfold.k: {what} cannot fill {kfold.k} folds; lower kfold.k")
     folds = assign_folds(
         [r.id for r in pool], [stratum(r) for r in pool], [1.0] * kfold.k, kfold.seed, groups
     )

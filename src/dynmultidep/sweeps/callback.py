@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from dynmultidep.data.corpora import get_corpus
+from dynmultidep.data.records import normalize_gender
 from dynmultidep.errors import DynMultiDepError
 from dynmultidep.protocols.kfold import FOLDS_FILE, KFold, assign, job_split, write_folds
 from dynmultidep.sweeps.summary import GENDER_KEYS, write_summary
@@ -48,17 +49,26 @@ def swept_values(config: DictConfig, key: str) -> set[str]:
 
 
 def check_sweep(config: DictConfig) -> None:
-    """A :class:`DynMultiDepError` for a grid the corpus cannot run."""
+    """A :class:`DynMultiDepError` for a grid the corpus cannot run: a gender grid on a
+    corpus without genders, or of genders it does not have (``m`` on DAIC-WOZ, whose
+    genders are the codes 0 and 1)."""
     dataset = config.get("dataset") or {}
     corpus = dataset.get("corpus")
-    if corpus is None or get_corpus(corpus).has_gender:
+    if corpus is None:
         return
+    spec = get_corpus(corpus)
     for key in GENDER_KEYS:
         genders = swept_values(config, key) - {"both", "all"}
-        if genders:
+        if genders and not spec.has_gender:
             raise DynMultiDepError(
                 f"{key}: {corpus.upper()} has no gender labels, so a gender grid cannot run on "
                 f"it (asked for {', '.join(sorted(genders))}); sweep seeds or models instead"
+            )
+        other = sorted(g for g in genders if normalize_gender(g) not in spec.genders)
+        if other:
+            raise DynMultiDepError(
+                f"{key}: {corpus}'s genders are {' and '.join(spec.genders)} (or both), not "
+                f"{', '.join(other)}; sweep=gender_grid chooses them by corpus"
             )
 
 

@@ -11,7 +11,8 @@ writes into the sweep directory:
   all-positive baseline, the number of failed jobs;
 * ``summary.md``: the same as a Markdown table, then the failed jobs;
 * ``gender_grid.png`` (``gender_grid_<n>.png`` for several configurations) when
-  the jobs vary the train and test gender: 3x3 heatmaps of F1 and accuracy.
+  the jobs vary the train and test gender: 3x3 heatmaps of F1 and accuracy (both, m,
+  f; DAIC-WOZ: both and its gender codes 0 and 1, as in its by-gender columns).
 
 k-fold sweeps (``sweep=kfold``, :mod:`dynmultidep.protocols.kfold`): the fold is not
 a configuration either, the mean ± std is over folds, and each configuration's
@@ -36,13 +37,14 @@ import io
 import json
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from dynmultidep.atomic import write_text_atomic
+from dynmultidep.data.records import normalize_gender
 from dynmultidep.errors import FileError
 from dynmultidep.evaluation.regression import BASELINES
 from dynmultidep.tasks.run.resume import override_key
@@ -55,9 +57,8 @@ GENDER_METRICS = ("acc", "f1", "macro_f1", "weighted_f1")
 TUNED_METRICS = ("acc", "f1", "macro_f1", "weighted_f1")
 NOT_CONFIGURATIONS = {"seed", "kfold.fold"}  # what a configuration's jobs may differ in
 BASELINE = ("acc", "f1")  # of the all-positive baseline
-GENDERS = ("both", "m", "f")
+WORDS = ("m", "f")  # the genders of D-Vlog and E-DAIC; DAIC-WOZ's are the codes 0 and 1
 GENDER_KEYS = ("dataset.train_gender", "dataset.test_gender")
-_GENDER_NAMES = {"both": "both", "all": "both", "m": "m", "male": "m", "f": "f", "female": "f"}
 SCORE_METRICS = {"rmse": "RMSE", "mae": "MAE", "ccc": "CCC", "pearson": "Pearson r",
                  "acc": "accuracy", "f1": "F1", "macro_f1": "macro-F1",
                  "auroc": "AUROC"}  # fmt: skip
@@ -86,7 +87,7 @@ class SweepJob:
     @property
     def genders(self) -> tuple[str, str]:
         dataset = (self.metrics or {}).get("dataset", {})
-        return tuple(_GENDER_NAMES.get(str(dataset.get(k, "both")).lower(), "both")
+        return tuple(normalize_gender(dataset.get(k)) or "both"
                      for k in ("train_gender", "test_gender"))  # fmt: skip
 
 
@@ -214,7 +215,8 @@ def summary_csv(rows: Sequence[Row], pooled: dict[str, dict] | None = None) -> s
     columns += [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
     columns += [f"all_positive_{m}" for m in BASELINE]
     columns += [f"tuned_{m}_{s}" for m in TUNED_METRICS for s in ("mean", "std")]
-    columns += [f"{g}_{m}_{s}" for g in GENDERS[1:] for m in GENDER_METRICS
+    genders_of_rows = report_genders(rows)
+    columns += [f"{g}_{m}_{s}" for g in genders_of_rows for m in GENDER_METRICS
                 for s in ("mean", "std")]  # fmt: skip
     columns += ["pooled_vlogs", "pooled_missing"] + [f"pooled_{m}" for m in METRICS]
     columns += [f"pooled_all_positive_{m}" for m in BASELINE]
@@ -231,7 +233,7 @@ def summary_csv(rows: Sequence[Row], pooled: dict[str, dict] | None = None) -> s
         cells += [_number(row.mean_std(m, "all_positive_baseline")[0]) for m in BASELINE]
         for metric in TUNED_METRICS:
             cells += [_number(v) for v in row.mean_std(metric, "tuned.metrics")]
-        for gender in GENDERS[1:]:
+        for gender in genders_of_rows:
             for metric in GENDER_METRICS:
                 cells += [_number(v) for v in row.mean_std(metric, f"by_gender.{gender}.metrics")]
         report = pooled.get(row.configuration)
@@ -245,6 +247,18 @@ def summary_csv(rows: Sequence[Row], pooled: dict[str, dict] | None = None) -> s
             cells += score_cells(row, pooled.get(row.configuration), genders)
         writer.writerow(cells)
     return buffer.getvalue()
+
+
+def ordered_genders(genders: set[str]) -> list[str]:
+    """m and f (D-Vlog, E-DAIC: both, always), else the codes found (DAIC-WOZ's 0 and 1)."""
+    return list(WORDS) if genders <= set(WORDS) else sorted(genders)
+
+
+def report_genders(rows: Iterable[Row]) -> list[str]:
+    """The genders of the binary tables' columns: :func:`ordered_genders` of those the
+    rows' reports break their metrics down by."""
+    return ordered_genders({g for row in rows for job in row.jobs
+                            for g in job.metrics.get("by_gender", {})})  # fmt: skip
 
 
 def score_genders(rows: Sequence[Row]) -> list[str]:
@@ -314,8 +328,9 @@ def _name(row: Row) -> str:
 
 def _gender_lines(rows: Sequence[Row]) -> list[str]:
     cells = []
+    genders = report_genders(rows)
     for row in rows:
-        for gender in GENDERS[1:]:
+        for gender in genders:
             source = f"by_gender.{gender}.metrics"
             if row.values("acc", source):
                 cells.append([_name(row), gender, str(len(row.values("acc", source)))]
@@ -492,18 +507,19 @@ def gender_grid_figure(grid: dict[tuple[str, str], Row], title: str):
     import matplotlib.pyplot as plt
     import numpy as np
 
+    genders = ["both", *ordered_genders({g for cell in grid for g in cell} - {"both"})]
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
     for ax, metric in zip(axes, ("f1", "acc"), strict=True):
         values = np.full((3, 3), np.nan)
         for (train, test), row in grid.items():
-            values[GENDERS.index(train), GENDERS.index(test)] = row.mean_std(metric)[0]
+            values[genders.index(train), genders.index(test)] = row.mean_std(metric)[0]
         ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0)
         for i in range(3):
             for j in range(3):
                 text = "–" if np.isnan(values[i, j]) else f"{values[i, j]:.3f}"
                 dark = np.isnan(values[i, j]) or values[i, j] < 0.6  # viridis: dark below
                 ax.text(j, i, text, ha="center", va="center", color="white" if dark else "black")
-        ax.set(xticks=range(3), yticks=range(3), xticklabels=GENDERS, yticklabels=GENDERS,
+        ax.set(xticks=range(3), yticks=range(3), xticklabels=genders, yticklabels=genders,
                xlabel="test gender", ylabel="train gender", title=METRICS[metric])  # fmt: skip
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()

@@ -19,6 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from dynmultidep.data import DepressionDataModule, FeatureStandardizer
 from dynmultidep.data.faces import FacePreparation
+from dynmultidep.data.interviews.feature_sets import column_sets
+from dynmultidep.data.interviews.prepare import InterviewOptions
 from dynmultidep.data.openface import describe_columns
 from dynmultidep.errors import CheckpointError, describe_error
 from dynmultidep.tasks.module import DepressionClassifier
@@ -155,3 +157,35 @@ def check_visual_columns(
             f"the model was trained on visual features {describe_columns(trained)} but the "
             f"corpus has {describe_columns(have)}; use a corpus prepared with the same sets",
         )
+
+
+def trained_audio_columns(checkpoint: dict) -> tuple[str, ...] | None:
+    """The audio columns (``set:column``) of the interview feature sets the model was
+    trained on; ``None`` for the vlog corpora's fixed audio and older checkpoints."""
+    columns = checkpoint.get(DATAMODULE_KEY, {}).get("audio_columns")
+    return None if columns is None else tuple(columns)
+
+
+def _sets(columns: Sequence[str]) -> str:
+    return f"{', '.join(column_sets(columns))} ({len(columns)} columns)"
+
+
+def interview_options(checkpoint: dict, corpus: str, path: str | Path) -> InterviewOptions:
+    """How to prepare ``corpus`` sessions as the model's training corpus was: the feature
+    sets of the columns the checkpoint records, and its run's ``participant_only``."""
+    audio, visual = trained_audio_columns(checkpoint), trained_visual_columns(checkpoint)
+    if audio is None or visual is None:
+        problem = "records no interview feature sets (not trained on DAIC-WOZ or E-DAIC)"
+        raise CheckpointError(path, f"{problem}; it cannot score {corpus} sessions")
+    dataset = (checkpoint.get("run_config") or {}).get("dataset") or {}
+    participant_only = bool((dataset.get("interview") or {}).get("participant_only", False))
+    try:
+        sets = column_sets(audio), column_sets(visual)
+        options = InterviewOptions(corpus, *sets, participant_only)
+        same = options.columns("audio") == audio and options.columns("visual") == visual
+    except ValueError:
+        same = False
+    if not same:
+        trained = f"audio sets {_sets(audio)} and visual sets {_sets(visual)}"
+        raise CheckpointError(path, f"the model was trained on {trained}, which {corpus} lacks")
+    return options

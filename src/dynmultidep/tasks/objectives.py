@@ -9,8 +9,10 @@ negatives / positives of the training fold); metrics of ``sigmoid(output)``
 
 ``regression``: the output is the PHQ-8 total in standard units of the training fold,
 ``score = mean + std * output`` (``mean`` and population ``std`` of the training fold's
-scores, fit in ``setup`` and kept in checkpoints, :class:`ScoreScale`). The loss compares
-it with the standardised true score ``z = (y - mean) / std``:
+scores, fit in ``setup`` and kept in checkpoints, :class:`ScoreScale`), clipped to the
+scale's 0..24 wherever a score is reported or measured (the metrics, predictions). The
+loss compares the output itself (its gradient never vanishes outside the scale) with the
+standardised true score ``z = (y - mean) / std``:
 
 * ``mse``: mean squared error;
 * ``huber``: Huber loss with ``delta`` 1 (one training-fold std, about 5 PHQ-8 points):
@@ -36,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dynmultidep.evaluation.metrics import classification_metrics, with_avg4
-from dynmultidep.evaluation.regression import ScoreMetrics, baseline_predictions
+from dynmultidep.evaluation.regression import PHQ8_RANGE, ScoreMetrics, baseline_predictions
 from dynmultidep.models.dynmultidep import own_losses, rows_mean
 
 TASKS = ("binary", "regression")
@@ -123,6 +125,11 @@ class ScoreScale:
         return cls(constants["train_mean"], std, constants["train_median"], len(values))
 
     def scores(self, outputs: Tensor) -> Tensor:
+        """The predicted PHQ-8 scores, clipped to the scale (0..24): what is reported."""
+        return self.unclipped(outputs).clamp(*PHQ8_RANGE)
+
+    def unclipped(self, outputs: Tensor) -> Tensor:
+        """``mean + std * outputs``: the model's output in PHQ-8 points."""
         return self.mean + self.std * outputs
 
     def standardise(self, scores: Tensor) -> Tensor:
@@ -210,9 +217,11 @@ class RegressionObjective:
         """The task's fields of :class:`~dynmultidep.evaluation.predictions.Predictions`."""
         scale = self._scale()
         true = batch.get("score") if labelled else None
+        outputs = outputs.detach().float()
         return {
             "probs": None,
-            "scores": scale.scores(outputs.detach().float()).cpu(),
+            "scores": scale.scores(outputs).cpu(),
+            "unclipped_scores": scale.unclipped(outputs).cpu(),
             "true_scores": None if true is None else true.detach().float().cpu(),
             "baselines": {"train_mean": scale.mean, "train_median": scale.median},
         }

@@ -1,4 +1,5 @@
-"""Prediction task: probabilities for unlabelled vlogs in a corpus layout.
+"""Prediction task: probabilities (or PHQ-8 scores) for unlabelled vlogs in a corpus
+layout, video files, or the sessions of a DAIC-WOZ or E-DAIC release.
 
 This is a research tool, not a diagnostic device: its outputs say how a model
 trained on one vlog corpus scores other recordings, nothing about a person.
@@ -15,8 +16,9 @@ from torch.utils.data import DataLoader
 
 from dynmultidep.data import PadCollate, VlogDataset, get_corpus, load_vlogs
 from dynmultidep.data.faces import faces_found
-from dynmultidep.data.feature_record import corpus_visual_columns
-from dynmultidep.errors import DataError
+from dynmultidep.data.feature_record import corpus_visual_columns, read_feature_record
+from dynmultidep.data.interviews.prepare import InterviewOptions, prepare_unlabelled
+from dynmultidep.errors import CheckpointError, DataError
 from dynmultidep.evaluation.predictions import Predictions
 from dynmultidep.features.for_checkpoint import is_video_input
 from dynmultidep.tasks.checkpoint import (
@@ -24,8 +26,10 @@ from dynmultidep.tasks.checkpoint import (
     ckpt_path_of,
     classifier_from_checkpoint,
     face_preparation,
+    interview_options,
     load_standardizer,
     read_checkpoint,
+    trained_audio_columns,
     trained_extraction,
     trained_visual_columns,
     training_dataset_config,
@@ -55,7 +59,9 @@ def predict(cfg: DictConfig) -> Predictions:
     Video files (or a folder of them) are first extracted into a cache
     (:mod:`dynmultidep.features.for_checkpoint`), and each gets a timeline of
     per-second contributions (``timelines/{id}.png`` and ``.csv`` beside the
-    output; ``timeline=all`` draws them for feature inputs too).
+    output; ``timeline=all`` draws them for feature inputs too). For a checkpoint
+    trained on an interview corpus, ``cfg.input`` may be a release (or its sessions),
+    prepared first with the checkpoint's feature sets (:func:`_interview_sessions`).
     """
     ckpt_path = ckpt_path_of(cfg)
     if OmegaConf.is_missing(cfg, "input"):
@@ -68,8 +74,9 @@ def predict(cfg: DictConfig) -> Predictions:
     module = classifier_from_checkpoint(checkpoint, ckpt_path)
     corpus = cfg.get("corpus") or training_dataset_config(checkpoint, ckpt_path)["corpus"]
     failures = []
-    seconds_per_step = 1.0  # both corpora: one row per second (LMVD's audio: 0.96 s)
-    if is_video_input(cfg.input):
+    seconds_per_step = 1.0  # every corpus: one row per second (LMVD's audio: 0.96 s)
+    videos = is_video_input(cfg.input)
+    if videos:
         extracted = _extract(cfg, checkpoint, ckpt_path, corpus)
         failures = extracted.report.of("failed")
         seconds_per_step = 1 / extracted.settings.rate
@@ -78,11 +85,15 @@ def predict(cfg: DictConfig) -> Predictions:
         source = str(extracted.root)
     else:
         spec = get_corpus(corpus)
-        records = spec.unlabelled_records(cfg.input)
         source = str(cfg.input)
+        if spec.interview is not None:
+            source = str(_interview_sessions(cfg, checkpoint, ckpt_path, corpus))
+        records = spec.unlabelled_records(source)
     columns = corpus_visual_columns(spec.find_vlogs(Path(source))[0], spec)
     check_visual_columns(checkpoint, columns, ckpt_path)
-    raw = load_vlogs(records, spec.audio_dim, len(columns), index_name=source)
+    audio = trained_audio_columns(checkpoint) if spec.interview is not None else None
+    audio_dim = spec.audio_dim if audio is None else len(audio)
+    raw = load_vlogs(records, audio_dim, len(columns), index_name=source)
     vlogs = sorted(face_preparation(checkpoint).apply(raw), key=lambda v: v.length)
     collate = PadCollate(load_standardizer(checkpoint))
     loader = DataLoader(VlogDataset(vlogs), batch_size=cfg.batch_size, collate_fn=collate)
@@ -92,7 +103,7 @@ def predict(cfg: DictConfig) -> Predictions:
     output = Path(cfg.output)
     predictions.to_csv(output)
     log.info("%d vlogs scored; predictions in %s", len(vlogs), output)
-    if cfg.timeline == "all" or (cfg.timeline == "videos" and source != str(cfg.input)):
+    if cfg.timeline == "all" or (cfg.timeline == "videos" and videos):
         folder = output.parent / "timelines"
         raw_by_id = {v.id: v for v in raw}
         write_timelines(module, vlogs, raw_by_id, collate, folder, seconds_per_step)
@@ -105,6 +116,33 @@ def predict(cfg: DictConfig) -> Predictions:
             f"{output}); first: {failures[0].message}",
         )
     return predictions
+
+
+def _interview_sessions(cfg: DictConfig, checkpoint: dict, ckpt_path: str, corpus: str) -> Path:
+    """The prepared interview sessions to score: ``cfg.input`` where it is a prepared corpus
+    made as the checkpoint's training corpus was, else the sessions at ``cfg.input`` (a
+    release, a folder of ``{id}_P`` archives or folders, or one) prepared so in
+    ``cfg.interview.cache_dir`` (:func:`.prepare_unlabelled`)."""
+    options = interview_options(checkpoint, corpus, ckpt_path)
+    root, ids = get_corpus(corpus).find_vlogs(Path(cfg.input))
+    if not ids:
+        settings = cfg.interview
+        return prepare_unlabelled(cfg.input, options, settings.cache_dir, settings.workers)
+    recorded = (read_feature_record(root) or {}).get("interview")
+    try:
+        same = recorded is not None and InterviewOptions(**recorded) == options
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        raise CheckpointError(ckpt_path, f"the model was trained on {corpus} prepared with "
+                              f"{_described(options)}, {root} was not; give the release "
+                              "(input=RELEASE) to prepare it so")  # fmt: skip
+    return Path(cfg.input)
+
+
+def _described(options: InterviewOptions) -> str:
+    only = ", participant turns only" if options.participant_only else ""
+    return f"audio sets {','.join(options.audio)}, visual sets {','.join(options.visual)}{only}"
 
 
 def _extract(cfg: DictConfig, checkpoint: dict, ckpt_path: str, corpus: str):

@@ -50,7 +50,9 @@ def read_prepared_index(root: str | Path) -> list[Record]:
             score = float(row["score"])
         except ValueError:
             raise DataError(path, f"line {line}: score {row['score']!r} is not a number") from None
+        # the split files' Participant_ID: one session per participant in both releases
         records.append(Record(session, label, fold, gender, audio_path(root, session),
-                              video_path(root, session), score=score))  # fmt: skip
+                              video_path(root, session), score=score,
+                              participant=session))  # fmt: skip
     check_unique(records, path)
     return records

@@ -267,4 +267,10 @@ def set_columns(sets: Iterable[FeatureSet]) -> tuple[str, ...]:
     return tuple(f"{fs.name}:{c}" for fs in sets for c in fs.columns)
 
 
-__all__ = ["FEATURE_SETS", "FeatureSet", "parse_sets", "set_columns"]
+def column_sets(columns: Iterable[str]) -> tuple[str, ...]:
+    """The names of the sets that prefixed ``columns`` hold, in order (``set_columns``'s
+    inverse, ``covarep:F0 ... -> ("covarep", ...)``)."""
+    return tuple(dict.fromkeys(str(c).split(":", 1)[0] for c in columns))
+
+
+__all__ = ["FEATURE_SETS", "FeatureSet", "column_sets", "parse_sets", "set_columns"]

@@ -14,6 +14,9 @@ read from the cache. Both modalities of a session have the length of its first a
 set: a visual set that ends early is padded with zero rows (seconds without a face),
 one that runs on is cut. The folder is written beside its final name and renamed
 when complete: it is never half-written.
+
+:func:`prepare_unlabelled` prepares sessions for prediction alike, without split files
+(every session found, labelled or not) and without ``labels.csv``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +36,7 @@ import numpy as np
 
 from dynmultidep.data.interviews.feature_sets import FeatureSet, parse_sets, set_columns
 from dynmultidep.data.interviews.quirks import KNOWN
-from dynmultidep.data.interviews.release import Session, find_sessions
+from dynmultidep.data.interviews.release import Session, find_sessions, sessions_at
 from dynmultidep.data.interviews.splits import PHQ8_CUTOFF, Label, read_splits
 from dynmultidep.data.interviews.transcripts import TRANSCRIPT, participant_seconds
 from dynmultidep.data.records import FOLDS
@@ -72,16 +76,21 @@ class InterviewOptions:
         return set_columns(self.sets(modality))
 
 
-def prepared_root(release: Path, options: InterviewOptions, cache_dir: Path) -> Path:
-    """Where the prepared corpus of ``release`` with ``options`` is cached."""
+def prepared_root(release: Path, options: InterviewOptions, cache_dir: Path,
+                  labelled: bool = True) -> Path:  # fmt: skip
+    """Where the prepared corpus of ``release`` with ``options`` is cached (``labelled``:
+    :func:`prepare`'s, else :func:`prepare_unlabelled`'s)."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([PREPARE_VERSION, asdict(options), str(release.resolve())]).encode())
-    for path in sorted(p for p in release.rglob("*") if p.is_file()):
+    key = [PREPARE_VERSION, asdict(options), str(release.resolve())]
+    digest.update(json.dumps(key if labelled else [*key, "unlabelled"]).encode())
+    files = [release] if release.is_file() else release.rglob("*")
+    for path in sorted(p for p in files if p.is_file()):
         if path.suffix == ".csv" and path.parent in (release, release / "labels"):
             digest.update(path.read_bytes())  # split files: their content
         else:
             stat = path.stat()
-            digest.update(f"{path.relative_to(release)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+            name = path.relative_to(release) if path != release else path.name
+            digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return cache_dir / f"{options.corpus}-{digest.hexdigest()[:16]}"
 
 
@@ -113,7 +122,48 @@ def prepare(release: str | Path, options: InterviewOptions, cache_dir: str | Pat
                      f"{', '.join(unlisted[:10])}")  # fmt: skip
     log.info("preparing %s from %s: %d sessions (cached at %s)", options.corpus, release,
              len(labels), root)  # fmt: skip
-    jobs = [(sessions[label.id], options) for label in labels]
+    chosen = [sessions[label.id] for label in labels]
+
+    def finish(out: Path, per_session: dict[str, list[str]]) -> dict:
+        _write_index(out, labels)
+        return _report(release, options, labels, per_session, notes)
+
+    return _publish(root, chosen, options, workers, finish)
+
+
+def prepare_unlabelled(path: str | Path, options: InterviewOptions, cache_dir: str | Path,
+                       workers: int = 2) -> Path:  # fmt: skip
+    """Every session at ``path`` (a release, any folder of ``{id}_P`` archives or folders,
+    or one of them) prepared for prediction: no split file is read, so sessions without
+    labels are too; the folder has no ``labels.csv``. Cached like :func:`prepare`'s.
+
+    Raises:
+        DataError: no session at ``path``, a missing or malformed session file.
+    """
+    path = Path(path)
+    root = prepared_root(path, options, Path(cache_dir), labelled=False)
+    if (root / REPORT).is_file():
+        return root
+    sessions = sessions_at(path)
+    if not sessions:
+        raise DataError(path, f"no {options.corpus} session ({{id}}_P archive or folder) here")
+    log.info("preparing %d %s sessions from %s (cached at %s)", len(sessions), options.corpus,
+             path, root)  # fmt: skip
+
+    def finish(out: Path, per_session: dict[str, list[str]]) -> dict:
+        found = {i: [*lines, *_known(options, i)] for i, lines in per_session.items()}
+        return {"release": str(path.resolve()), "options": asdict(options),
+                "version": PREPARE_VERSION, "notes": [],
+                "sessions": {i: lines for i, lines in found.items() if lines}}  # fmt: skip
+
+    return _publish(root, list(sessions.values()), options, workers, finish)
+
+
+def _publish(root: Path, sessions: list[Session], options: InterviewOptions, workers: int,
+             finish: Callable[[Path, dict[str, list[str]]], dict]) -> Path:  # fmt: skip
+    """Prepare ``sessions`` into a folder beside ``root``, where ``finish(folder, notes
+    per session)`` writes the index and returns the report; then rename it to ``root``."""
+    jobs = [(session, options) for session in sessions]
     root.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.partial-"))
     try:
@@ -125,10 +175,9 @@ def prepare(release: str | Path, options: InterviewOptions, cache_dir: str | Pat
                 results = list(pool.map(_prepare_session, jobs, outs))
         else:
             results = list(map(_prepare_session, jobs, outs))
-        per_session = dict(zip((label.id for label in labels), results, strict=True))
-        _write_index(partial, labels)
+        per_session = dict(zip((session.id for session in sessions), results, strict=True))
         _write_record(partial, options)
-        report = _report(release, options, labels, per_session, notes)
+        report = finish(partial, per_session)
         (partial / REPORT).write_text(json.dumps(report, indent=2) + "\n")
         if root.exists():  # a concurrent run finished first
             shutil.rmtree(partial)
@@ -234,13 +283,16 @@ def _report(release: Path, options: InterviewOptions, labels: list[Label],
         if label.binary is not None and label.binary != int(label.score >= PHQ8_CUTOFF):
             lines.append(f"binary {label.binary} disagrees with score {label.score:g} "
                          f"(cut-off {PHQ8_CUTOFF}); the released binary is kept")  # fmt: skip
-        known = KNOWN[options.corpus].get(label.id)
-        if known:
-            lines.append(f"known: {known}")
+        lines += _known(options, label.id)
         if lines:
             found[label.id] = lines
     return {"release": str(release.resolve()), "options": asdict(options),
             "version": PREPARE_VERSION, "notes": notes, "sessions": found}  # fmt: skip
+
+
+def _known(options: InterviewOptions, session: str) -> list[str]:
+    known = KNOWN[options.corpus].get(session)
+    return [f"known: {known}"] if known else []
 
 
 def _warnings(report: dict) -> list[str]:

@@ -69,3 +69,16 @@ def find_sessions(root: Path) -> dict[str, Session]:
         if found is None or (path.is_dir() and not found.source.is_dir()):
             sessions[match.group(1)] = Session(match.group(1), path)
     return sessions
+
+
+def sessions_at(path: Path) -> dict[str, Session]:
+    """``{id: session}`` at ``path``: the one session it is (``{id}_P.zip``, ``.tar.gz`` or
+    the ``{id}_P/`` folder), or those of the release or folder it is (:func:`find_sessions`)."""
+    match = _SESSION.match(path.name)
+    if match is not None and (path.is_dir() or (match.group(2) and path.is_file())):
+        return {match.group(1): Session(match.group(1), path)}
+    if not path.exists():
+        raise DataError(path, "not found")
+    if not path.is_dir():
+        raise DataError(path, "neither a session ({id}_P.zip, .tar.gz or folder) nor a folder")
+    return find_sessions(path)
