@@ -24,7 +24,7 @@ from dynmultidep.data.interviews.seconds import per_second
 from dynmultidep.data.interviews.splits import read_splits
 from dynmultidep.data.interviews.tables import parse_table
 from dynmultidep.data.synthetic import InterviewTwinSpec, generate_interview_twin
-from dynmultidep.data.synthetic.interviews import plan_sessions
+from dynmultidep.data.synthetic.interviews import plan_sessions, write_twin
 from dynmultidep.errors import DataError
 
 DEFAULT_SETS = {
@@ -428,16 +428,19 @@ def test_a_checkpoint_of_other_audio_sets_is_refused(tmp_path):
         other.load_state_dict(trained.state_dict())
 
 
+@pytest.mark.parametrize("task", ["binary", "regression"])
 @pytest.mark.parametrize("corpus", ["daic_woz", "edaic"])
-def test_train_runs_end_to_end_on_each_twin(corpus, tmp_path):
+def test_train_runs_end_to_end_on_each_twin(corpus, task, tmp_path):
     import json
 
     from conftest import QUIET, TINY_MODEL, compose_config
     from dynmultidep.tasks.train import train
 
+    regression = ("module.task=regression", "model.stats_fit=gradient")
     cfg = compose_config("train", interview_overrides(
         corpus, tmp_path, "dataset.batch_size=4", "trainer.max_epochs=2",
-        f"paths.output_dir={tmp_path}/run", *TINY_MODEL, *QUIET))  # fmt: skip
+        f"paths.output_dir={tmp_path}/run", *TINY_MODEL, *QUIET,
+        *(regression if task == "regression" else ())))  # fmt: skip
     train(cfg)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     (prepared,) = (tmp_path / "prepared").iterdir()
@@ -445,3 +448,18 @@ def test_train_runs_end_to_end_on_each_twin(corpus, tmp_path):
     assert metrics["fold"] == "test"
     assert metrics["vlogs"] == len(tested) and metrics["depressed"] == sum(r.label for r in tested)
     assert 0 <= metrics["metrics"]["acc"] <= 1
+    if task == "regression":
+        assert metrics["objective"] == "regression" and metrics["monitor"] == "val/rmse"
+        assert 0 <= metrics["metrics"]["rmse"] <= 24 and "train_mean" in metrics["baselines"]
+
+
+@pytest.mark.parametrize("corpus", ["daic_woz", "edaic"])
+def test_a_twin_is_the_same_written_by_one_process_or_two(corpus, tmp_path):
+    spec = InterviewTwinSpec(corpus=corpus, preset="tiny", n=6, files="folders")
+    write_twin(spec, tmp_path / "one", workers=1)
+    write_twin(spec, tmp_path / "two", workers=2)
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*")
+                   if p.is_file())  # fmt: skip
+    assert len(files) >= 6 * 5
+    for name in files:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
