@@ -13,7 +13,11 @@ memory against sequence length, the recipe's model and the paper's),
 ``trained`` (dynamic inference and missing modalities, on models trained first),
 ``learnability`` (the quick plan of ``scripts/learnability.py``: every cue family at
 the small size; its targets need the full plan, ``python scripts/learnability.py``),
-``extraction`` (feature extraction from 720p vlogs against real time).
+``extraction`` (feature extraction from 720p vlogs against real time),
+``interview_reading`` (a DAIC-WOZ twin of the release's size read into its prepared
+corpus, cold and cached; the table parser's kernel against its reference),
+``interview_tasks`` (PHQ-8 regression and the binary task on the DAIC-WOZ and E-DAIC
+twins over seeds, against the mean and median predictors and the majority class).
 Figures are medians of repeated runs in one process; ratios are measured in the same
 run. While it runs, one line per job on stderr says the section, the job and the
 time since the start. Prints one table per section and the targets met or missed; ``--json`` and
@@ -40,6 +44,9 @@ from rich.console import Console
 
 from dynmultidep.atomic import write_text_atomic
 from dynmultidep.bench.extraction import bench_extraction
+from dynmultidep.bench.interview_reading import READ_TARGET_S, bench_interview_reading
+from dynmultidep.bench.interview_tasks import bench_interview_tasks
+from dynmultidep.bench.interview_tasks import tables as interview_tasks_tables
 from dynmultidep.bench.memory import bench_memory
 from dynmultidep.bench.progress import Progress
 from dynmultidep.bench.scan import bench_scan, bench_scan_cuda, scan_costs
@@ -54,7 +61,8 @@ from dynmultidep.learnability.runner import plan_jobs, run_plan
 from dynmultidep.ops.host import describe_host
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-SECTIONS = ("scan", "step", "memory", "throughput", "trained", "learnability", "extraction")
+SECTIONS = ("scan", "step", "memory", "throughput", "trained", "learnability", "extraction",
+            "interview_reading", "interview_tasks")  # fmt: skip
 # what each section runs: full (make bench) and --quick (make bench-quick)
 PLANS = {
     "full": {
@@ -69,6 +77,8 @@ PLANS = {
         "trained": {"epochs": 12, "repeats": 5},
         "learnability": {"plan": "quick"},
         "extraction": {"count": 4, "seconds": 60.0},
+        "interview_reading": {"corpora": ("daic_woz",), "preset": "full"},
+        "interview_tasks": {"plan": "full"},  # dynmultidep.bench.interview_tasks.PLANS
     },
     "quick": {
         "scan": {"lengths": [600, 2048], "states": [16], "repeats": 1, "fused_repeats": 3},
@@ -80,6 +90,8 @@ PLANS = {
         "learnability": {"plan": "quick", "families": ("flat_affect", "cross_modal"),
                          "epochs": 2},
         "extraction": {"count": 2, "seconds": 15.0},
+        "interview_reading": {"corpora": ("daic_woz", "edaic"), "preset": "small"},
+        "interview_tasks": {"plan": "quick"},
     },
     "cuda": {
         "scan": {"lengths": [600, 2048, 4096], "states": [12, 16], "repeats": 5},
@@ -245,6 +257,20 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                  f"{r['x_realtime']:.1f}"] for r in extraction["runs"]]  # fmt: skip
         out.append(("Feature extraction at the defaults (eGeMAPS, landmarks at 1 frame/s)",
                     header, rows))  # fmt: skip
+    if "interview_reading" in results:
+        header = ["corpus", "twin", "sessions", "hours", "release (GB)", "feature sets",
+                  "read cold (s)", "cached (s)", "largest file", "kernel (s)",
+                  "reference (s)"]  # fmt: skip
+        rows = [[r["corpus"], r["preset"], str(r["sessions"]), f"{r['hours']:.1f}",
+                 f"{r['release_gb']:.2f}", " + ".join(r["sets"]["audio"] + r["sets"]["visual"]),
+                 f"{r['cold_s']:.1f}", f"{r['cached_s']:.3f}",
+                 f"{r['parsed_file']} ({r['parsed_mb']:.0f} MB)", f"{r['kernel_s']:.2f}",
+                 f"{r['reference_s']:.2f}"] for r in results["interview_reading"]]  # fmt: skip
+        workers = results["interview_reading"][0]["workers"]
+        out.append((f"Reading an interview twin into its prepared corpus ({workers} processes)",
+                    header, rows))  # fmt: skip
+    if "interview_tasks" in results:
+        out += interview_tasks_tables(results["interview_tasks"])
     if results.get("targets"):
         header = ["target", "measured", "met"]
         rows = [[t["target"], t["measured"], "yes" if t["met"] else "no"]
@@ -334,6 +360,11 @@ def targets(results: dict) -> list[dict]:
         found.append(target(f"dynamic inference ({skipping} against {everything}): <= 1 "
                             "point of accuracy lost", f"{100 * change:+.1f} points",
                             change >= -0.01))  # fmt: skip
+    for r in results.get("interview_reading", []):
+        if r["preset"] == "full" and r["corpus"] == "daic_woz":
+            found.append(target(f"full-size DAIC-WOZ twin read cold <= {READ_TARGET_S:.0f} s",
+                                f"{r['cold_s']:.1f} s", r["cold_s"] <= READ_TARGET_S))  # fmt: skip
+    found += results.get("interview_tasks", {}).get("targets", [])
     for r in results.get("extraction", {}).get("runs", []):
         found.append(target(f"extraction, {r['run']}: >= 10x real time",
                             f"{r['x_realtime']:.1f}x", r["x_realtime"] >= 10))  # fmt: skip
@@ -416,6 +447,17 @@ def run(sections: list[str], plan: dict, device: str, corpus: str | None = None,
     if "extraction" in runs_here:
         with progress.job("extraction", "feature extraction from videos"):
             results["extraction"] = bench_extraction(**plan["extraction"])
+    if "interview_reading" in runs_here:
+        reading = plan["interview_reading"]
+        with progress.job("interview_reading", f"interview twins ({reading['preset']}), read cold"):
+            results["interview_reading"] = bench_interview_reading(CONF_DIR, **reading)
+    if "interview_tasks" in runs_here:
+        tasks = plan["interview_tasks"]
+        with progress.job("interview_tasks", f"both tasks, interview twins ({tasks['plan']})"):
+            with tempfile.TemporaryDirectory() as work_dir:
+                results["interview_tasks"] = bench_interview_tasks(
+                    CONF_DIR, work_dir, **tasks, workers=2, on_row=progress.note
+                )
     results["targets"] = targets(results)
     results["seconds"] = time.perf_counter() - started
     return results

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from conftest import CONF_DIR, REPO
+from dynmultidep.bench.interview_reading import bench_interview_reading
 from dynmultidep.bench.memory import bench_memory
 from dynmultidep.bench.scan import mambapy_scan, small_scan_inputs
 from dynmultidep.bench.throughput import time_epoch
@@ -64,10 +65,13 @@ def test_quick_benchmark_writes_its_tables(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "scan (1/7) selective scan" in done.stderr  # progress, section by section
-    assert "extraction (7/7)" in done.stderr
+    assert "scan (1/" in done.stderr and "selective scan" in done.stderr  # section by section
+    assert "extraction (7/" in done.stderr and "interview_reading (8/" in done.stderr
+    assert "interview_tasks (9/9)" in done.stderr  # its tables: test_bench_interview_tasks.py
     results = json.loads(out_json.read_text())
-    assert {"scan", "memory", "throughput", "trained", "targets"} <= set(results)
+    assert {"scan", "memory", "throughput", "trained", "interview_reading", "targets"} <= set(
+        results
+    )
     assert {"step_paper", "step_paper_no_mtem"} <= set(results)
     dynamic = {r["model"]: r for r in results["trained"]["dynamic"]}
     skipping, everything = dynamic["dynmultidep_paper"], dynamic["dynmultidep_paper (skipping off)"]
@@ -213,3 +217,14 @@ def test_progress_names_the_section_the_job_and_the_time_since_the_start():
             pass
     with pytest.raises(RuntimeError, match="outside a job"):
         Progress(["scan"], Console(file=io.StringIO())).note("x")
+
+
+def test_interview_reading_reads_a_twin_cold_then_from_its_cache(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the tiny twin is generated under ./data
+    (row,) = bench_interview_reading(CONF_DIR, ("daic_woz",), preset="tiny")
+    assert row["sessions"] == 12 and 0 < row["hours"] < 1
+    assert row["sets"] == {"audio": ["covarep"], "visual": ["aus", "gaze", "pose"]}
+    assert row["cold_s"] > row["cached_s"] > 0
+    assert row["parsed_file"].endswith("_COVAREP.csv") and row["parsed_mb"] > 0
+    assert row["kernel_s"] > 0 and row["reference_s"] > 0
+    assert not list((tmp_path / "data").glob("prepared*"))  # read into a scratch cache

@@ -10,20 +10,15 @@ that carries each vlog's cue.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
 import json
-import logging
-import shutil
-import time
-import traceback
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dynmultidep.bench import QUIET, compose_train
+from dynmultidep.bench.runs import scored_run, train_logged, validation_scores
 from dynmultidep.data.synthetic import (
     SuiteCorpus,
     SyntheticSpec,
@@ -143,19 +138,6 @@ def ensure_corpus(job: LearnabilityJob, work_dir: Path) -> Path:
     return root
 
 
-def _validation_scores(run_dir: Path, best_epoch: int | None) -> dict[str, float]:
-    """``val/*`` of the best epoch, from the run's ``csv/metrics.csv``."""
-    path = run_dir / "csv" / "metrics.csv"
-    if best_epoch is None or not path.is_file():
-        return {}
-    with path.open() as handle:
-        rows = [r for r in csv.DictReader(handle) if r.get("val/acc") and r["epoch"]]
-    chosen = [r for r in rows if int(r["epoch"]) == best_epoch]
-    if not chosen:
-        return {}
-    return {k[4:]: float(v) for k, v in chosen[-1].items() if k.startswith("val/") and v}
-
-
 def routing(run_dir: Path, informative: dict[str, str]) -> dict:
     """How the gate routed the test vlogs: share per expert and, over vlogs whose cue
     is in one modality, the share routed to that modality (``None`` without a gate)."""
@@ -184,40 +166,25 @@ def run_job(job: LearnabilityJob, work_dir: str | Path, conf_dir: str | Path) ->
     The corpus must exist (:func:`ensure_corpus`). Output of the training run goes
     to its ``job.log``.
     """
-    from dynmultidep.tasks.train import train
-
     work_dir = Path(work_dir)
     run_dir = work_dir / "runs" / job.key
-    shutil.rmtree(run_dir, ignore_errors=True)  # never resume an earlier attempt
-    run_dir.mkdir(parents=True)
-    result = {**job.describe(), "key": job.key, "error": None, "config": None}
-    started = time.perf_counter()
-    log_text = io.StringIO()
-    try:
+    result = {**job.describe(), "key": job.key, "config": None}
+
+    def work(log_text: io.StringIO) -> None:
         cfg = compose_train(conf_dir, job.overrides(work_dir))
         result["config"] = config_digest(cfg)
-        with (
-            contextlib.redirect_stdout(log_text),
-            contextlib.redirect_stderr(log_text),
-            warnings.catch_warnings(),
-        ):
-            warnings.simplefilter("ignore")
-            train(cfg)
+        train_logged(cfg, log_text)
         report = json.loads((run_dir / "metrics.json").read_text())
         positive = report["all_positive_baseline"]["acc"]
         result.update(
             test={k: report["metrics"][k] for k in SCORES},
-            val=_validation_scores(run_dir, report.get("best_epoch")),
+            val=validation_scores(run_dir, report.get("best_epoch")),
             majority=max(positive, 1 - positive),
             best_epoch=report.get("best_epoch"),
             **routing(run_dir, read_informative(job.corpus_root(work_dir))),
         )
-    except Exception as err:  # a failed job is reported, the others go on
-        result["error"] = f"{type(err).__name__}: {err}".splitlines()[0]
-        log_text.write(traceback.format_exc())
-    result["seconds"] = time.perf_counter() - started
-    (run_dir / "job.log").write_text(log_text.getvalue())
-    return result
+
+    return scored_run(run_dir, result, work)
 
 
 def config_digest(cfg) -> str:
@@ -226,30 +193,3 @@ def config_digest(cfg) -> str:
     from omegaconf import OmegaConf
 
     return hashlib.sha256(OmegaConf.to_yaml(cfg).encode()).hexdigest()[:16]
-
-
-def quiet_worker(threads: int) -> None:
-    """Set up a worker process: it ends with its parent (Linux), uses ``threads`` torch
-    and numba threads (more threads than cores in all workers together slow every one
-    of them many times over), and logs library messages at errors only."""
-    import numba
-    import torch
-
-    _die_with_parent()
-    torch.set_num_threads(threads)
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # the scan kernels
-    logging.getLogger().setLevel(logging.ERROR)
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "dynmultidep"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def _die_with_parent() -> None:
-    """Ask the kernel to end this process when its parent ends (Linux only)."""
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Lightning traps SIGTERM)
-    except (OSError, AttributeError):
-        pass

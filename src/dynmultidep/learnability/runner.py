@@ -19,13 +19,13 @@ from pathlib import Path
 
 from dynmultidep.atomic import write_text_atomic
 from dynmultidep.bench import compose_train
+from dynmultidep.bench.runs import quiet_worker
 from dynmultidep.data.synthetic import SuiteCorpus
 from dynmultidep.learnability.jobs import (
     LearnabilityJob,
     ModelSpec,
     config_digest,
     ensure_corpus,
-    quiet_worker,
     run_job,
 )
 from dynmultidep.learnability.plan import SIZES, Plan
