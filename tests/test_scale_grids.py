@@ -13,7 +13,13 @@ import pytest
 
 from conftest import run_script, tiny_synthetic
 from dynmultidep.errors import FileError
-from dynmultidep.sweeps.summary import read_jobs, summarize, write_summary
+from dynmultidep.sweeps.summary import (
+    gender_grid_figure,
+    gender_grids,
+    read_jobs,
+    summarize,
+    write_summary,
+)
 
 METRIC_NAMES = ("acc", "precision", "recall", "f1", "macro_f1", "auroc")
 
@@ -300,3 +306,24 @@ def test_gender_grid_on_lmvd_is_refused_before_any_job(tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: dataset.train_gender: LMVD has no gender labels")
     assert not sweep.exists() or not list(sweep.glob("*/.hydra"))
+
+
+def test_a_regression_gender_grid_draws_rmse_and_ccc(tmp_path):
+    num = 0
+    for train_gender in ("both", "m", "f"):
+        for test_gender in ("both", "m", "f"):
+            overrides = [f"dataset.train_gender={train_gender}",
+                         f"dataset.test_gender={test_gender}"]  # fmt: skip
+            dataset = {"train_gender": train_gender, "test_gender": test_gender}
+            scores = {"rmse": 3.0 + num, "mae": 2.0, "ccc": 0.5, "pearson": 0.6, "acc": 0.7,
+                      "f1": 0.6, "macro_f1": 0.6, "auroc": 0.8}  # fmt: skip
+            fake_job(tmp_path, num, overrides, scores, dataset=dataset, seed=0,
+                     objective="regression")  # fmt: skip
+            num += 1
+    (grid,) = gender_grids(read_jobs(tmp_path)).values()
+    figure = gender_grid_figure(grid, "train gender x test gender")
+    rmse, ccc = figure.axes[:2]
+    assert (rmse.get_title(), ccc.get_title()) == ("RMSE", "CCC")
+    values = rmse.images[0].get_array()
+    assert values[0, 0] == 3.0 and values[2, 2] == 11.0  # both x both, f x f
+    assert rmse.images[0].get_clim() == (0.0, 11.0)

@@ -11,8 +11,9 @@ writes into the sweep directory:
   all-positive baseline, the number of failed jobs;
 * ``summary.md``: the same as a Markdown table, then the failed jobs;
 * ``gender_grid.png`` (``gender_grid_<n>.png`` for several configurations) when
-  the jobs vary the train and test gender: 3x3 heatmaps of F1 and accuracy (both, m,
-  f; DAIC-WOZ: both and its gender codes 0 and 1, as in its by-gender columns).
+  the jobs vary the train and test gender: 3x3 heatmaps of F1 and accuracy (PHQ-8
+  regression: RMSE and CCC) (both, m, f; DAIC-WOZ: both and its gender codes 0 and 1,
+  as in its by-gender columns).
 
 k-fold sweeps (``sweep=kfold``, :mod:`dynmultidep.protocols.kfold`): the fold is not
 a configuration either, the mean ± std is over folds, and each configuration's
@@ -503,24 +504,30 @@ def gender_grids(jobs: Sequence[SweepJob]) -> dict[str, dict[tuple[str, str], Ro
 
 
 def gender_grid_figure(grid: dict[tuple[str, str], Row], title: str):
-    """Two heatmaps (F1, accuracy): rows train gender, columns test gender."""
+    """Two heatmaps, rows train gender, columns test gender: F1 and accuracy, or for
+    PHQ-8 regression RMSE (lower is better: the colours run the other way) and CCC."""
     import matplotlib.pyplot as plt
     import numpy as np
 
     genders = ["both", *ordered_genders({g for cell in grid for g in cell} - {"both"})]
+    regression = any(row.task == "regression" for row in grid.values())
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
-    for ax, metric in zip(axes, ("f1", "acc"), strict=True):
+    for ax, metric in zip(axes, ("rmse", "ccc") if regression else ("f1", "acc"), strict=True):
         values = np.full((3, 3), np.nan)
         for (train, test), row in grid.items():
             values[genders.index(train), genders.index(test)] = row.mean_std(metric)[0]
-        ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0)
+        top = float(np.nanmax(values)) if metric == "rmse" and np.isfinite(values).any() else 1.0
+        cmap = "viridis_r" if metric == "rmse" else "viridis"
+        ax.imshow(values, cmap=cmap, vmin=0.0, vmax=top or 1.0)
         for i in range(3):
             for j in range(3):
                 text = "–" if np.isnan(values[i, j]) else f"{values[i, j]:.3f}"
-                dark = np.isnan(values[i, j]) or values[i, j] < 0.6  # viridis: dark below
+                shade = values[i, j] / (top or 1.0)  # viridis: dark below 0.6 of its range
+                dark = np.isnan(shade) or (shade > 0.4 if metric == "rmse" else shade < 0.6)
                 ax.text(j, i, text, ha="center", va="center", color="white" if dark else "black")
+        label = SCORE_METRICS[metric] if regression else METRICS[metric]
         ax.set(xticks=range(3), yticks=range(3), xticklabels=genders, yticklabels=genders,
-               xlabel="test gender", ylabel="train gender", title=METRICS[metric])  # fmt: skip
+               xlabel="test gender", ylabel="train gender", title=label)  # fmt: skip
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
