@@ -36,6 +36,7 @@ def cpu_check(tmp_path_factory):
     return done, tmp / "out"
 
 
+@pytest.mark.slow  # the whole check on the CPU: about a minute of `make test`'s ten
 def test_run_sh_on_the_cpu_runs_every_step_and_reports(cpu_check):
     done, out = cpu_check
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
