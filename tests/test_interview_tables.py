@@ -78,6 +78,13 @@ def test_edge_cases_agree(text):
     _same(text.encode())
 
 
+def test_an_exponent_too_long_to_gather_is_left_to_python():
+    # leading zeros bring the decimal shift back within the exact powers' range: the
+    # exponent's digits past what the kernel gathers must not be dropped
+    _same(b"0." + b"0" * 99999 + b"1e1000000,1\n2,3\n")
+    _same(b"1e" + b"0" * 200000 + b"5,1\n2,3\n")
+
+
 def test_headers_skipped_columns_and_a_bom_agree():
     _same(b"a, b, c\n1, 2, 3\n4, 5, 6\n", ",", header=True)
     _same(b"name;t;x\n'unknown';0.0;1.5\n'unknown';0.01;2.5\n", ";", header=True, skip=1)
@@ -86,7 +93,15 @@ def test_headers_skipped_columns_and_a_bom_agree():
 
 
 def test_files_the_kernel_leaves_to_the_reference_are_read_alike():
-    for text in ("0x1p3,2\n3,4\n", "1,2\r3,4\r", "\x0b1,2\n3,4\n", "1_0,2\n3,4\n"):
+    for text in (
+        "0x1p3,2\n3,4\n",
+        "1,2\r3,4\r",
+        "\x0b1,2\n3,4\n",
+        "1_0,2\n3,4\n",
+        ".nan,1\n2,3\n",
+        "-.inf,1\n2,3\n",
+        "+.Infinity,1\n2,3\n",
+    ):
         data = text.encode()
         assert _parse_fast(data, WHERE, ",", False, 0) is None, text
         try:

@@ -17,6 +17,7 @@ from dynmultidep.data.interviews.prepare import (
     InterviewOptions,
     prepare,
     prepare_unlabelled,
+    prepared_root,
     read_report,
 )
 from dynmultidep.data.interviews.release import Session
@@ -216,6 +217,21 @@ def test_sessions_without_split_files_are_prepared_for_prediction(twin, tmp_path
     with pytest.raises(DataError, match=r"empty: no edaic session \({id}_P archive or folder\)"):
         (tmp_path / "empty").mkdir()
         prepare_unlabelled(tmp_path / "empty", options("edaic"), tmp_path / "cache", workers=1)
+
+
+def test_the_cache_key_of_unlabelled_sessions_reads_no_file(twin, tmp_path, monkeypatch):
+    release, _ = twin("daic_woz")
+    (archive, *_) = sorted(release.glob("*_P.zip"))
+    with zipfile.ZipFile(archive) as packed:
+        packed.extractall(tmp_path / "session")  # one unpacked session: its CSVs at the top
+    before = prepared_root(tmp_path / "session", options("daic_woz"), tmp_path, labelled=False)
+
+    def refuse(path):
+        raise AssertionError(f"{path} read for the cache key")
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    after = prepared_root(tmp_path / "session", options("daic_woz"), tmp_path, labelled=False)
+    assert after == before
 
 
 def test_two_workers_give_the_same_arrays_as_one(twin, tmp_path):

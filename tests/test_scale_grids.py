@@ -244,6 +244,9 @@ def test_a_gender_grid_of_genders_the_corpus_lacks_is_refused():
     ):
         check_sweep(grid("daic_woz", "both,m,f"))  # fmt: skip
     check_sweep(grid("edaic", "male,f"))
+    check_sweep(grid("dvlog", "Both,ALL,m,f"))  # both in any spelling selects no gender
+    with pytest.raises(DynMultiDepError, match=r"^dataset.train_gender: unknown gender selection"):
+        check_sweep(grid("dvlog", "both,x"))
 
 
 @pytest.mark.slow  # needs the optional extras, which `make test-slow` installs
@@ -327,3 +330,19 @@ def test_a_regression_gender_grid_draws_rmse_and_ccc(tmp_path):
     values = rmse.images[0].get_array()
     assert values[0, 0] == 3.0 and values[2, 2] == 11.0  # both x both, f x f
     assert rmse.images[0].get_clim() == (0.0, 11.0)
+
+
+def test_a_gender_grid_without_one_of_the_codes_draws_what_it_has(tmp_path):
+    num = 0
+    for train_gender in ("both", "0"):  # every job of code 1 failed, or was not asked for
+        for test_gender in ("both", "0"):
+            overrides = [f"dataset.train_gender={train_gender}",
+                         f"dataset.test_gender={test_gender}"]  # fmt: skip
+            dataset = {"train_gender": train_gender, "test_gender": test_gender}
+            fake_job(tmp_path, num, overrides, metrics_of(0.5 + num / 10), dataset=dataset,
+                     seed=0)  # fmt: skip
+            num += 1
+    (grid,) = gender_grids(read_jobs(tmp_path)).values()
+    f1 = gender_grid_figure(grid, "train gender x test gender").axes[0]
+    assert [label.get_text() for label in f1.get_xticklabels()] == ["both", "0"]
+    assert f1.images[0].get_array().shape == (2, 2)

@@ -58,13 +58,17 @@ def check_sweep(config: DictConfig) -> None:
         return
     spec = get_corpus(corpus)
     for key in GENDER_KEYS:
-        genders = swept_values(config, key) - {"both", "all"}
+        try:  # both (any spelling) selects no gender
+            chosen = {g: normalize_gender(g) for g in swept_values(config, key)}
+        except ValueError as err:
+            raise DynMultiDepError(f"{key}: {err}") from None
+        genders = {g for g, selected in chosen.items() if selected is not None}
         if genders and not spec.has_gender:
             raise DynMultiDepError(
                 f"{key}: {corpus.upper()} has no gender labels, so a gender grid cannot run on "
                 f"it (asked for {', '.join(sorted(genders))}); sweep seeds or models instead"
             )
-        other = sorted(g for g in genders if normalize_gender(g) not in spec.genders)
+        other = sorted(g for g in genders if chosen[g] not in spec.genders)
         if other:
             raise DynMultiDepError(
                 f"{key}: {corpus}'s genders are {' and '.join(spec.genders)} (or both), not "

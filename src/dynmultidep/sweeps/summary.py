@@ -510,23 +510,24 @@ def gender_grid_figure(grid: dict[tuple[str, str], Row], title: str):
     import numpy as np
 
     genders = ["both", *ordered_genders({g for cell in grid for g in cell} - {"both"})]
+    size = len(genders)  # both and two genders, or fewer where a grid lacks a code
     regression = any(row.task == "regression" for row in grid.values())
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
     for ax, metric in zip(axes, ("rmse", "ccc") if regression else ("f1", "acc"), strict=True):
-        values = np.full((3, 3), np.nan)
+        values = np.full((size, size), np.nan)
         for (train, test), row in grid.items():
             values[genders.index(train), genders.index(test)] = row.mean_std(metric)[0]
         top = float(np.nanmax(values)) if metric == "rmse" and np.isfinite(values).any() else 1.0
         cmap = "viridis_r" if metric == "rmse" else "viridis"
         ax.imshow(values, cmap=cmap, vmin=0.0, vmax=top or 1.0)
-        for i in range(3):
-            for j in range(3):
+        for i in range(size):
+            for j in range(size):
                 text = "–" if np.isnan(values[i, j]) else f"{values[i, j]:.3f}"
                 shade = values[i, j] / (top or 1.0)  # viridis: dark below 0.6 of its range
                 dark = np.isnan(shade) or (shade > 0.4 if metric == "rmse" else shade < 0.6)
                 ax.text(j, i, text, ha="center", va="center", color="white" if dark else "black")
         label = SCORE_METRICS[metric] if regression else METRICS[metric]
-        ax.set(xticks=range(3), yticks=range(3), xticklabels=genders, yticklabels=genders,
+        ax.set(xticks=range(size), yticks=range(size), xticklabels=genders, yticklabels=genders,
                xlabel="test gender", ylabel="train gender", title=label)  # fmt: skip
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()

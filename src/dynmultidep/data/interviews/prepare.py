@@ -85,7 +85,7 @@ def prepared_root(release: Path, options: InterviewOptions, cache_dir: Path,
     digest.update(json.dumps(key if labelled else [*key, "unlabelled"]).encode())
     files = [release] if release.is_file() else release.rglob("*")
     for path in sorted(p for p in files if p.is_file()):
-        if path.suffix == ".csv" and path.parent in (release, release / "labels"):
+        if labelled and path.suffix == ".csv" and path.parent in (release, release / "labels"):
             digest.update(path.read_bytes())  # split files: their content
         else:
             stat = path.stat()

@@ -85,7 +85,8 @@ def _number(buf, p, end):
             else:
                 slow = True
         p += 1
-    if p < end and buf[p] == _DOT:
+    dot = p < end and buf[p] == _DOT
+    if dot:
         p += 1
         while p < end and _ZERO <= buf[p] <= _NINE:
             seen = True
@@ -100,6 +101,8 @@ def _number(buf, p, end):
                 shift -= 1
             p += 1
     if not seen:
+        if dot:  # ".nan" is not a number
+            return 0.0, p, -1
         sign = -1.0 if negative else 1.0
         if _word(buf, p, end, _INFINITY):
             return sign * np.inf, p + 8, 0
@@ -120,6 +123,8 @@ def _number(buf, p, end):
         while p < end and _ZERO <= buf[p] <= _NINE:
             if exponent < 100000:
                 exponent = exponent * 10 + (buf[p] - _ZERO)
+            else:  # an exponent this long is Python's float's to read
+                slow = True
             p += 1
         shift += -exponent if exponent_negative else exponent
     if slow or significant > EXACT_DIGITS:
