@@ -21,6 +21,8 @@ def read_csv(path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow  # a real multirun of several training jobs (20-30 s); the sweep
+# callback's checks run by default in the refusal tests
 def test_kfold_multirun_end_to_end(tmp_path):
     sweep = tmp_path / "sweep"
     result = run_script("train", "-m", "sweep=kfold", "kfold.k=2", "kfold.valid_share=0.3",

@@ -260,6 +260,8 @@ def test_slurm_launcher_config():
     assert launcher.timeout_min == 240 and launcher.array_parallelism == 16
 
 
+@pytest.mark.slow  # a real multirun of several training jobs (20-30 s); the sweep
+# callback's checks run by default in the refusal tests
 def test_multirun_summary_matches_its_jobs_and_a_rerun_skips_them(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", "seed=0,1", "debug=fast", f"hydra.sweep.dir={sweep}", *tiny_synthetic(tmp_path)]
