@@ -35,6 +35,18 @@ def fake_job(sweep: Path, num: int, overrides: list[str], metrics: dict | None, 
     return job
 
 
+def fake_gender_grid(sweep: Path, genders: tuple, job_of) -> None:
+    """A gender grid's jobs, train x test over ``genders``: ``job_of(num, train, test)``
+    gives each job's ``(metrics, extra)`` for :func:`fake_job`."""
+    cells = [(train, test) for train in genders for test in genders]
+    for num, (train_gender, test_gender) in enumerate(cells):
+        overrides = [f"dataset.train_gender={train_gender}",
+                     f"dataset.test_gender={test_gender}"]  # fmt: skip
+        dataset = {"train_gender": train_gender, "test_gender": test_gender}
+        metrics, extra = job_of(num, train_gender, test_gender)
+        fake_job(sweep, num, overrides, metrics, dataset=dataset, seed=0, **extra)
+
+
 def metrics_of(value: float) -> dict:
     return {name: value for name in METRIC_NAMES}
 
@@ -87,31 +99,19 @@ def test_a_job_without_metrics_or_error_is_reported_unfinished(tmp_path):
 
 
 def test_gender_grid_summary_draws_the_heatmap(tmp_path):
-    num = 0
-    for train_gender in ("both", "m", "f"):
-        for test_gender in ("both", "m", "f"):
-            overrides = [f"dataset.train_gender={train_gender}",
-                         f"dataset.test_gender={test_gender}"]  # fmt: skip
-            dataset = {"train_gender": train_gender, "test_gender": test_gender}
-            fake_job(tmp_path, num, overrides, metrics_of(num / 10), dataset=dataset, seed=0)
-            num += 1
+    fake_gender_grid(tmp_path, ("both", "m", "f"), lambda num, *_: (metrics_of(num / 10), {}))
     rows = write_summary(tmp_path)
     assert len(rows) == 9
     assert (tmp_path / "gender_grid.png").stat().st_size > 10_000
 
 
 def test_a_daic_woz_gender_grid_summary_has_its_codes(tmp_path):
-    num = 0
-    for train_gender in ("both", 0, 1):  # Hydra reads the codes as numbers
-        for test_gender in ("both", 0, 1):
-            overrides = [f"dataset.train_gender={train_gender}",
-                         f"dataset.test_gender={test_gender}"]  # fmt: skip
-            dataset = {"train_gender": train_gender, "test_gender": test_gender}
-            codes = ("0", "1") if test_gender == "both" else (str(test_gender),)
-            by_gender = {c: {"metrics": metrics_of(0.5 + int(c) / 10)} for c in codes}
-            fake_job(tmp_path, num, overrides, metrics_of(num / 10), dataset=dataset, seed=0,
-                     by_gender=by_gender)  # fmt: skip
-            num += 1
+    def job_of(num, train_gender, test_gender):
+        codes = ("0", "1") if test_gender == "both" else (str(test_gender),)
+        by_gender = {c: {"metrics": metrics_of(0.5 + int(c) / 10)} for c in codes}
+        return metrics_of(num / 10), {"by_gender": by_gender}
+
+    fake_gender_grid(tmp_path, ("both", 0, 1), job_of)  # Hydra reads the codes as numbers
     rows = write_summary(tmp_path)
     assert len(rows) == 9
     assert {job.genders for row in rows for job in row.jobs} == {
@@ -314,17 +314,12 @@ def test_gender_grid_on_lmvd_is_refused_before_any_job(tmp_path):
 
 
 def test_a_regression_gender_grid_draws_rmse_and_ccc(tmp_path):
-    num = 0
-    for train_gender in ("both", "m", "f"):
-        for test_gender in ("both", "m", "f"):
-            overrides = [f"dataset.train_gender={train_gender}",
-                         f"dataset.test_gender={test_gender}"]  # fmt: skip
-            dataset = {"train_gender": train_gender, "test_gender": test_gender}
-            scores = {"rmse": 3.0 + num, "mae": 2.0, "ccc": 0.5, "pearson": 0.6, "acc": 0.7,
-                      "f1": 0.6, "macro_f1": 0.6, "auroc": 0.8}  # fmt: skip
-            fake_job(tmp_path, num, overrides, scores, dataset=dataset, seed=0,
-                     objective="regression")  # fmt: skip
-            num += 1
+    def job_of(num, *_):
+        scores = {"rmse": 3.0 + num, "mae": 2.0, "ccc": 0.5, "pearson": 0.6, "acc": 0.7,
+                  "f1": 0.6, "macro_f1": 0.6, "auroc": 0.8}  # fmt: skip
+        return scores, {"objective": "regression"}
+
+    fake_gender_grid(tmp_path, ("both", "m", "f"), job_of)
     (grid,) = gender_grids(read_jobs(tmp_path)).values()
     figure = gender_grid_figure(grid, "train gender x test gender")
     rmse, ccc = figure.axes[:2]
@@ -335,15 +330,8 @@ def test_a_regression_gender_grid_draws_rmse_and_ccc(tmp_path):
 
 
 def test_a_gender_grid_without_one_of_the_codes_draws_what_it_has(tmp_path):
-    num = 0
-    for train_gender in ("both", "0"):  # every job of code 1 failed, or was not asked for
-        for test_gender in ("both", "0"):
-            overrides = [f"dataset.train_gender={train_gender}",
-                         f"dataset.test_gender={test_gender}"]  # fmt: skip
-            dataset = {"train_gender": train_gender, "test_gender": test_gender}
-            fake_job(tmp_path, num, overrides, metrics_of(0.5 + num / 10), dataset=dataset,
-                     seed=0)  # fmt: skip
-            num += 1
+    # every job of code 1 failed, or was not asked for
+    fake_gender_grid(tmp_path, ("both", "0"), lambda num, *_: (metrics_of(0.5 + num / 10), {}))
     (grid,) = gender_grids(read_jobs(tmp_path)).values()
     f1 = gender_grid_figure(grid, "train gender x test gender").axes[0]
     assert [label.get_text() for label in f1.get_xticklabels()] == ["both", "0"]

@@ -76,30 +76,26 @@ def _number(buf, p, end):
     shift = 0  # decimal exponent of the last digit kept
     seen = False
     slow = False
-    while p < end and _ZERO <= buf[p] <= _NINE:
+    dot = False  # the digits after a point move the decimal exponent down
+    while p < end:
+        c = buf[p]
+        if c == _DOT and not dot:
+            dot = True
+            p += 1
+            continue
+        if not _ZERO <= c <= _NINE:
+            break
         seen = True
-        if digits or buf[p] != _ZERO:
+        if digits or c != _ZERO:
             if significant < _MAX_DIGITS:
-                digits = digits * 10 + (buf[p] - _ZERO)
+                digits = digits * 10 + (c - _ZERO)
                 significant += 1
+                shift -= int(dot)
             else:
                 slow = True
+        else:
+            shift -= int(dot)  # a leading zero: kept out of the digits, but not of the exponent
         p += 1
-    dot = p < end and buf[p] == _DOT
-    if dot:
-        p += 1
-        while p < end and _ZERO <= buf[p] <= _NINE:
-            seen = True
-            if digits or buf[p] != _ZERO:
-                if significant < _MAX_DIGITS:
-                    digits = digits * 10 + (buf[p] - _ZERO)
-                    significant += 1
-                    shift -= 1
-                else:
-                    slow = True
-            else:
-                shift -= 1
-            p += 1
     if not seen:
         if dot:  # ".nan" is not a number
             return 0.0, p, -1
