@@ -37,6 +37,34 @@ def test_vector_exp_agrees_with_the_scalar_kernel_exp_to_an_ulp():
 
 
 @numba.njit(fastmath=FASTMATH)
+def _exp2_one_and_four(y, one, four):
+    V.wide_registers()
+    n = y.shape[0] // 4
+    for i in range(0, n, V.WIDTH):
+        for k in range(4):
+            V.store(one, k * n + i, V.exp2_scaled(V.load(y, k * n + i)))
+        e0, e1, e2, e3 = V.exp2_scaled4(
+            V.load(y, i), V.load(y, n + i), V.load(y, 2 * n + i), V.load(y, 3 * n + i)
+        )
+        V.store(four, i, e0)
+        V.store(four, n + i, e1)
+        V.store(four, 2 * n + i, e2)
+        V.store(four, 3 * n + i, e3)
+
+
+def test_four_interleaved_exps_give_the_bits_of_one_at_a_time():
+    rng = np.random.default_rng(3)
+    y = np.concatenate([
+        rng.uniform(-30.0, 3.0, V.WIDTH * 20_000),  # the scan's decays
+        rng.uniform(-200.0, 200.0, V.WIDTH * 4_000),  # past both clamps
+        np.array([-0.5, 0.5, -1.5, 2.5, 0.0, -0.0, -125.9, 127.4] * (V.WIDTH // 2)),  # ties
+    ]).astype(np.float32)  # fmt: skip
+    one, four = np.empty_like(y), np.empty_like(y)
+    _exp2_one_and_four(y, one, four)
+    np.testing.assert_array_equal(four.view(np.int32), one.view(np.int32))
+
+
+@numba.njit(fastmath=FASTMATH)
 def _arithmetic(a, b, s, out):
     x, y = V.load(a, 1), V.load(b, 0)  # an unaligned offset
     V.store(out[0], 0, x + y)

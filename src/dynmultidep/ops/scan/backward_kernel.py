@@ -40,7 +40,7 @@ from dynmultidep.ops.vectors import (
     WIDTH,
     aligned_empty,
     exp,
-    exp2_scaled,
+    exp2_scaled4,
     load,
     sigmoid,
     store,
@@ -69,8 +69,7 @@ def _recompute(h_start, a_blk, hs, dec, dt_t, dtu_t, b_t, c_t, y_t, g, q, steps,
         dt = load(dt_t[s], g)
         dtu = load(dtu_t[s], g)
         bs = b_t[s]
-        e0, e1 = exp2_scaled(dt * a0), exp2_scaled(dt * a1)
-        e2, e3 = exp2_scaled(dt * a2), exp2_scaled(dt * a3)
+        e0, e1, e2, e3 = exp2_scaled4(dt * a0, dt * a1, dt * a2, dt * a3)
         h0 = e0 * h0 + dtu * bs[q]
         h1 = e1 * h1 + dtu * bs[q + 1]
         h2 = e2 * h2 + dtu * bs[q + 2]

@@ -16,8 +16,9 @@ step touches memory:
   the chunk's steps; only the step's inputs are loaded and ``C h + D u`` is
   stored, once per ``STATES`` states;
 * ``A`` is multiplied by log2(e) once per job, so each state update is a
-  multiply, :func:`~dynmultidep.ops.vectors.exp2_scaled` and three
-  multiply-adds.
+  multiply, an exponential and three multiply-adds; the four states' exponentials
+  are computed side by side (:func:`~dynmultidep.ops.vectors.exp2_scaled4`), and
+  ``y_t`` starts as ``D u`` (:func:`_skip_term`), so the groups' loops are alike.
 
 The column strip of a lane group (``chunk`` rows of one register) stays in L1
 across the state groups. The gate ``silu(z)`` runs once per chunk over whole
@@ -36,7 +37,7 @@ from dynmultidep.ops.scan.cpu_kernel import _block_parameters, _load, _prepare_d
 from dynmultidep.ops.vectors import (
     WIDTH,
     aligned_empty,
-    exp2_scaled,
+    exp2_scaled4,
     load,
     sigmoid,
     store,
@@ -47,36 +48,41 @@ STATES = kernel_shape().scan_states  # states per register group (dynmultidep.op
 
 
 @numba.njit(inline="always")
-def _advance(h, dt, a, dtu, b):
-    """One step of one state for a lane group: ``exp(dt A) h + dt u B``, with ``a``
-    holding ``A log2(e)``."""
-    return exp2_scaled(dt * a) * h + dtu * b
-
-
-@numba.njit(inline="always")
-def _state_group(h, a_blk, dt_t, u_t, b_t, c_t, y_t, d_g, g, q, steps):
+def _state_group(h, a_blk, dt_t, u_t, b_t, c_t, y_t, g, q, steps):
     """Advance states ``q .. q + STATES - 1`` of lane group ``g`` through a chunk's
-    ``steps``, adding ``C h`` to ``y_t`` (which starts as ``D u`` when ``q == 0``)."""
+    ``steps``, adding ``C h`` to ``y_t`` (which starts as ``D u``). Each step is
+    ``h <- exp(dt A) h + dt u B`` per state, with ``a_blk`` holding ``A log2(e)``
+    and the four decays from one :func:`~dynmultidep.ops.vectors.exp2_scaled4`."""
     h0, h1, h2, h3 = load(h[q], g), load(h[q + 1], g), load(h[q + 2], g), load(h[q + 3], g)
     a0, a1, a2, a3 = (
         load(a_blk[q], g), load(a_blk[q + 1], g), load(a_blk[q + 2], g), load(a_blk[q + 3], g)
     )  # fmt: skip
     for s in range(steps):
         dt = load(dt_t[s], g)
-        ut = load(u_t[s], g)
-        dtu = dt * ut
-        y = d_g * ut if q == 0 else load(y_t[s], g)
+        dtu = dt * load(u_t[s], g)
         bs = b_t[s]
         cs = c_t[s]
-        h0 = _advance(h0, dt, a0, dtu, bs[q])
-        h1 = _advance(h1, dt, a1, dtu, bs[q + 1])
-        h2 = _advance(h2, dt, a2, dtu, bs[q + 2])
-        h3 = _advance(h3, dt, a3, dtu, bs[q + 3])
+        e0, e1, e2, e3 = exp2_scaled4(dt * a0, dt * a1, dt * a2, dt * a3)
+        h0 = e0 * h0 + dtu * bs[q]
+        h1 = e1 * h1 + dtu * bs[q + 1]
+        h2 = e2 * h2 + dtu * bs[q + 2]
+        h3 = e3 * h3 + dtu * bs[q + 3]
+        y = load(y_t[s], g)
         store(y_t[s], g, y + h0 * cs[q] + h1 * cs[q + 1] + h2 * cs[q + 2] + h3 * cs[q + 3])
     store(h[q], g, h0)
     store(h[q + 1], g, h1)
     store(h[q + 2], g, h2)
     store(h[q + 3], g, h3)
+
+
+@numba.njit(inline="always")
+def _skip_term(y_t, u_t, d_blk, steps):
+    """``y_t <- D u`` on the first ``steps`` rows, where the state groups add ``C h``."""
+    for s in range(steps):
+        ys = y_t[s]
+        us = u_t[s]
+        for j in range(0, ys.shape[0], WIDTH):
+            store(ys, j, load(d_blk, j) * load(us, j))
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -138,10 +144,10 @@ def _forward_job(
         _prepare_delta(dt_t, steps, bias_blk, softplus)
         _load(B, b, t0, 0, steps, n_state, channels_last, b_t, n_b, reverse)
         _load(C, b, t0, 0, steps, n_state, channels_last, c_t, n_b, reverse)
+        _skip_term(y_t, u_t, d_blk, steps)
         for g in range(0, lanes, WIDTH):
-            d_g = load(d_blk, g)
             for q in range(0, padded, STATES):
-                _state_group(h, a_blk, dt_t, u_t, b_t, c_t, y_t, d_g, g, q, steps)
+                _state_group(h, a_blk, dt_t, u_t, b_t, c_t, y_t, g, q, steps)
         if has_z:
             _load(z, b, t0, d0, steps, w, channels_last, z_t, n_b, reverse)
             for s in range(steps):
