@@ -32,7 +32,7 @@ from dynmultidep.ops.kernel_math import FASTMATH, LOG2E, ONE, ZERO, step_positio
 from dynmultidep.ops.scan.cpu_kernel import (
     _block_parameters,
     _load,
-    _prepare_delta,
+    _load_delta,
     _store,
 )
 from dynmultidep.ops.scan.forward_kernel import STATES
@@ -273,8 +273,8 @@ def _backward_job(
         t0 = c * chunk
         steps = min(chunk, length - t0)
         _load(u, b, t0, d0, steps, w, channels_last, u_t, n_b, reverse)
-        _load(delta, b, t0, d0, steps, w, channels_last, dt_t, n_b, reverse)
-        _prepare_delta(dt_t, steps, bias_blk, softplus)
+        _load_delta(delta, b, t0, d0, steps, w, channels_last, dt_t, bias_blk, softplus, n_b,
+                    reverse)  # fmt: skip
         _load(dout, b, t0, d0, steps, w, channels_last, g_t, n_b, reverse)
         _load(B, b, t0, 0, steps, n_state, channels_last, b_t, n_b, reverse)
         _load(C, b, t0, 0, steps, n_state, channels_last, c_t, n_b, reverse)

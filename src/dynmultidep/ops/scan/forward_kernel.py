@@ -21,8 +21,11 @@ step touches memory:
   ``y_t`` starts as ``D u`` (:func:`_skip_term`), so the groups' loops are alike.
 
 The column strip of a lane group (``chunk`` rows of one register) stays in L1
-across the state groups. The gate ``silu(z)`` runs once per chunk over whole
-rows, a register at a time.
+across the state groups. The softplus of ``delta`` and the gate ``silu(z)`` run
+once per chunk over whole rows, a register at a time; in the channels-last layout
+they read ``delta`` and ``z`` (and write ``out``) straight from the rows
+(:func:`~dynmultidep.ops.scan.cpu_kernel._load_delta`,
+:func:`~dynmultidep.ops.scan.cpu_kernel._store_gated`).
 """
 
 from __future__ import annotations
@@ -33,13 +36,12 @@ import numpy as np
 from dynmultidep.ops.host import kernel_shape
 from dynmultidep.ops.kernel_cache import forget_stale
 from dynmultidep.ops.kernel_math import FASTMATH, LOG2E, ZERO
-from dynmultidep.ops.scan.cpu_kernel import _block_parameters, _load, _prepare_delta, _store
+from dynmultidep.ops.scan.cpu_kernel import _block_parameters, _load, _load_delta, _store_gated
 from dynmultidep.ops.vectors import (
     WIDTH,
     aligned_empty,
     exp2_scaled4,
     load,
-    sigmoid,
     store,
     wide_registers,
 )
@@ -140,23 +142,15 @@ def _forward_job(
         if chunk_states.shape[1] > 0:  # none kept when nothing needs gradients
             chunk_states[b, t0 // chunk, :, d0 : d0 + w] = h[:n_state, :w]
         _load(u, b, t0, d0, steps, w, channels_last, u_t, n_b, reverse)
-        _load(delta, b, t0, d0, steps, w, channels_last, dt_t, n_b, reverse)
-        _prepare_delta(dt_t, steps, bias_blk, softplus)
+        _load_delta(delta, b, t0, d0, steps, w, channels_last, dt_t, bias_blk, softplus, n_b,
+                    reverse)  # fmt: skip
         _load(B, b, t0, 0, steps, n_state, channels_last, b_t, n_b, reverse)
         _load(C, b, t0, 0, steps, n_state, channels_last, c_t, n_b, reverse)
         _skip_term(y_t, u_t, d_blk, steps)
         for g in range(0, lanes, WIDTH):
             for q in range(0, padded, STATES):
                 _state_group(h, a_blk, dt_t, u_t, b_t, c_t, y_t, g, q, steps)
-        if has_z:
-            _load(z, b, t0, d0, steps, w, channels_last, z_t, n_b, reverse)
-            for s in range(steps):
-                zt = z_t[s]
-                ys = y_t[s]
-                for j in range(0, lanes, WIDTH):
-                    zv = load(zt, j)
-                    store(ys, j, load(ys, j) * zv * sigmoid(zv))
-        _store(y_t, out, b, t0, d0, steps, w, channels_last, n_b, reverse)
+        _store_gated(y_t, z, has_z, z_t, out, b, t0, d0, steps, w, channels_last, n_b, reverse)
     last_state[b, :, d0 : d0 + w] = h[:n_state, :w]
 
 
