@@ -1,14 +1,16 @@
 #!/usr/bin/env python
 """How much faster is the working tree than an earlier commit? The recipe model's
-inference (or training step), timed in alternating processes.
+inference (or training step), or the fused selective scan's forward (``scan``) or
+forward+backward (``scan-step``), timed in alternating processes.
 
     python scripts/compare_revisions.py 468fb20                  # inference, 32 x 1000
     python scripts/compare_revisions.py 468fb20 --mode step --rounds 2
+    python scripts/compare_revisions.py 3fbe24f --mode scan --batch 8 --length 2048
 
 Each round runs the commit (a temporary git worktree, removed afterwards) and then
 the working tree, each in a fresh process with an untimed warm-up; the speed-up is
-the ratio of the medians of all timed calls. The commit must have
-dynmultidep.bench.throughput.recipe_config. See dynmultidep.bench.revisions.
+the ratio of the medians of all timed calls. For the model's modes the commit must
+have dynmultidep.bench.throughput.recipe_config. See dynmultidep.bench.revisions.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 
 from dynmultidep.atomic import write_text_atomic
-from dynmultidep.bench.revision_worker import MODES
+from dynmultidep.bench.revision_worker import MODES, describe
 from dynmultidep.bench.revisions import compare_revisions
 from dynmultidep.bench.tables import markdown_tables, print_tables
 from dynmultidep.cli import run_cli
@@ -28,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def table(report: dict):
-    title = (f"Recipe model, {report['mode']}, batch {report['batch']} x {report['length']} "
+    title = (f"{describe(report['mode'])}, batch {report['batch']} x {report['length']} "
              f"steps: {report['rounds']} alternating rounds")  # fmt: skip
     rows = [(r["tree"], f"{r['median_s']:.2f}", f"{r['speedup']:.2f}x",
              " ".join(f"{t:.2f}" for t in r["times_s"])) for r in report["rows"]]  # fmt: skip

@@ -167,6 +167,8 @@ def test_paper_step_counts_the_local_attention_branch():
     [
         pytest.param("inference", 1, marks=pytest.mark.slow),
         pytest.param("step", 2, marks=pytest.mark.slow),
+        pytest.param("scan", 1),
+        pytest.param("scan-step", 1, marks=pytest.mark.slow),
     ],
 )
 def test_revision_timings_run_each_tree_in_its_own_process(mode, rounds):
@@ -180,6 +182,14 @@ def test_revision_timings_run_each_tree_in_its_own_process(mode, rounds):
     first, second = report["rows"]
     assert first["speedup"] == 1.0
     assert second["speedup"] == pytest.approx(first["median_s"] / second["median_s"])
+
+
+def test_revision_tables_say_what_was_timed():
+    from dynmultidep.bench.revision_worker import describe
+
+    assert describe("inference") == "Recipe model, inference"
+    assert describe("scan") == "Selective scan (fused, channels-last, d_inner 1024, N 16), forward"
+    assert describe("scan-step").endswith("N 16), forward+backward")
 
 
 def test_revision_errors_name_the_problem(tmp_path):

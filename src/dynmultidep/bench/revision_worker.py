@@ -1,13 +1,16 @@
-"""Child process of :mod:`dynmultidep.bench.revisions`: times the recipe model of
-one source tree and prints the times as one JSON line.
+"""Child process of :mod:`dynmultidep.bench.revisions`: times the recipe model (or
+the selective scan) of one source tree and prints the times as one JSON line.
 
     python revision_worker.py TREE MODE BATCH LENGTH REPEATS
 
 ``TREE`` is a checkout of this repository (its ``src`` and ``conf``); ``MODE`` is
 ``inference`` (eval mode under ``torch.inference_mode``) or ``step`` (forward,
-backward and an Adam step). Nothing of ``dynmultidep`` is imported before
-``TREE/src`` leads ``sys.path``, so the tree's own code is what runs; it must
-have ``dynmultidep.bench.throughput.recipe_config``. The inputs and the step
+backward and an Adam step) of the recipe model, or ``scan`` (forward without
+gradients) or ``scan-step`` (forward and backward) of the fused selective scan in
+the Mamba blocks' channels-last layout at ``d_inner`` 1024 and N 16, the shape of
+the bench's scan targets. Nothing of ``dynmultidep`` is imported before
+``TREE/src`` leads ``sys.path``, so the tree's own code is what runs; the model
+modes need ``dynmultidep.bench.throughput.recipe_config``. The inputs and the step
 are defined here, for every tree alike (and for :mod:`dynmultidep.bench.step`).
 """
 
@@ -16,12 +19,23 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
-MODES = ("inference", "step")
+MODES = ("inference", "step", "scan", "scan-step")
+SCAN_CHANNELS, SCAN_STATES = 1024, 16
+
+
+def describe(mode: str) -> str:
+    """What ``mode`` times, for a table's title."""
+    if mode.startswith("scan"):
+        passes = "forward" if mode == "scan" else "forward+backward"
+        return (f"Selective scan (fused, channels-last, d_inner {SCAN_CHANNELS}, "
+                f"N {SCAN_STATES}), {passes}")  # fmt: skip
+    return f"Recipe model, {mode}"
 
 
 def recipe_inputs(batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -31,6 +45,38 @@ def recipe_inputs(batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor, 
     audio = torch.randn(batch, length, 25, generator=g)
     video = torch.randn(batch, length, 136, generator=g)
     return audio, video, torch.full((batch,), length)
+
+
+def scan_inputs(batch: int, length: int, grad: bool) -> dict[str, torch.Tensor]:
+    """Seeded inputs of ``selective_scan_channels_last`` (as the bench's scan draws
+    them): ``u, delta, z (batch, length, d_inner)``, ``B, C (batch, length, N)``."""
+    g = torch.Generator().manual_seed(0)
+    seq = (batch, length, SCAN_CHANNELS)
+    inputs = {
+        "u": torch.randn(seq, generator=g), "delta": torch.randn(seq, generator=g),
+        "A": -torch.rand(SCAN_CHANNELS, SCAN_STATES, generator=g) * 4 - 0.1,
+        "B": torch.randn(batch, length, SCAN_STATES, generator=g),
+        "C": torch.randn(batch, length, SCAN_STATES, generator=g),
+        "D": torch.randn(SCAN_CHANNELS, generator=g), "z": torch.randn(seq, generator=g),
+        "delta_bias": torch.randn(SCAN_CHANNELS, generator=g),
+    }  # fmt: skip
+    return {k: v.requires_grad_(grad) for k, v in inputs.items()}
+
+
+def scan_call(batch: int, length: int, backward: bool) -> Callable[[], None]:
+    """One fused scan (and its backward) of the tree on :func:`scan_inputs`."""
+    from dynmultidep.ops.scan import selective_scan_channels_last
+
+    inputs = scan_inputs(batch, length, backward)
+    upstream = torch.randn(batch, length, SCAN_CHANNELS, generator=torch.Generator().manual_seed(1))
+
+    def once() -> None:
+        with torch.set_grad_enabled(backward):
+            y = selective_scan_channels_last(**inputs, delta_softplus=True, backend="fused")
+            if backward:
+                y.backward(upstream)
+
+    return once
 
 
 def train_step(net, optimizer, inputs: tuple, autocast=nullcontext) -> None:
@@ -46,16 +92,12 @@ def train_step(net, optimizer, inputs: tuple, autocast=nullcontext) -> None:
     optimizer.step()
 
 
-def main(tree: Path, mode: str, batch: int, length: int, repeats: int) -> dict:
-    sys.path.insert(0, str(tree / "src"))
+def recipe_call(tree: Path, mode: str, batch: int, length: int) -> Callable[[], None]:
+    """One inference or training step of the tree's recipe model."""
     from hydra.utils import instantiate
 
-    import dynmultidep
     from dynmultidep.bench.throughput import recipe_config
 
-    source = Path(dynmultidep.__file__).resolve()
-    if not source.is_relative_to(tree.resolve()):
-        raise RuntimeError(f"{tree}: imported dynmultidep from {source} instead")
     net = instantiate(recipe_config(tree / "conf", "tiny", ()).model)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     inputs = recipe_inputs(batch, length)
@@ -69,6 +111,18 @@ def main(tree: Path, mode: str, batch: int, length: int, repeats: int) -> dict:
         net.train()
         train_step(net, optimizer, inputs)
 
+    return once
+
+
+def main(tree: Path, mode: str, batch: int, length: int, repeats: int) -> dict:
+    sys.path.insert(0, str(tree / "src"))
+    import dynmultidep
+
+    source = Path(dynmultidep.__file__).resolve()
+    if not source.is_relative_to(tree.resolve()):
+        raise RuntimeError(f"{tree}: imported dynmultidep from {source} instead")
+    once = (scan_call(batch, length, mode == "scan-step") if mode.startswith("scan")
+            else recipe_call(tree, mode, batch, length))  # fmt: skip
     once()  # warm-up: kernels compiled or loaded, buffers allocated
     times = []
     for _ in range(repeats):

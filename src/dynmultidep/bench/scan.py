@@ -125,6 +125,14 @@ def lane_ops(pass_name: str) -> int:
     return EXP[pass_name] * EXP_LANE_OPS + MULADD[pass_name]
 
 
+def peak_rate(readings: list[float]) -> float:
+    """The roofline's rate from readings of :func:`fma_rate` around a timing: the
+    highest, since a reading can only be lowered (by anything else the host runs
+    meanwhile), never raised; their median let one disturbed reading (59 G lanes/s
+    against 94-101 G on an AVX2 host) flatter a row by a third."""
+    return max(readings)
+
+
 def roofline_seconds(length: int, n_state: int, pass_name: str, lanes_per_s: float) -> float:
     return BATCH * CHANNELS * length * n_state * lane_ops(pass_name) / lanes_per_s
 
@@ -176,7 +184,7 @@ def bench_scan(
                 med = {name: statistics.median(t) for name, t in times.items()}
                 bound = bound_seconds(length, n_state, pass_name, rates)
                 fma_rates.append(fma_rate())
-                lanes_per_s = statistics.median(fma_rates[-2:])  # around this shape's timings
+                lanes_per_s = peak_rate(fma_rates[-2:])  # around this shape's timings
                 roofline = roofline_seconds(length, n_state, pass_name, lanes_per_s)
                 rows.append({
                     "N": n_state, "L": length, "pass": pass_name, "repeats": repeats,
@@ -228,7 +236,7 @@ def scan_costs(length: int, n_state: int, repeats: int, fused_repeats: int) -> d
                 times[name].append(median_time(run, fused_repeats))
         med = {name: statistics.median(t) for name, t in times.items()}
         lanes_per_s.append(fma_rate())
-        roofline = roofline_seconds(length, n_state, pass_name, statistics.median(lanes_per_s))
+        roofline = roofline_seconds(length, n_state, pass_name, peak_rate(lanes_per_s))
         full, bare = med["channels-last"], med["channels-last, no softplus or gate"]
         rows.append({
             "N": n_state, "L": length, "pass": pass_name, "repeats": repeats,

@@ -161,9 +161,10 @@ def _state_group(
 
 
 @numba.njit
-def _gate_gradient(ut, dt, gt, zt, d_blk, dtu, dy, y, has_z):
+def _gate_gradient(ut, dt, gt, zt, d_blk, dtu, dy, y, sg, has_z):
     """One step's rows before the walk: ``dtu = delta u``, ``y = D u`` (the walk adds
-    ``C h``), ``dy = dout silu(z)`` (``dout`` without ``z``)."""
+    ``C h``), ``dy = dout silu(z)`` (``dout`` without ``z``), and ``sg = sigmoid(z)``
+    for :func:`_input_gradients`."""
     wide_registers()
     for j in range(0, ut.shape[0], WIDTH):
         uv = load(ut, j)
@@ -172,12 +173,14 @@ def _gate_gradient(ut, dt, gt, zt, d_blk, dtu, dy, y, has_z):
         gv = load(gt, j)
         if has_z:
             zv = load(zt, j)
-            gv = gv * zv * sigmoid(zv)
+            sig = sigmoid(zv)
+            store(sg, j, sig)
+            gv = gv * zv * sig
         store(dy, j, gv)
 
 
 @numba.njit
-def _input_gradients(ut, dt, gt, zt, dy, y, adt, agb, d_blk, dD, dbias, has_z, softplus):
+def _input_gradients(ut, dt, gt, zt, dy, y, sg, adt, agb, d_blk, dD, dbias, has_z, softplus):
     """One step's rows after the walk: ``adt`` becomes the gradient of the raw
     ``delta``, ``agb`` that of ``u``, ``gt`` that of ``z``; adds to ``dD`` and ``dbias``."""
     wide_registers()
@@ -192,7 +195,7 @@ def _input_gradients(ut, dt, gt, zt, dy, y, adt, agb, d_blk, dD, dbias, has_z, s
         store(agb, j, dyv * load(d_blk, j) + gbv * dtv)
         if has_z:  # out = (C h + D u) silu(z)
             zv = load(zt, j)
-            sig = sigmoid(zv)
+            sig = load(sg, j)
             store(gt, j, load(gt, j) * load(y, j) * sig * (sig * zv * -ONE + zv + ONE))
 
 
@@ -254,6 +257,7 @@ def _backward_job(
         aligned_empty(chunk, lanes),
     )
     g_t = aligned_empty(chunk, lanes)  # incoming gradient, then dz
+    sg_t = aligned_empty(chunk, lanes)  # sigmoid(z), taken once for both gradients
     dtu_t, dy_t, y_t = (
         aligned_empty(chunk, lanes),
         aligned_empty(chunk, lanes),
@@ -283,7 +287,8 @@ def _backward_job(
         h_start[:n_state, :w] = chunk_states[b, c, :, d0 : d0 + w]
         for s in range(steps):
             _gate_gradient(
-                u_t[s], dt_t[s], g_t[s], z_t[s], d_blk, dtu_t[s], dy_t[s], y_t[s], has_z
+                u_t[s], dt_t[s], g_t[s], z_t[s], d_blk, dtu_t[s], dy_t[s], y_t[s], sg_t[s],
+                has_z,
             )  # fmt: skip
         adt_t[:steps] = ZERO
         agb_t[:steps] = ZERO
@@ -297,8 +302,8 @@ def _backward_job(
                 )  # fmt: skip
         for s in range(steps):
             _input_gradients(
-                u_t[s], dt_t[s], g_t[s], z_t[s], dy_t[s], y_t[s], adt_t[s], agb_t[s], d_blk,
-                dD, dbias, has_z, softplus,
+                u_t[s], dt_t[s], g_t[s], z_t[s], dy_t[s], y_t[s], sg_t[s], adt_t[s], agb_t[s],
+                d_blk, dD, dbias, has_z, softplus,
             )  # fmt: skip
             p = step_position(t0 + s, n_b, reverse)
             rc, rb = pc[s], pb[s]
