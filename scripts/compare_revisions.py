@@ -32,9 +32,12 @@ REPO = Path(__file__).resolve().parents[1]
 def table(report: dict):
     title = (f"{describe(report['mode'])}, batch {report['batch']} x {report['length']} "
              f"steps: {report['rounds']} alternating rounds")  # fmt: skip
-    rows = [(r["tree"], f"{r['median_s']:.2f}", f"{r['speedup']:.2f}x",
-             " ".join(f"{t:.2f}" for t in r["times_s"])) for r in report["rows"]]  # fmt: skip
-    return title, ("tree", "median (s)", "speed-up", "timed calls (s)"), rows
+    rows = [(r["tree"], f"{r['median_s']:.3f}", f"{r['speedup']:.2f}x", f"{r['fastest_s']:.3f}",
+             f"{r['speedup_fastest']:.2f}x", " ".join(f"{t:.2f}" for t in r["times_s"]))
+            for r in report["rows"]]  # fmt: skip
+    header = ("tree", "median (s)", "speed-up", "fastest (s)", "speed-up (fastest)",
+              "timed calls (s)")  # fmt: skip
+    return title, header, rows
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -180,8 +180,10 @@ def test_revision_timings_run_each_tree_in_its_own_process(mode, rounds):
     for row in report["rows"]:
         assert len(row["times_s"]) == 2 * rounds and all(t > 0 for t in row["times_s"])
     first, second = report["rows"]
-    assert first["speedup"] == 1.0
+    assert first["speedup"] == 1.0 and first["speedup_fastest"] == 1.0
     assert second["speedup"] == pytest.approx(first["median_s"] / second["median_s"])
+    assert second["fastest_s"] == min(second["times_s"])
+    assert second["speedup_fastest"] == pytest.approx(first["fastest_s"] / second["fastest_s"])
 
 
 def test_revision_tables_say_what_was_timed():

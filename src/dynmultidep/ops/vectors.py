@@ -235,7 +235,7 @@ def exp2_scaled4(y0, y1, y2, y3):
     same bits), written stage by stage across the four: each stage's four
     operations are independent, so the core overlaps the four dependency chains
     (about 40 cycles each) instead of waiting on one at a time. The scan's state
-    groups take their decays this way (13% faster forward on an AVX2 host)."""
+    groups take their decays this way (BENCHMARKS.md, "Kernel shapes and hosts")."""
     r0, f0 = _reduce(y0)
     r1, f1 = _reduce(y1)
     r2, f2 = _reduce(y2)
