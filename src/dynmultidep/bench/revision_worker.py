@@ -120,8 +120,8 @@ WARM_UP_S = 2.0
 def warm_up(once: Callable[[], None]) -> None:
     """Untimed calls until ``WARM_UP_S`` seconds have passed: the first compiles or
     loads the kernels and allocates buffers, and the hosts here run a process's
-    first second or so of work at about half speed (the fused scan's first calls
-    took 0.16 s, the later ones 0.07-0.08 s, in every process)."""
+    first second or so of work at about half speed (BENCHMARKS.md, "AVX2: AMD
+    EPYC, Zen 3")."""
     start = time.perf_counter()
     once()
     while time.perf_counter() - start < WARM_UP_S:

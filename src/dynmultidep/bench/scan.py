@@ -128,8 +128,8 @@ def lane_ops(pass_name: str) -> int:
 def peak_rate(readings: list[float]) -> float:
     """The roofline's rate from readings of :func:`fma_rate` around a timing: the
     highest, since a reading can only be lowered (by anything else the host runs
-    meanwhile), never raised; their median let one disturbed reading (59 G lanes/s
-    against 94-101 G on an AVX2 host) flatter a row by a third."""
+    meanwhile), never raised; their median let one disturbed reading flatter a row
+    (BENCHMARKS.md, "AVX2: AMD EPYC, Zen 3")."""
     return max(readings)
 
 

@@ -64,16 +64,31 @@ def job_lanes(batch: int, channels: int, threads: int, channels_last: bool = Tru
 
 
 @numba.njit(inline="always")
+def _softplus_row(dst, src, s0, bias, width, softplus):
+    """``dst[:width] = softplus(src[s0 : s0 + width] + bias)`` (``src`` may be ``dst``),
+    a register at a time."""
+    for j in range(0, width, WIDTH):
+        v = load(src, s0 + j) + load(bias, j)
+        if softplus:
+            v = vector_softplus(v)
+        store(dst, j, v)
+
+
+@numba.njit(inline="always")
+def _gate_row(dst, d0, src, z, z0, width):
+    """``dst[d0 : d0 + width] = src[:width] * silu(z[z0 : z0 + width])`` (``src`` may
+    be ``dst``), a register at a time."""
+    for j in range(0, width, WIDTH):
+        zv = load(z, z0 + j)
+        store(dst, d0 + j, load(src, j) * zv * vector_sigmoid(zv))
+
+
+@numba.njit(inline="always")
 def _prepare_delta(tile, steps, bias, softplus):
     """``delta <- softplus(delta + bias)`` in place on the first ``steps`` rows
     (a whole number of registers wide)."""
     for s in range(steps):
-        row = tile[s]
-        for j in range(0, tile.shape[1], WIDTH):
-            v = load(row, j) + load(bias, j)
-            if softplus:
-                v = vector_softplus(v)
-            store(row, j, v)
+        _softplus_row(tile[s], tile[s], 0, bias, tile.shape[1], softplus)
 
 
 @numba.njit(inline="always")
@@ -86,12 +101,7 @@ def _load_delta(delta, b, t0, d0, steps, width, channels_last, tile, bias, softp
     if channels_last and width == tile.shape[1]:
         for s in range(steps):
             src = delta[b, step_position(t0 + s, length, reverse)]
-            row = tile[s]
-            for j in range(0, width, WIDTH):
-                v = load(src, d0 + j) + load(bias, j)
-                if softplus:
-                    v = vector_softplus(v)
-                store(row, j, v)
+            _softplus_row(tile[s], src, d0, bias, width, softplus)
     else:
         _load(delta, b, t0, d0, steps, width, channels_last, tile, length, reverse)
         _prepare_delta(tile, steps, bias, softplus)
@@ -107,21 +117,12 @@ def _store_gated(tile, z, has_z, z_t, out, b, t0, d0, steps, width, channels_las
     if has_z and channels_last and width == tile.shape[1]:
         for s in range(steps):
             p = step_position(t0 + s, length, reverse)
-            zs = z[b, p]
-            dst = out[b, p]
-            row = tile[s]
-            for j in range(0, width, WIDTH):
-                zv = load(zs, d0 + j)
-                store(dst, d0 + j, load(row, j) * zv * vector_sigmoid(zv))
+            _gate_row(out[b, p], d0, tile[s], z[b, p], d0, width)
         return
     if has_z:
         _load(z, b, t0, d0, steps, width, channels_last, z_t, length, reverse)
         for s in range(steps):
-            zs = z_t[s]
-            row = tile[s]
-            for j in range(0, tile.shape[1], WIDTH):
-                zv = load(zs, j)
-                store(row, j, load(row, j) * zv * vector_sigmoid(zv))
+            _gate_row(tile[s], 0, tile[s], z_t[s], 0, tile.shape[1])
     _store(tile, out, b, t0, d0, steps, width, channels_last, length, reverse)
 
 
