@@ -4,22 +4,31 @@ Jobs, tiles and layouts are the forward pass's
 (:mod:`dynmultidep.ops.scan.forward_kernel`): a job walks one batch element and
 a block of ``lanes`` channels, from the last chunk of ``chunk`` steps to
 the first. For every chunk, each lane group of
-:data:`~dynmultidep.ops.vectors.WIDTH` channels takes its ``N`` states
-``STATES`` at a time (``N`` zero-padded), and for each such group:
+:data:`~dynmultidep.ops.vectors.WIDTH` channels first gathers its step records
+(:func:`_stage`): one row per step holding its registers of ``delta``,
+``delta u``, the output's gradient and ``D u``, the running sums the state groups
+add to, and room for one state group's states and decays. It then takes its ``N``
+states ``STATES`` at a time (``N`` zero-padded), and for each such group:
 
 * recomputes the chunk's states from the saved state at its start, with the
   states in registers, writing each step's states and decays ``exp(delta A)``
-  to two small tiles (``chunk x STATES`` registers each, small enough for L1);
+  into the step records;
 * walks the chunk in reverse with the gradients of those states and of ``A`` in
   registers, reading the states and decays back.
 
-What crosses state groups goes through per-step tiles: the gradient reaching
-``delta`` through ``A`` and the sum ``sum_n dh_n B_n``, each one register per
-step and lane group; ``C h`` for the gate's gradient. The gradients of ``B``
-and ``C`` are sums over channels: each lane group adds its lanes' products into
-a ``chunk x N x WIDTH`` tile, which is summed across its lanes once per chunk.
-Everything elementwise (the gate, ``delta``'s softplus, the gradients of ``u``,
-``D`` and the bias) runs once per chunk over whole rows, a register at a time.
+Both loops address everything per step through one index into the records, at
+fixed offsets: with a row of each of a dozen tiles per step instead, the walk
+spent most of its instructions on the rows' addresses, which do not fit the
+general-purpose registers (BENCHMARKS.md, "Kernel shapes and hosts").
+
+What crosses state groups stays in the records (the gradient reaching ``delta``
+through ``A``, the sum ``sum_n dh_n B_n``, ``C h`` for the gate's gradient) and
+goes back to the chunk's tiles once per lane group (:func:`_unstage`). The
+gradients of ``B`` and ``C`` are sums over channels: each lane group adds its
+lanes' products into a ``chunk x N x WIDTH`` tile, which is summed across its
+lanes once per chunk. Everything elementwise (the gate, ``delta``'s softplus, the
+gradients of ``u``, ``D`` and the bias) runs once per chunk over whole rows, a
+register at a time.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ from dynmultidep.ops.vectors import (
     exp2_scaled4,
     load,
     sigmoid,
+    splat,
     store,
     wide_registers,
 )
@@ -50,54 +60,60 @@ from dynmultidep.ops.vectors import (
 LN2 = np.float32(0.6931471805599453)  # undoes the log2(e) folded into A
 
 
+# A lane group's step record in ``rec`` (:func:`_stage`): registers of WIDTH lanes at
+# these offsets from ``s * ROW``. The inputs and running sums of step ``s`` ...
+DT, DTU, DY, Y, ADT, AGB = (k * WIDTH for k in range(6))
+H = 6 * WIDTH  # ... the current state group's states after step s - 1 (row s) ...
+DEC = H + STATES * WIDTH  # ... and its decays at step s
+ROW = DEC + STATES * WIDTH
+
+
 @numba.njit
-def _recompute(h_start, a_blk, hs, dec, dt_t, dtu_t, b_t, c_t, y_t, g, q, steps, has_z):
+def _recompute(h_start, a_blk, rec, b_t, c_t, g, q, steps, has_z):
     """The chunk's states ``q .. q + STATES - 1`` of lane group ``g`` from their
-    values at its start: ``hs[s + 1]`` holds them after step ``s`` (``hs[0]`` the
-    start), ``dec[s]`` the decays of step ``s``; adds ``C h`` to ``y_t`` with ``has_z``."""
+    values at its start, into the step records ``rec``: the states after step ``s``
+    at row ``s + 1`` (``H``), the decays of step ``s`` at row ``s`` (``DEC``); adds
+    ``C h`` to ``Y`` with ``has_z``."""
     wide_registers()
     h0, h1 = load(h_start[q], g), load(h_start[q + 1], g)
     h2, h3 = load(h_start[q + 2], g), load(h_start[q + 3], g)
     a0, a1 = load(a_blk[q], g), load(a_blk[q + 1], g)
     a2, a3 = load(a_blk[q + 2], g), load(a_blk[q + 3], g)
-    row = hs[0]
-    store(row, 0, h0)
-    store(row, WIDTH, h1)
-    store(row, 2 * WIDTH, h2)
-    store(row, 3 * WIDTH, h3)
+    store(rec, H, h0)
+    store(rec, H + WIDTH, h1)
+    store(rec, H + 2 * WIDTH, h2)
+    store(rec, H + 3 * WIDTH, h3)
+    r = 0
     for s in range(steps):
-        dt = load(dt_t[s], g)
-        dtu = load(dtu_t[s], g)
+        dt = load(rec, r + DT)
+        dtu = load(rec, r + DTU)
         bs = b_t[s]
         e0, e1, e2, e3 = exp2_scaled4(dt * a0, dt * a1, dt * a2, dt * a3)
         h0 = e0 * h0 + dtu * bs[q]
         h1 = e1 * h1 + dtu * bs[q + 1]
         h2 = e2 * h2 + dtu * bs[q + 2]
         h3 = e3 * h3 + dtu * bs[q + 3]
-        row = hs[s + 1]
-        store(row, 0, h0)
-        store(row, WIDTH, h1)
-        store(row, 2 * WIDTH, h2)
-        store(row, 3 * WIDTH, h3)
-        row = dec[s]
-        store(row, 0, e0)
-        store(row, WIDTH, e1)
-        store(row, 2 * WIDTH, e2)
-        store(row, 3 * WIDTH, e3)
+        store(rec, r + DEC, e0)
+        store(rec, r + DEC + WIDTH, e1)
+        store(rec, r + DEC + 2 * WIDTH, e2)
+        store(rec, r + DEC + 3 * WIDTH, e3)
         if has_z:
             cs = c_t[s]
-            y = load(y_t[s], g) + h0 * cs[q] + h1 * cs[q + 1] + h2 * cs[q + 2] + h3 * cs[q + 3]
-            store(y_t[s], g, y)
+            y = load(rec, r + Y) + h0 * cs[q] + h1 * cs[q + 1] + h2 * cs[q + 2] + h3 * cs[q + 3]
+            store(rec, r + Y, y)
+        r += ROW
+        store(rec, r + H, h0)
+        store(rec, r + H + WIDTH, h1)
+        store(rec, r + H + 2 * WIDTH, h2)
+        store(rec, r + H + 3 * WIDTH, h3)
 
 
 @numba.njit
-def _walk_back(
-    hs, dec, grad, dA, a_blk, dt_t, dtu_t, dy_t, b_t, c_t, adt_t, agb_t, pc, pb, g, q, steps
-):  # fmt: skip
+def _walk_back(rec, grad, dA, a_blk, b_t, c_t, pc, pb, g, q, steps):
     """The reverse walk of states ``q .. q + STATES - 1`` of lane group ``g`` over
     the chunk: carries ``grad`` (dLoss/dh) to the chunk's start, adds to ``dA``,
-    to the per-step tiles ``adt_t`` (``sum_n dh_{t-1} A_n log2 e``, before the
-    caller's ``ln 2``) and ``agb_t`` (``sum_n dh_t B_n``), and to the lane partials
+    to the step records' ``ADT`` (``sum_n dh_{t-1} A_n log2 e``, before the
+    caller's ``ln 2``) and ``AGB`` (``sum_n dh_t B_n``), and to the lane partials
     ``pc`` (``dy h``) and ``pb`` (``dh delta u``) of the gradients of ``C`` and ``B``."""
     wide_registers()
     g0, g1 = load(grad[q], g), load(grad[q + 1], g)
@@ -106,33 +122,33 @@ def _walk_back(
     a0, a1 = load(a_blk[q], g), load(a_blk[q + 1], g)
     a2, a3 = load(a_blk[q + 2], g), load(a_blk[q + 3], g)
     c0 = q * WIDTH
+    r = steps * ROW
     for s in range(steps - 1, -1, -1):
-        dt = load(dt_t[s], g)
-        dy = load(dy_t[s], g)
-        dtu = load(dtu_t[s], g)
+        cur = r + H  # the states after step s
+        r -= ROW
+        dt = load(rec, r + DT)
+        dy = load(rec, r + DY)
+        dtu = load(rec, r + DTU)
         bs = b_t[s]
         cs = c_t[s]
-        cur = hs[s + 1]
-        prev = hs[s]
-        d = dec[s]
         j0 = g0 + dy * cs[q]  # dLoss/dh_t in full
         j1 = g1 + dy * cs[q + 1]
         j2 = g2 + dy * cs[q + 2]
         j3 = g3 + dy * cs[q + 3]
-        g0, g1 = j0 * load(d, 0), j1 * load(d, WIDTH)
-        g2, g3 = j2 * load(d, 2 * WIDTH), j3 * load(d, 3 * WIDTH)
-        p0, p1 = g0 * load(prev, 0), g1 * load(prev, WIDTH)
-        p2, p3 = g2 * load(prev, 2 * WIDTH), g3 * load(prev, 3 * WIDTH)
+        g0, g1 = j0 * load(rec, r + DEC), j1 * load(rec, r + DEC + WIDTH)
+        g2, g3 = j2 * load(rec, r + DEC + 2 * WIDTH), j3 * load(rec, r + DEC + 3 * WIDTH)
+        p0, p1 = g0 * load(rec, r + H), g1 * load(rec, r + H + WIDTH)
+        p2, p3 = g2 * load(rec, r + H + 2 * WIDTH), g3 * load(rec, r + H + 3 * WIDTH)
         m0, m1, m2, m3 = m0 + p0 * dt, m1 + p1 * dt, m2 + p2 * dt, m3 + p3 * dt
-        store(adt_t[s], g, load(adt_t[s], g) + p0 * a0 + p1 * a1 + p2 * a2 + p3 * a3)
+        store(rec, r + ADT, load(rec, r + ADT) + p0 * a0 + p1 * a1 + p2 * a2 + p3 * a3)
         gb = j0 * bs[q] + j1 * bs[q + 1] + j2 * bs[q + 2] + j3 * bs[q + 3]
-        store(agb_t[s], g, load(agb_t[s], g) + gb)
+        store(rec, r + AGB, load(rec, r + AGB) + gb)
         rc = pc[s]
         rb = pb[s]
-        store(rc, c0, load(rc, c0) + dy * load(cur, 0))
-        store(rc, c0 + WIDTH, load(rc, c0 + WIDTH) + dy * load(cur, WIDTH))
-        store(rc, c0 + 2 * WIDTH, load(rc, c0 + 2 * WIDTH) + dy * load(cur, 2 * WIDTH))
-        store(rc, c0 + 3 * WIDTH, load(rc, c0 + 3 * WIDTH) + dy * load(cur, 3 * WIDTH))
+        store(rc, c0, load(rc, c0) + dy * load(rec, cur))
+        store(rc, c0 + WIDTH, load(rc, c0 + WIDTH) + dy * load(rec, cur + WIDTH))
+        store(rc, c0 + 2 * WIDTH, load(rc, c0 + 2 * WIDTH) + dy * load(rec, cur + 2 * WIDTH))
+        store(rc, c0 + 3 * WIDTH, load(rc, c0 + 3 * WIDTH) + dy * load(rec, cur + 3 * WIDTH))
         store(rb, c0, load(rb, c0) + j0 * dtu)
         store(rb, c0 + WIDTH, load(rb, c0 + WIDTH) + j1 * dtu)
         store(rb, c0 + 2 * WIDTH, load(rb, c0 + 2 * WIDTH) + j2 * dtu)
@@ -148,16 +164,38 @@ def _walk_back(
 
 
 @numba.njit
-def _state_group(
-    h_start, a_blk, hs, dec, grad, dA, dt_t, dtu_t, dy_t, b_t, c_t, y_t, adt_t, agb_t, pc, pb, g,
-    q, steps, has_z,
-):  # fmt: skip
+def _state_group(h_start, a_blk, rec, grad, dA, b_t, c_t, pc, pb, g, q, steps, has_z):
     """One group of ``STATES`` states of lane group ``g`` through one chunk:
     :func:`_recompute`, then :func:`_walk_back`."""
-    _recompute(h_start, a_blk, hs, dec, dt_t, dtu_t, b_t, c_t, y_t, g, q, steps, has_z)
-    _walk_back(
-        hs, dec, grad, dA, a_blk, dt_t, dtu_t, dy_t, b_t, c_t, adt_t, agb_t, pc, pb, g, q, steps
-    )  # fmt: skip
+    _recompute(h_start, a_blk, rec, b_t, c_t, g, q, steps, has_z)
+    _walk_back(rec, grad, dA, a_blk, b_t, c_t, pc, pb, g, q, steps)
+
+
+@numba.njit(inline="always")
+def _stage(rec, dt_t, dtu_t, dy_t, y_t, g, steps):
+    """The step records of lane group ``g``: its registers of ``dt_t``, ``dtu_t``,
+    ``dy_t`` and ``y_t`` side by side in one row per step, ``ADT`` and ``AGB`` zeroed.
+    The state groups then walk one array with fixed offsets, not a row of each tile."""
+    r = 0
+    for s in range(steps):
+        store(rec, r + DT, load(dt_t[s], g))
+        store(rec, r + DTU, load(dtu_t[s], g))
+        store(rec, r + DY, load(dy_t[s], g))
+        store(rec, r + Y, load(y_t[s], g))
+        store(rec, r + ADT, splat(ZERO))
+        store(rec, r + AGB, splat(ZERO))
+        r += ROW
+
+
+@numba.njit(inline="always")
+def _unstage(rec, y_t, adt_t, agb_t, g, steps):
+    """``Y``, ``ADT`` and ``AGB`` of lane group ``g``'s step records back to the tiles."""
+    r = 0
+    for s in range(steps):
+        store(y_t[s], g, load(rec, r + Y))
+        store(adt_t[s], g, load(rec, r + ADT))
+        store(agb_t[s], g, load(rec, r + AGB))
+        r += ROW
 
 
 @numba.njit
@@ -264,8 +302,7 @@ def _backward_job(
         aligned_empty(chunk, lanes),
     )
     adt_t, agb_t = aligned_empty(chunk, lanes), aligned_empty(chunk, lanes)
-    hs = aligned_empty(chunk + 1, STATES * WIDTH)
-    dec = aligned_empty(chunk, STATES * WIDTH)
+    rec = aligned_empty(1, (chunk + 1) * ROW)[0]
     pc, pb = aligned_empty(chunk, padded * WIDTH), aligned_empty(chunk, padded * WIDTH)
     b_t = np.zeros((chunk, padded), np.float32)  # columns past N stay 0
     c_t = np.zeros((chunk, padded), np.float32)
@@ -290,16 +327,13 @@ def _backward_job(
                 u_t[s], dt_t[s], g_t[s], z_t[s], d_blk, dtu_t[s], dy_t[s], y_t[s], sg_t[s],
                 has_z,
             )  # fmt: skip
-        adt_t[:steps] = ZERO
-        agb_t[:steps] = ZERO
         pc[:steps] = ZERO
         pb[:steps] = ZERO
         for g in range(0, lanes, WIDTH):
+            _stage(rec, dt_t, dtu_t, dy_t, y_t, g, steps)
             for q in range(0, padded, STATES):
-                _state_group(
-                    h_start, a_blk, hs, dec, grad, dA, dt_t, dtu_t, dy_t, b_t, c_t, y_t,
-                    adt_t, agb_t, pc, pb, g, q, steps, has_z,
-                )  # fmt: skip
+                _state_group(h_start, a_blk, rec, grad, dA, b_t, c_t, pc, pb, g, q, steps, has_z)
+            _unstage(rec, y_t, adt_t, agb_t, g, steps)
         for s in range(steps):
             _input_gradients(
                 u_t[s], dt_t[s], g_t[s], z_t[s], dy_t[s], y_t[s], sg_t[s], adt_t[s], agb_t[s],
