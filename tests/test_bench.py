@@ -14,7 +14,7 @@ import torch
 from conftest import CONF_DIR, REPO
 from dynmultidep.bench.interview_reading import bench_interview_reading
 from dynmultidep.bench.memory import bench_memory
-from dynmultidep.bench.scan import mambapy_scan, small_scan_inputs
+from dynmultidep.bench.scan import mambapy_scan, scan_pass, small_scan_inputs
 from dynmultidep.bench.throughput import time_epoch
 from dynmultidep.bench.timing import peak_extra_memory
 from dynmultidep.ops.scan import selective_scan
@@ -39,6 +39,16 @@ def test_mambapy_scan_agrees_with_the_reference():
 
 
 @pytest.mark.slow  # four fresh processes, each building a recipe model (~40 s)
+def test_timed_backward_passes_do_not_add_up_their_gradients():
+    inputs = {k: v.requires_grad_() for k, v in small_scan_inputs(40, 4).items()}
+    upstream = torch.randn(2, 64, 40, generator=torch.Generator().manual_seed(3))
+    scan_pass("fused", inputs, True, upstream)
+    first = {k: v.grad.clone() for k, v in inputs.items()}
+    scan_pass("fused", inputs, True, upstream)
+    for k, v in inputs.items():
+        torch.testing.assert_close(v.grad, first[k], rtol=0, atol=0)
+
+
 def test_memory_rows_come_from_fresh_processes():
     rows = bench_memory(CONF_DIR, [64], models=("dynmultidep", "dynmultidep_paper"))
     assert [(r["model"], r["L"], r["pass"]) for r in rows] == [

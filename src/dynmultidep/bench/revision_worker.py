@@ -71,6 +71,9 @@ def scan_call(batch: int, length: int, backward: bool) -> Callable[[], None]:
     upstream = torch.randn(batch, length, SCAN_CHANNELS, generator=torch.Generator().manual_seed(1))
 
     def once() -> None:
+        if backward:  # as dynmultidep.bench.scan.clear_gradients (not in older trees)
+            for value in inputs.values():
+                value.grad = None
         with torch.set_grad_enabled(backward):
             y = selective_scan_channels_last(**inputs, delta_softplus=True, backend="fused")
             if backward:

@@ -81,11 +81,24 @@ def mambapy_available() -> bool:
     return True
 
 
+def clear_gradients(inputs: dict) -> None:
+    """Drop the ``.grad`` of every input. A timed backward pass then hands its
+    gradients to the inputs instead of adding them to the last pass's: in a model
+    the scan's inputs are activations, which keep no gradient, and adding into the
+    leaves cost 5% of the fused forward+backward at N 16, L 2048 (three 64 MiB
+    tensors read twice and written once)."""
+    for value in inputs.values():
+        value.grad = None
+
+
 def scan_pass(path: str, inputs: dict, backward: bool, upstream: torch.Tensor,
               **options) -> None:  # fmt: skip
     """One forward (and backward) of ``path``: fused, fused_cl, reference, chunked, cuda
     (mamba_ssm's kernels) or mambapy; ``options`` replace arguments of the scan (e.g.
-    ``delta_softplus=False, z=None``)."""
+    ``delta_softplus=False, z=None``). The inputs' gradients from the last pass are
+    dropped first (:func:`clear_gradients`)."""
+    if backward:
+        clear_gradients(inputs)
     with torch.set_grad_enabled(backward):
         if path == "mambapy":
             y = mambapy_scan(**inputs)
