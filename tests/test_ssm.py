@@ -145,16 +145,22 @@ def test_autocast_does_not_lower_the_scan_precision(backend):
 
 
 @pytest.mark.parametrize("backend", FAST)
-def test_channels_last_layout_gives_the_same_values_and_gradients(backend):
-    inputs = make_inputs(2, 70, 33, 8)
-    expected = selective_scan(**inputs, delta_softplus=True, backend="reference")
+@pytest.mark.parametrize(("use", "softplus"), OPTIONS)
+@pytest.mark.parametrize("channels", [64, 70])
+def test_channels_last_layout_gives_the_same_values_and_gradients(backend, use, softplus, channels):
+    """Both layouts agree with and without the optional inputs. The fused kernels read
+    and write a whole channels-last block's rows directly (64 channels: one block of
+    whole registers) and move a part of one through tiles (70 channels)."""
+    kept = ("u", "delta", "A", "B", "C", *use)
+    inputs = {k: v for k, v in make_inputs(2, channels, 33, 8).items() if k in kept}
+    expected = selective_scan(**inputs, delta_softplus=softplus, backend="reference")
     upstream = torch.randn_like(expected)
     grads = torch.autograd.grad((expected * upstream).sum(), list(inputs.values()))
     moved = {
         k: (v.detach().transpose(1, 2) if v.dim() == 3 else v.detach()) for k, v in inputs.items()
     }
     moved = {k: v.requires_grad_() for k, v in moved.items()}
-    got = selective_scan_channels_last(**moved, delta_softplus=True, backend=backend)
+    got = selective_scan_channels_last(**moved, delta_softplus=softplus, backend=backend)
     assert_close(got.transpose(1, 2), expected, 2e-5, "y")
     got_grads = torch.autograd.grad((got * upstream.transpose(1, 2)).sum(), list(moved.values()))
     for name, a, b in zip(inputs, got_grads, grads, strict=True):

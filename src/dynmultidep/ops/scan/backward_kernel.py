@@ -198,19 +198,30 @@ def _unstage(rec, y_t, adt_t, agb_t, g, steps):
         r += ROW
 
 
+@numba.njit(inline="always")
+def _step_row(x, tile, b, t, s, length, reverse, direct):
+    """Step ``t``'s row of ``x (batch, L, d_inner)`` itself with ``direct`` (a whole
+    channels-last block, read or written from column ``d0``), else row ``s`` of the
+    chunk's ``tile`` (column 0)."""
+    if direct:
+        return x[b, step_position(t, length, reverse)]
+    return tile[s]
+
+
 @numba.njit
-def _gate_gradient(ut, dt, gt, zt, d_blk, dtu, dy, y, sg, has_z):
+def _gate_gradient(ur, gr, zr, i0, dt, d_blk, dtu, dy, y, sg, has_z):
     """One step's rows before the walk: ``dtu = delta u``, ``y = D u`` (the walk adds
     ``C h``), ``dy = dout silu(z)`` (``dout`` without ``z``), and ``sg = sigmoid(z)``
-    for :func:`_input_gradients`."""
+    for :func:`_input_gradients`. ``ur``, ``gr``, ``zr`` hold the step's ``u``,
+    ``dout`` and ``z`` from column ``i0`` (:func:`_step_row`); the rest are tile rows."""
     wide_registers()
-    for j in range(0, ut.shape[0], WIDTH):
-        uv = load(ut, j)
+    for j in range(0, dt.shape[0], WIDTH):
+        uv = load(ur, i0 + j)
         store(dtu, j, load(dt, j) * uv)
         store(y, j, load(d_blk, j) * uv)
-        gv = load(gt, j)
+        gv = load(gr, i0 + j)
         if has_z:
-            zv = load(zt, j)
+            zv = load(zr, i0 + j)
             sig = sigmoid(zv)
             store(sg, j, sig)
             gv = gv * zv * sig
@@ -218,23 +229,29 @@ def _gate_gradient(ut, dt, gt, zt, d_blk, dtu, dy, y, sg, has_z):
 
 
 @numba.njit
-def _input_gradients(ut, dt, gt, zt, dy, y, sg, adt, agb, d_blk, dD, dbias, has_z, softplus):
-    """One step's rows after the walk: ``adt`` becomes the gradient of the raw
-    ``delta``, ``agb`` that of ``u``, ``gt`` that of ``z``; adds to ``dD`` and ``dbias``."""
+def _input_gradients(
+    ur, gr, zr, i0, dt, dy, y, sg, adt, agb, d_blk, dD, dbias, has_z, softplus, du, ddelta, dz,
+    o0,
+):  # fmt: skip
+    """One step's rows after the walk, from the walk's sums ``adt`` and ``agb``: the
+    gradients of the raw ``delta``, of ``u`` and of ``z`` into ``ddelta``, ``du`` and
+    ``dz`` from column ``o0`` (tile rows, which may be ``adt``, ``agb`` and ``gr``
+    themselves, or the outputs' rows: :func:`_step_row`); adds to ``dD`` and ``dbias``.
+    Inputs as :func:`_gate_gradient`'s."""
     wide_registers()
-    for j in range(0, ut.shape[0], WIDTH):
-        uv, dtv, dyv, gbv = load(ut, j), load(dt, j), load(dy, j), load(agb, j)
+    for j in range(0, dt.shape[0], WIDTH):
+        uv, dtv, dyv, gbv = load(ur, i0 + j), load(dt, j), load(dy, j), load(agb, j)
         store(dD, j, load(dD, j) + dyv * uv)
         ddt = load(adt, j) * LN2 + gbv * uv
         if softplus:  # d softplus(x) / dx = sigmoid(x) = 1 - exp(-softplus(x))
             ddt = ddt * (ONE - exp(dtv * -ONE))
         store(dbias, j, load(dbias, j) + ddt)
-        store(adt, j, ddt)
-        store(agb, j, dyv * load(d_blk, j) + gbv * dtv)
+        store(ddelta, o0 + j, ddt)
+        store(du, o0 + j, dyv * load(d_blk, j) + gbv * dtv)
         if has_z:  # out = (C h + D u) silu(z)
-            zv = load(zt, j)
+            zv = load(zr, i0 + j)
             sig = load(sg, j)
-            store(gt, j, load(gt, j) * load(y, j) * sig * (sig * zv * -ONE + zv + ONE))
+            store(dz, o0 + j, load(gr, i0 + j) * load(y, j) * sig * (sig * zv * -ONE + zv + ONE))
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -277,6 +294,10 @@ def _backward_job(
     n_b = lengths[b]
     d0 = blk * lanes
     w = min(lanes, channels - d0)
+    # a whole channels-last block reads u, dout and z and writes du, ddelta and dz in
+    # its own rows; otherwise they go through the chunk's tiles
+    direct = channels_last and w == lanes
+    i0 = d0 if direct else 0
     a_real, d_blk, bias_blk = _block_parameters(AT, D, bias, has_D, d0, w, lanes)
     a_blk = aligned_empty(padded, lanes)
     a_blk[:] = ZERO
@@ -313,19 +334,23 @@ def _backward_job(
     for c in range(n_chunks - 1, -1, -1):
         t0 = c * chunk
         steps = min(chunk, length - t0)
-        _load(u, b, t0, d0, steps, w, channels_last, u_t, n_b, reverse)
+        if not direct:
+            _load(u, b, t0, d0, steps, w, channels_last, u_t, n_b, reverse)
+            _load(dout, b, t0, d0, steps, w, channels_last, g_t, n_b, reverse)
+            if has_z:
+                _load(z, b, t0, d0, steps, w, channels_last, z_t, n_b, reverse)
         _load_delta(delta, b, t0, d0, steps, w, channels_last, dt_t, bias_blk, softplus, n_b,
                     reverse)  # fmt: skip
-        _load(dout, b, t0, d0, steps, w, channels_last, g_t, n_b, reverse)
         _load(B, b, t0, 0, steps, n_state, channels_last, b_t, n_b, reverse)
         _load(C, b, t0, 0, steps, n_state, channels_last, c_t, n_b, reverse)
-        if has_z:
-            _load(z, b, t0, d0, steps, w, channels_last, z_t, n_b, reverse)
         h_start[:n_state, :w] = chunk_states[b, c, :, d0 : d0 + w]
         for s in range(steps):
+            t = t0 + s
             _gate_gradient(
-                u_t[s], dt_t[s], g_t[s], z_t[s], d_blk, dtu_t[s], dy_t[s], y_t[s], sg_t[s],
-                has_z,
+                _step_row(u, u_t, b, t, s, n_b, reverse, direct),
+                _step_row(dout, g_t, b, t, s, n_b, reverse, direct),
+                _step_row(z, z_t, b, t, s, n_b, reverse, direct and has_z), i0, dt_t[s], d_blk,
+                dtu_t[s], dy_t[s], y_t[s], sg_t[s], has_z,
             )  # fmt: skip
         pc[:steps] = ZERO
         pb[:steps] = ZERO
@@ -335,11 +360,17 @@ def _backward_job(
                 _state_group(h_start, a_blk, rec, grad, dA, b_t, c_t, pc, pb, g, q, steps, has_z)
             _unstage(rec, y_t, adt_t, agb_t, g, steps)
         for s in range(steps):
+            t = t0 + s
             _input_gradients(
-                u_t[s], dt_t[s], g_t[s], z_t[s], dy_t[s], y_t[s], sg_t[s], adt_t[s], agb_t[s],
-                d_blk, dD, dbias, has_z, softplus,
+                _step_row(u, u_t, b, t, s, n_b, reverse, direct),
+                _step_row(dout, g_t, b, t, s, n_b, reverse, direct),
+                _step_row(z, z_t, b, t, s, n_b, reverse, direct and has_z), i0, dt_t[s],
+                dy_t[s], y_t[s], sg_t[s], adt_t[s], agb_t[s], d_blk, dD, dbias, has_z, softplus,
+                _step_row(du, agb_t, b, t, s, n_b, reverse, direct),
+                _step_row(ddelta, adt_t, b, t, s, n_b, reverse, direct),
+                _step_row(dz, g_t, b, t, s, n_b, reverse, direct and has_z), i0,
             )  # fmt: skip
-            p = step_position(t0 + s, n_b, reverse)
+            p = step_position(t, n_b, reverse)
             rc, rb = pc[s], pb[s]
             for n in range(n_state):
                 sum_c = ZERO
@@ -349,10 +380,11 @@ def _backward_job(
                     sum_b += rb[n * WIDTH + k]
                 dC_part[b, blk, p, n] = sum_c
                 dB_part[b, blk, p, n] = sum_b
-        _store(agb_t, du, b, t0, d0, steps, w, channels_last, n_b, reverse)
-        _store(adt_t, ddelta, b, t0, d0, steps, w, channels_last, n_b, reverse)
-        if has_z:
-            _store(g_t, dz, b, t0, d0, steps, w, channels_last, n_b, reverse)
+        if not direct:
+            _store(agb_t, du, b, t0, d0, steps, w, channels_last, n_b, reverse)
+            _store(adt_t, ddelta, b, t0, d0, steps, w, channels_last, n_b, reverse)
+            if has_z:
+                _store(g_t, dz, b, t0, d0, steps, w, channels_last, n_b, reverse)
     dA_part[b, :, d0 : d0 + w] = dA[:n_state, :w]
     dD_part[b, d0 : d0 + w] = dD[:w]
     dbias_part[b, d0 : d0 + w] = dbias[:w]
