@@ -38,7 +38,6 @@ def test_mambapy_scan_agrees_with_the_reference():
     torch.testing.assert_close(mambapy_scan(**small), reference, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.slow  # four fresh processes, each building a recipe model (~40 s)
 def test_timed_backward_passes_do_not_add_up_their_gradients():
     inputs = {k: v.requires_grad_() for k, v in small_scan_inputs(40, 4).items()}
     upstream = torch.randn(2, 64, 40, generator=torch.Generator().manual_seed(3))
@@ -49,6 +48,7 @@ def test_timed_backward_passes_do_not_add_up_their_gradients():
         torch.testing.assert_close(v.grad, first[k], rtol=0, atol=0)
 
 
+@pytest.mark.slow  # four fresh processes, each building a recipe model (~40 s)
 def test_memory_rows_come_from_fresh_processes():
     rows = bench_memory(CONF_DIR, [64], models=("dynmultidep", "dynmultidep_paper"))
     assert [(r["model"], r["L"], r["pass"]) for r in rows] == [

@@ -172,27 +172,31 @@ def _state_group(h_start, a_blk, rec, grad, dA, b_t, c_t, pc, pb, g, q, steps, h
 
 
 @numba.njit(inline="always")
-def _stage(rec, dt_t, dtu_t, dy_t, y_t, g, steps):
+def _stage(rec, dt_t, dtu_t, dy_t, y_t, g, steps, has_z):
     """The step records of lane group ``g``: its registers of ``dt_t``, ``dtu_t``,
-    ``dy_t`` and ``y_t`` side by side in one row per step, ``ADT`` and ``AGB`` zeroed.
-    The state groups then walk one array with fixed offsets, not a row of each tile."""
+    ``dy_t`` and (for the gate's gradient, with ``has_z``) ``y_t`` side by side in one
+    row per step, ``ADT`` and ``AGB`` zeroed. The state groups then walk one array
+    with fixed offsets, not a row of each tile."""
     r = 0
     for s in range(steps):
         store(rec, r + DT, load(dt_t[s], g))
         store(rec, r + DTU, load(dtu_t[s], g))
         store(rec, r + DY, load(dy_t[s], g))
-        store(rec, r + Y, load(y_t[s], g))
+        if has_z:
+            store(rec, r + Y, load(y_t[s], g))
         store(rec, r + ADT, splat(ZERO))
         store(rec, r + AGB, splat(ZERO))
         r += ROW
 
 
 @numba.njit(inline="always")
-def _unstage(rec, y_t, adt_t, agb_t, g, steps):
-    """``Y``, ``ADT`` and ``AGB`` of lane group ``g``'s step records back to the tiles."""
+def _unstage(rec, y_t, adt_t, agb_t, g, steps, has_z):
+    """``ADT``, ``AGB`` and (with ``has_z``) ``Y`` of lane group ``g``'s step records
+    back to the tiles."""
     r = 0
     for s in range(steps):
-        store(y_t[s], g, load(rec, r + Y))
+        if has_z:
+            store(y_t[s], g, load(rec, r + Y))
         store(adt_t[s], g, load(rec, r + ADT))
         store(agb_t[s], g, load(rec, r + AGB))
         r += ROW
@@ -355,10 +359,10 @@ def _backward_job(
         pc[:steps] = ZERO
         pb[:steps] = ZERO
         for g in range(0, lanes, WIDTH):
-            _stage(rec, dt_t, dtu_t, dy_t, y_t, g, steps)
+            _stage(rec, dt_t, dtu_t, dy_t, y_t, g, steps, has_z)
             for q in range(0, padded, STATES):
                 _state_group(h_start, a_blk, rec, grad, dA, b_t, c_t, pc, pb, g, q, steps, has_z)
-            _unstage(rec, y_t, adt_t, agb_t, g, steps)
+            _unstage(rec, y_t, adt_t, agb_t, g, steps, has_z)
         for s in range(steps):
             t = t0 + s
             _input_gradients(
