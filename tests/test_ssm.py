@@ -151,6 +151,18 @@ def test_channels_last_layout_gives_the_same_values_and_gradients(backend, use, 
     """Both layouts agree with and without the optional inputs. The fused kernels read
     and write a whole channels-last block's rows directly (64 channels: one block of
     whole registers) and move a part of one through tiles (70 channels)."""
+    _check_channels_last(backend, use, softplus, channels)
+
+
+@pytest.mark.parametrize(("use", "softplus"), OPTIONS)
+def test_row_passes_end_in_a_part_of_four_registers(use, softplus):
+    """The fused kernels' softplus and gate passes take four registers at a time; at 40
+    channels (a whole block of 5 registers on the AVX2 shape, 10 on the portable one)
+    each row ends in fewer than four, read and written directly."""
+    _check_channels_last("fused", use, softplus, 40)
+
+
+def _check_channels_last(backend, use, softplus, channels):
     kept = ("u", "delta", "A", "B", "C", *use)
     inputs = {k: v for k, v in make_inputs(2, channels, 33, 8).items() if k in kept}
     expected = selective_scan(**inputs, delta_softplus=softplus, backend="reference")
