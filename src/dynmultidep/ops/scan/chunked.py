@@ -18,6 +18,11 @@ weights are recomputed in the backward pass (activation checkpointing), which
 keeps that bound for training too.
 
 Arithmetic is fp32; the semantics are :func:`.reference.selective_scan_reference`'s.
+The closed form expects step sizes (``delta >= 0``, as the softplus gives, so
+``a_j <= 0``). A raw ``delta`` below zero makes the states grow within a chunk:
+the outputs stay as accurate, but the gradients can be off by a few 1e-4 of
+their largest value, where the recurrence paths stay near 1e-5
+(``tests/test_ssm.py`` draws step sizes for that reason).
 """
 
 from __future__ import annotations
