@@ -65,6 +65,7 @@ def job_lanes(batch: int, channels: int, threads: int, channels_last: bool = Tru
 
 @numba.njit(inline="always")
 def _biased(src, s0, bias, j):
+    """``src[s0 + j : s0 + j + WIDTH] + bias[j : j + WIDTH]``."""
     return load(src, s0 + j) + load(bias, j)
 
 
@@ -75,8 +76,9 @@ def _softplus_row(dst, src, s0, bias, width, softplus):
     Four registers per iteration, all loaded before any is stored: their four
     softplus chains (an exponential, a division, a series) are then independent
     within one block, and LLVM interleaves them. A register at a time the core
-    found too little to overlap: the channels-last forward took about 5% longer on
-    an AVX2 host (BENCHMARKS.md, "AVX2: AMD EPYC, Zen 3"). The same values."""
+    found too little to overlap: the channels-last forward took 3-4% longer on an
+    AVX2 host, and the prelude more than twice as long (BENCHMARKS.md, "AVX2: AMD
+    EPYC, Zen 3"). The same values."""
     quads = width - width % (4 * WIDTH)
     for j in range(0, quads, 4 * WIDTH):
         v0 = _biased(src, s0, bias, j)
@@ -109,10 +111,10 @@ def _gate_row(dst, d0, src, z, z0, width):
     be ``dst``), four registers per iteration as :func:`_softplus_row` takes them."""
     quads = width - width % (4 * WIDTH)
     for j in range(0, quads, 4 * WIDTH):
-        z0_, z1 = load(z, z0 + j), load(z, z0 + j + WIDTH)
-        z2, z3 = load(z, z0 + j + 2 * WIDTH), load(z, z0 + j + 3 * WIDTH)
-        g0, g1 = _gated(src, j, z0_), _gated(src, j + WIDTH, z1)
-        g2, g3 = _gated(src, j + 2 * WIDTH, z2), _gated(src, j + 3 * WIDTH, z3)
+        za, zb = load(z, z0 + j), load(z, z0 + j + WIDTH)
+        zc, zd = load(z, z0 + j + 2 * WIDTH), load(z, z0 + j + 3 * WIDTH)
+        g0, g1 = _gated(src, j, za), _gated(src, j + WIDTH, zb)
+        g2, g3 = _gated(src, j + 2 * WIDTH, zc), _gated(src, j + 3 * WIDTH, zd)
         store(dst, d0 + j, g0)
         store(dst, d0 + j + WIDTH, g1)
         store(dst, d0 + j + 2 * WIDTH, g2)
