@@ -160,14 +160,15 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     if "scan_costs" in results:
         costs = results["scan_costs"]
         title = (f"Selective scan costs, batch 8, d_inner 1024, fp32 (s): transposition of "
-                 f"mamba_ssm's layout, prelude (softplus, gate), and the rest; "
+                 f"mamba_ssm's layout, prelude (softplus, gate), the backward's gradients of "
+                 f"B and C (per-lane partial tiles and their sums), and the rest; "
                  f"{roofline_and_host(costs, results)}")  # fmt: skip
         header = ["N", "L", "pass", "channels-last", "mamba_ssm layout", "layout ratio",
-                  "transposition", "prelude", "rest (no softplus, gate)", "roofline",
-                  "rest x roofline"]  # fmt: skip
+                  "transposition", "prelude", "B, C gradients", "rest (no softplus, gate)",
+                  "roofline", "rest x roofline"]  # fmt: skip
         rows = [[str(r["N"]), str(r["L"]), r["pass"], fmt(r["channels-last_s"]),
                  fmt(r["mamba_ssm layout_s"]), f"{r['layout_ratio']:.2f}",
-                 fmt(r["transposition_s"]), fmt(r["prelude_s"]),
+                 fmt(r["transposition_s"]), fmt(r["prelude_s"]), fmt(r.get("bc_gradients_s")),
                  fmt(r["channels-last, no softplus or gate_s"]), fmt(r["roofline_s"]),
                  f"{r['channels-last, no softplus or gate_s'] / r['roofline_s']:.2f}"]
                 for r in costs["rows"]]  # fmt: skip

@@ -108,6 +108,11 @@ def test_scan_costs_are_differences_of_configurations_timed_in_one_run(monkeypat
         assert row["transposition_s"] == pytest.approx(mamba - full)
         assert row["prelude_s"] == pytest.approx(full - bare)
         assert row["layout_ratio"] == pytest.approx(mamba / full)
+        if row["pass"] == "fwd":  # the forward has no gradients to leave out
+            assert row["bc_gradients_s"] is None
+        else:
+            frozen = row["channels-last, no gradients of B and C_s"]
+            assert row["bc_gradients_s"] == pytest.approx(full - frozen)
         ops = 8 * 1024 * 64 * 4 * scan.lane_ops(row["pass"])
         assert row["roofline_s"] == pytest.approx(ops / 1e11)
 

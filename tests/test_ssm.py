@@ -250,6 +250,30 @@ def test_fused_scan_without_autograd_gives_the_same_values(channels_last):
         torch.testing.assert_close(last2, last0.detach(), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("with_grad", [(), ("B",), ("C",)])
+def test_fused_backward_takes_the_gradients_of_B_and_C_only_when_asked(channels_last, with_grad):
+    """B and C without gradients: the backward leaves out their per-lane partial sums,
+    and every other gradient keeps its bits; with either one asked for, the walk takes
+    both and the one asked for has the bits of the full backward."""
+    inputs = make_inputs(2, 40, 150, 6, seed=4)  # 40 channels: a partial register block
+    if channels_last:
+        inputs = channels_last_inputs(inputs)
+    scan = selective_scan_channels_last if channels_last else selective_scan
+    y = scan(**inputs, delta_softplus=True, backend="fused")
+    weight = torch.randn_like(y)
+    want = dict(zip(inputs, torch.autograd.grad((y * weight).sum(), list(inputs.values())),
+                    strict=True))  # fmt: skip
+    frozen = {k: v.detach() if k in ("B", "C") and k not in with_grad else v
+              for k, v in inputs.items()}  # fmt: skip
+    leaves = {k: v for k, v in frozen.items() if v.requires_grad}
+    y = scan(**frozen, delta_softplus=True, backend="fused")
+    have = torch.autograd.grad((y * weight).sum(), list(leaves.values()))
+    assert set(leaves) == set(inputs) - {"B", "C"} | set(with_grad)
+    for name, grad in zip(leaves, have, strict=True):
+        torch.testing.assert_close(grad, want[name], rtol=0, atol=0, msg=f"d{name}")
+
+
 def test_chunked_scan_training_memory_stays_within_its_bound():
     """Under autograd each state's T x T chunk weights (batch x d_inner x L x T values)
     are recomputed in the backward pass, not kept: each further state adds far less to

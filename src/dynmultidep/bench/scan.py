@@ -217,10 +217,11 @@ def bench_scan(
             "rows": rows}  # fmt: skip
 
 
-COSTS = {  # path, layout, options: what each timed configuration leaves out
-    "channels-last": ("fused_cl", {}),
-    "mamba_ssm layout": ("fused", {}),
-    "channels-last, no softplus or gate": ("fused_cl", {"delta_softplus": False, "z": None}),
+COSTS = {  # path, options, inputs without gradients: what each configuration leaves out
+    "channels-last": ("fused_cl", {}, ()),
+    "mamba_ssm layout": ("fused", {}, ()),
+    "channels-last, no softplus or gate": ("fused_cl", {"delta_softplus": False, "z": None}, ()),
+    "channels-last, no gradients of B and C": ("fused_cl", {}, ("B", "C")),  # backward only
 }
 
 
@@ -228,8 +229,11 @@ def scan_costs(length: int, n_state: int, repeats: int, fused_repeats: int) -> d
     """What the fused kernels spend besides the state updates, by difference of timed
     configurations in one run: the transposition of mamba_ssm's layout (that layout
     minus channels-last), the chunk prelude and gate (softplus of ``delta`` and
-    ``silu(z)``: channels-last minus the same without them), and what is left (the
-    state updates, tiles and lane reductions), each against the roofline."""
+    ``silu(z)``: channels-last minus the same without them), in the backward the
+    gradients of ``B`` and ``C`` (their per-lane partial tiles and the sums across
+    lanes: channels-last minus the same with ``B`` and ``C`` given no gradients), and
+    what is left without softplus and gate (the state updates, tiles and lane
+    reductions), each against the roofline."""
     inputs = scan_inputs(length, n_state)
     layouts = {"fused": inputs, "fused_cl": channels_last(inputs)}
     upstream = {"fused": torch.randn(BATCH, CHANNELS, length)}
@@ -239,7 +243,10 @@ def scan_costs(length: int, n_state: int, repeats: int, fused_repeats: int) -> d
     for backward in (False, True):
         pass_name = "fwd+bwd" if backward else "fwd"
         runs = {}
-        for name, (path, options) in COSTS.items():
+        for name, (path, options, frozen) in COSTS.items():
+            if frozen and not backward:
+                continue  # the forward does the same work without those gradients
+            options = {**options, **{k: layouts[path][k].detach() for k in frozen}}
             runs[name] = functools.partial(scan_pass, path, layouts[path], backward,
                                            upstream[path], **options)  # fmt: skip
             runs[name]()  # compile and warm up
@@ -251,10 +258,12 @@ def scan_costs(length: int, n_state: int, repeats: int, fused_repeats: int) -> d
         lanes_per_s.append(fma_rate())
         roofline = roofline_seconds(length, n_state, pass_name, peak_rate(lanes_per_s))
         full, bare = med["channels-last"], med["channels-last, no softplus or gate"]
+        frozen = med.get("channels-last, no gradients of B and C")
         rows.append({
             "N": n_state, "L": length, "pass": pass_name, "repeats": repeats,
             **{f"{name}_s": t for name, t in med.items()}, "roofline_s": roofline,
             "transposition_s": med["mamba_ssm layout"] - full, "prelude_s": full - bare,
+            "bc_gradients_s": None if frozen is None else full - frozen,
             "layout_ratio": med["mamba_ssm layout"] / full,
         })  # fmt: skip
     return {"fma_lanes_per_s": lanes_per_s, "rows": rows}

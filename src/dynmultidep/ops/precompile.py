@@ -64,6 +64,7 @@ def _scan_backward() -> None:
         flags=(True, True, True, True),
         order=(True, False),
         lanes=job_lanes(BATCH, CHANNELS, 1),
+        needs_input_grad=(True,) * 12,
     )
     FusedScan.backward(ctx, u, None)
 

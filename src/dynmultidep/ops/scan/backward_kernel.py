@@ -26,7 +26,8 @@ through ``A``, the sum ``sum_n dh_n B_n``, ``C h`` for the gate's gradient) and
 goes back to the chunk's tiles once per lane group (:func:`_unstage`). The
 gradients of ``B`` and ``C`` are sums over channels: each lane group adds its
 lanes' products into a ``chunk x N x WIDTH`` tile, which is summed across its
-lanes once per chunk. Everything elementwise (the gate, ``delta``'s softplus, the
+lanes once per chunk; when neither ``B`` nor ``C`` needs a gradient, none of this
+is done. Everything elementwise (the gate, ``delta``'s softplus, the
 gradients of ``u``, ``D`` and the bias) runs once per chunk over whole rows, a
 register at a time.
 """
@@ -109,12 +110,13 @@ def _recompute(h_start, a_blk, rec, b_t, c_t, g, q, steps, has_z):
 
 
 @numba.njit
-def _walk_back(rec, grad, dA, a_blk, b_t, c_t, pc, pb, g, q, steps):
+def _walk_back(rec, grad, dA, a_blk, b_t, c_t, pc, pb, g, q, steps, bc_grads):
     """The reverse walk of states ``q .. q + STATES - 1`` of lane group ``g`` over
     the chunk: carries ``grad`` (dLoss/dh) to the chunk's start, adds to ``dA``,
     to the step records' ``ADT`` (``sum_n dh_{t-1} A_n log2 e``, before the
-    caller's ``ln 2``) and ``AGB`` (``sum_n dh_t B_n``), and to the lane partials
-    ``pc`` (``dy h``) and ``pb`` (``dh delta u``) of the gradients of ``C`` and ``B``."""
+    caller's ``ln 2``) and ``AGB`` (``sum_n dh_t B_n``), and (with ``bc_grads``) to
+    the lane partials ``pc`` (``dy h``) and ``pb`` (``dh delta u``) of the gradients
+    of ``C`` and ``B``."""
     wide_registers()
     g0, g1 = load(grad[q], g), load(grad[q + 1], g)
     g2, g3 = load(grad[q + 2], g), load(grad[q + 3], g)
@@ -143,16 +145,17 @@ def _walk_back(rec, grad, dA, a_blk, b_t, c_t, pc, pb, g, q, steps):
         store(rec, r + ADT, load(rec, r + ADT) + p0 * a0 + p1 * a1 + p2 * a2 + p3 * a3)
         gb = j0 * bs[q] + j1 * bs[q + 1] + j2 * bs[q + 2] + j3 * bs[q + 3]
         store(rec, r + AGB, load(rec, r + AGB) + gb)
-        rc = pc[s]
-        rb = pb[s]
-        store(rc, c0, load(rc, c0) + dy * load(rec, cur))
-        store(rc, c0 + WIDTH, load(rc, c0 + WIDTH) + dy * load(rec, cur + WIDTH))
-        store(rc, c0 + 2 * WIDTH, load(rc, c0 + 2 * WIDTH) + dy * load(rec, cur + 2 * WIDTH))
-        store(rc, c0 + 3 * WIDTH, load(rc, c0 + 3 * WIDTH) + dy * load(rec, cur + 3 * WIDTH))
-        store(rb, c0, load(rb, c0) + j0 * dtu)
-        store(rb, c0 + WIDTH, load(rb, c0 + WIDTH) + j1 * dtu)
-        store(rb, c0 + 2 * WIDTH, load(rb, c0 + 2 * WIDTH) + j2 * dtu)
-        store(rb, c0 + 3 * WIDTH, load(rb, c0 + 3 * WIDTH) + j3 * dtu)
+        if bc_grads:
+            rc = pc[s]
+            rb = pb[s]
+            store(rc, c0, load(rc, c0) + dy * load(rec, cur))
+            store(rc, c0 + WIDTH, load(rc, c0 + WIDTH) + dy * load(rec, cur + WIDTH))
+            store(rc, c0 + 2 * WIDTH, load(rc, c0 + 2 * WIDTH) + dy * load(rec, cur + 2 * WIDTH))
+            store(rc, c0 + 3 * WIDTH, load(rc, c0 + 3 * WIDTH) + dy * load(rec, cur + 3 * WIDTH))
+            store(rb, c0, load(rb, c0) + j0 * dtu)
+            store(rb, c0 + WIDTH, load(rb, c0 + WIDTH) + j1 * dtu)
+            store(rb, c0 + 2 * WIDTH, load(rb, c0 + 2 * WIDTH) + j2 * dtu)
+            store(rb, c0 + 3 * WIDTH, load(rb, c0 + 3 * WIDTH) + j3 * dtu)
     store(grad[q], g, g0)
     store(grad[q + 1], g, g1)
     store(grad[q + 2], g, g2)
@@ -164,11 +167,12 @@ def _walk_back(rec, grad, dA, a_blk, b_t, c_t, pc, pb, g, q, steps):
 
 
 @numba.njit
-def _state_group(h_start, a_blk, rec, grad, dA, b_t, c_t, pc, pb, g, q, steps, has_z):
+def _state_group(h_start, a_blk, rec, grad, dA, b_t, c_t, pc, pb, g, q, steps, has_z,
+                 bc_grads):  # fmt: skip
     """One group of ``STATES`` states of lane group ``g`` through one chunk:
     :func:`_recompute`, then :func:`_walk_back`."""
     _recompute(h_start, a_blk, rec, b_t, c_t, g, q, steps, has_z)
-    _walk_back(rec, grad, dA, a_blk, b_t, c_t, pc, pb, g, q, steps)
+    _walk_back(rec, grad, dA, a_blk, b_t, c_t, pc, pb, g, q, steps, bc_grads)
 
 
 @numba.njit(inline="always")
@@ -261,10 +265,11 @@ def _input_gradients(
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def scan_backward(
     u, delta, AT, B, C, D, z, bias, has_D, has_z, softplus, channels_last, lengths, reverse,
-    chunk, lanes, chunk_states, dout, dlast, has_dlast, du, ddelta, dz, dA_part, dB_part,
-    dC_part, dD_part, dbias_part,
+    chunk, lanes, chunk_states, dout, dlast, has_dlast, du, ddelta, dz, dA_part, bc_grads,
+    dB_part, dC_part, dD_part, dbias_part,
 ):  # fmt: skip
-    """Backward pass: gradients of every input.
+    """Backward pass: gradients of every input (of ``B`` and ``C`` only with
+    ``bc_grads``; without, their per-lane partial sums are neither taken nor reduced).
 
     ``du, ddelta, dz`` take the layout of ``u``; the rest are partial sums for
     the caller to reduce: ``dA_part (batch, N, d_inner)``,
@@ -277,15 +282,15 @@ def scan_backward(
         _backward_job(
             job // blocks, job % blocks, u, delta, AT, B, C, D, z, bias, has_D, has_z, softplus,
             channels_last, lengths, reverse, chunk, lanes, chunk_states, dout, dlast, has_dlast, du,
-            ddelta, dz, dA_part, dB_part, dC_part, dD_part, dbias_part,
+            ddelta, dz, dA_part, bc_grads, dB_part, dC_part, dD_part, dbias_part,
         )  # fmt: skip
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
 def _backward_job(
     b, blk, u, delta, AT, B, C, D, z, bias, has_D, has_z, softplus, channels_last, lengths,
-    reverse, chunk, lanes, chunk_states, dout, dlast, has_dlast, du, ddelta, dz, dA_part, dB_part,
-    dC_part, dD_part, dbias_part,
+    reverse, chunk, lanes, chunk_states, dout, dlast, has_dlast, du, ddelta, dz, dA_part, bc_grads,
+    dB_part, dC_part, dD_part, dbias_part,
 ):  # fmt: skip
     """One job of :func:`scan_backward`: batch element ``b``, channel block ``blk``
     (a function of its own for the reason :func:`~dynmultidep.ops.scan.forward_kernel.
@@ -356,12 +361,14 @@ def _backward_job(
                 _step_row(z, z_t, b, t, s, n_b, reverse, direct and has_z), i0, dt_t[s], d_blk,
                 dtu_t[s], dy_t[s], y_t[s], sg_t[s], has_z,
             )  # fmt: skip
-        pc[:steps] = ZERO
-        pb[:steps] = ZERO
+        if bc_grads:
+            pc[:steps] = ZERO
+            pb[:steps] = ZERO
         for g in range(0, lanes, WIDTH):
             _stage(rec, dt_t, dtu_t, dy_t, y_t, g, steps, has_z)
             for q in range(0, padded, STATES):
-                _state_group(h_start, a_blk, rec, grad, dA, b_t, c_t, pc, pb, g, q, steps, has_z)
+                _state_group(h_start, a_blk, rec, grad, dA, b_t, c_t, pc, pb, g, q, steps, has_z,
+                             bc_grads)  # fmt: skip
             _unstage(rec, y_t, adt_t, agb_t, g, steps, has_z)
         for s in range(steps):
             t = t0 + s
@@ -374,6 +381,8 @@ def _backward_job(
                 _step_row(ddelta, adt_t, b, t, s, n_b, reverse, direct),
                 _step_row(dz, g_t, b, t, s, n_b, reverse, direct and has_z), i0,
             )  # fmt: skip
+            if not bc_grads:
+                continue
             p = step_position(t, n_b, reverse)
             rc, rb = pc[s], pb[s]
             for n in range(n_state):

@@ -95,8 +95,10 @@ class FusedScan(torch.autograd.Function):
         du, ddelta = torch.empty_like(u), torch.empty_like(u)
         dz = torch.empty_like(u) if has_z else u.new_zeros(1, 1, 1)
         dA_part = u.new_empty(batch, n_state, channels)
-        dB_part = u.new_empty(batch, blocks, length, n_state)
-        dC_part = u.new_empty(batch, blocks, length, n_state)
+        # B and C come from the same walk: both gradients, or neither (no partial sums)
+        bc_grads = ctx.needs_input_grad[3] or ctx.needs_input_grad[4]
+        bc_shape = (batch, blocks, length, n_state) if bc_grads else (1, 1, 1, 1)
+        dB_part, dC_part = u.new_empty(bc_shape), u.new_empty(bc_shape)
         dD_part = u.new_empty(batch, channels)
         dbias_part = u.new_empty(batch, channels)
         with torch.profiler.record_function("selective_scan_backward"):
@@ -104,12 +106,14 @@ class FusedScan(torch.autograd.Function):
                 _array(u), _array(delta), _array(AT), _array(B), _array(C), _array(D_),
                 _array(z_), _array(bias), has_D, has_z, softplus, channels_last, lengths.numpy(),
                 reverse, CHUNK, lanes, _array(chunk_states), _array(dout), _array(dlast_),
-                has_dlast, du.numpy(), ddelta.numpy(), dz.numpy(), dA_part.numpy(),
+                has_dlast, du.numpy(), ddelta.numpy(), dz.numpy(), dA_part.numpy(), bc_grads,
                 dB_part.numpy(), dC_part.numpy(), dD_part.numpy(), dbias_part.numpy(),
             )  # fmt: skip
-        dB, dC = dB_part.sum(1), dC_part.sum(1)  # (batch, L, N)
-        if not channels_last:
-            dB, dC = dB.transpose(1, 2), dC.transpose(1, 2)
+        dB = dC = None
+        if bc_grads:
+            dB, dC = dB_part.sum(1), dC_part.sum(1)  # (batch, L, N)
+            if not channels_last:
+                dB, dC = dB.transpose(1, 2), dC.transpose(1, 2)
         return (
             du,
             ddelta,
