@@ -367,8 +367,14 @@ def _backward_job(
         for g in range(0, lanes, WIDTH):
             _stage(rec, dt_t, dtu_t, dy_t, y_t, g, steps, has_z)
             for q in range(0, padded, STATES):
-                _state_group(h_start, a_blk, rec, grad, dA, b_t, c_t, pc, pb, g, q, steps, has_z,
-                             bc_grads)  # fmt: skip
+                # the flag as a constant: numba compiles one walk with the lane partials and
+                # one without, where a flag passed on would be tested at every step
+                if bc_grads:
+                    _state_group(h_start, a_blk, rec, grad, dA, b_t, c_t, pc, pb, g, q, steps,
+                                 has_z, True)  # fmt: skip
+                else:
+                    _state_group(h_start, a_blk, rec, grad, dA, b_t, c_t, pc, pb, g, q, steps,
+                                 has_z, False)  # fmt: skip
             _unstage(rec, y_t, adt_t, agb_t, g, steps, has_z)
         for s in range(steps):
             t = t0 + s
