@@ -194,11 +194,15 @@ def _move_block(rows, tile, c, p, s0, j, into_tile, reverse):
 
 
 @numba.njit(inline="always")
-def _move_element(rows, tile, c, p, s, j, into_tile):
-    if into_tile:
-        tile[s, j] = rows[c, p]
-    else:
-        rows[c, p] = tile[s, j]
+def _move_elements(rows, tile, c0, t0, j_lo, j_hi, s_lo, s_hi, length, reverse, into_tile):
+    """Tile columns ``j_lo .. j_hi - 1`` by steps ``s_lo .. s_hi - 1``, element by element."""
+    for j in range(j_lo, j_hi):
+        for s in range(s_lo, s_hi):
+            p = step_position(t0 + s, length, reverse)
+            if into_tile:
+                tile[s, j] = rows[c0 + j, p]
+            else:
+                rows[c0 + j, p] = tile[s, j]
 
 
 @numba.njit(inline="always")
@@ -206,23 +210,26 @@ def _transpose_tile(rows, tile, t0, c0, steps, width, length, reverse, into_tile
     """``tile[s, j] = rows[c0 + j, p]`` (``into_tile``; else the other way, for the valid
     part of the tile), ``rows (channels, L)`` in mamba_ssm's layout and ``p`` the position
     of step ``t0 + s``: whole ``WIDTH x WIDTH`` blocks in registers, the edges (and,
-    backwards in time, a block across the sequence's length) element by element."""
+    backwards in time, a block across the sequence's length) element by element.
+
+    The blocks go along the chunk's steps before the next ``WIDTH`` channels, so a
+    block's rows are read (or written) line after line while they are still in L1;
+    across the channels first, each block opened ``WIDTH`` new rows ``L`` floats apart
+    (at ``L`` 2048, 8 KiB: lines of one L1 set), and mamba_ssm's layout ran 15% slower
+    (BENCHMARKS.md, "Kernel shapes and hosts")."""
     full_s = steps - steps % WIDTH
     full_j = width - width % WIDTH
-    for s0 in range(0, full_s, WIDTH):
-        t = t0 + s0
-        blocked = full_j if not reverse or t + WIDTH <= length else 0
-        first = length - t - WIDTH if reverse else t  # the block's lowest position
-        for j in range(0, blocked, WIDTH):
-            _move_block(rows, tile, c0 + j, first, s0, j, into_tile, reverse)
-        for j in range(blocked, width):
-            for s in range(s0, s0 + WIDTH):
-                p = step_position(t0 + s, length, reverse)
-                _move_element(rows, tile, c0 + j, p, s, j, into_tile)
-    for j in range(width):
-        for s in range(full_s, steps):
-            _move_element(rows, tile, c0 + j, step_position(t0 + s, length, reverse), s, j,
-                          into_tile)  # fmt: skip
+    for j in range(0, full_j, WIDTH):
+        for s0 in range(0, full_s, WIDTH):
+            t = t0 + s0
+            if not reverse or t + WIDTH <= length:
+                first = length - t - WIDTH if reverse else t  # the block's lowest position
+                _move_block(rows, tile, c0 + j, first, s0, j, into_tile, reverse)
+            else:
+                _move_elements(rows, tile, c0, t0, j, j + WIDTH, s0, s0 + WIDTH, length, reverse,
+                               into_tile)  # fmt: skip
+    _move_elements(rows, tile, c0, t0, full_j, width, 0, full_s, length, reverse, into_tile)
+    _move_elements(rows, tile, c0, t0, 0, width, full_s, steps, length, reverse, into_tile)
 
 
 @numba.njit(inline="always")
