@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """How much faster is the working tree than an earlier commit? The recipe model's
 inference (or training step), or the fused selective scan's forward (``scan``) or
-forward+backward (``scan-step``), timed in alternating processes.
+forward+backward (``scan-step``), in the channels-last layout or in mamba_ssm's
+(``scan-mamba``, ``scan-step-mamba``), timed in alternating processes.
 
     python scripts/compare_revisions.py 468fb20                  # inference, 32 x 1000
     python scripts/compare_revisions.py 468fb20 --mode step --rounds 2

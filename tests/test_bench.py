@@ -184,6 +184,8 @@ def test_paper_step_counts_the_local_attention_branch():
         pytest.param("step", 2, marks=pytest.mark.slow),
         pytest.param("scan", 1),
         pytest.param("scan-step", 1, marks=pytest.mark.slow),
+        pytest.param("scan-mamba", 1),
+        pytest.param("scan-step-mamba", 1, marks=pytest.mark.slow),
     ],
 )
 def test_revision_timings_run_each_tree_in_its_own_process(mode, rounds):
@@ -207,6 +209,10 @@ def test_revision_tables_say_what_was_timed():
     assert describe("inference") == "Recipe model, inference"
     assert describe("scan") == "Selective scan (fused, channels-last, d_inner 1024, N 16), forward"
     assert describe("scan-step").endswith("N 16), forward+backward")
+    assert describe("scan-mamba") == (
+        "Selective scan (fused, mamba_ssm's layout, d_inner 1024, N 16), forward"
+    )
+    assert describe("scan-step-mamba").endswith("N 16), forward+backward")
 
 
 def test_revision_errors_name_the_problem(tmp_path):

@@ -8,7 +8,8 @@ the selective scan) of one source tree and prints the times as one JSON line.
 backward and an Adam step) of the recipe model, or ``scan`` (forward without
 gradients) or ``scan-step`` (forward and backward) of the fused selective scan in
 the Mamba blocks' channels-last layout at ``d_inner`` 1024 and N 16, the shape of
-the bench's scan targets. Nothing of ``dynmultidep`` is imported before
+the bench's scan targets; ``scan-mamba`` and ``scan-step-mamba`` time the same
+through ``selective_scan`` in mamba_ssm's layout. Nothing of ``dynmultidep`` is imported before
 ``TREE/src`` leads ``sys.path``, so the tree's own code is what runs; the model
 modes need ``dynmultidep.bench.throughput.recipe_config``. The inputs and the step
 are defined here, for every tree alike (and for :mod:`dynmultidep.bench.step`).
@@ -25,15 +26,16 @@ from pathlib import Path
 
 import torch
 
-MODES = ("inference", "step", "scan", "scan-step")
+MODES = ("inference", "step", "scan", "scan-step", "scan-mamba", "scan-step-mamba")
 SCAN_CHANNELS, SCAN_STATES = 1024, 16
 
 
 def describe(mode: str) -> str:
     """What ``mode`` times, for a table's title."""
     if mode.startswith("scan"):
-        passes = "forward" if mode == "scan" else "forward+backward"
-        return (f"Selective scan (fused, channels-last, d_inner {SCAN_CHANNELS}, "
+        passes = "forward+backward" if mode.startswith("scan-step") else "forward"
+        layout = "mamba_ssm's layout" if mode.endswith("-mamba") else "channels-last"
+        return (f"Selective scan (fused, {layout}, d_inner {SCAN_CHANNELS}, "
                 f"N {SCAN_STATES}), {passes}")  # fmt: skip
     return f"Recipe model, {mode}"
 
@@ -47,9 +49,12 @@ def recipe_inputs(batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor, 
     return audio, video, torch.full((batch,), length)
 
 
-def scan_inputs(batch: int, length: int, grad: bool) -> dict[str, torch.Tensor]:
+def scan_inputs(
+    batch: int, length: int, grad: bool, mamba: bool = False
+) -> dict[str, torch.Tensor]:
     """Seeded inputs of ``selective_scan_channels_last`` (as the bench's scan draws
-    them): ``u, delta, z (batch, length, d_inner)``, ``B, C (batch, length, N)``."""
+    them): ``u, delta, z (batch, length, d_inner)``, ``B, C (batch, length, N)``; with
+    ``mamba`` the same values in mamba_ssm's layout, ``(batch, d_inner | N, length)``."""
     g = torch.Generator().manual_seed(0)
     seq = (batch, length, SCAN_CHANNELS)
     inputs = {
@@ -60,22 +65,29 @@ def scan_inputs(batch: int, length: int, grad: bool) -> dict[str, torch.Tensor]:
         "D": torch.randn(SCAN_CHANNELS, generator=g), "z": torch.randn(seq, generator=g),
         "delta_bias": torch.randn(SCAN_CHANNELS, generator=g),
     }  # fmt: skip
+    if mamba:
+        inputs = {k: v.transpose(1, 2).contiguous() if v.dim() == 3 else v
+                  for k, v in inputs.items()}  # fmt: skip
     return {k: v.requires_grad_(grad) for k, v in inputs.items()}
 
 
-def scan_call(batch: int, length: int, backward: bool) -> Callable[[], None]:
-    """One fused scan (and its backward) of the tree on :func:`scan_inputs`."""
-    from dynmultidep.ops.scan import selective_scan_channels_last
+def scan_call(batch: int, length: int, backward: bool, mamba: bool) -> Callable[[], None]:
+    """One fused scan (and its backward) of the tree on :func:`scan_inputs`, in
+    mamba_ssm's layout through ``selective_scan`` with ``mamba``."""
+    from dynmultidep.ops.scan import selective_scan, selective_scan_channels_last
 
-    inputs = scan_inputs(batch, length, backward)
+    scan = selective_scan if mamba else selective_scan_channels_last
+    inputs = scan_inputs(batch, length, backward, mamba)
     upstream = torch.randn(batch, length, SCAN_CHANNELS, generator=torch.Generator().manual_seed(1))
+    if mamba:
+        upstream = upstream.transpose(1, 2).contiguous()
 
     def once() -> None:
         if backward:  # as dynmultidep.bench.scan.clear_gradients (not in older trees)
             for value in inputs.values():
                 value.grad = None
         with torch.set_grad_enabled(backward):
-            y = selective_scan_channels_last(**inputs, delta_softplus=True, backend="fused")
+            y = scan(**inputs, delta_softplus=True, backend="fused")
             if backward:
                 y.backward(upstream)
 
@@ -138,8 +150,10 @@ def main(tree: Path, mode: str, batch: int, length: int, repeats: int) -> dict:
     source = Path(dynmultidep.__file__).resolve()
     if not source.is_relative_to(tree.resolve()):
         raise RuntimeError(f"{tree}: imported dynmultidep from {source} instead")
-    once = (scan_call(batch, length, mode == "scan-step") if mode.startswith("scan")
-            else recipe_call(tree, mode, batch, length))  # fmt: skip
+    if mode.startswith("scan"):
+        once = scan_call(batch, length, mode.startswith("scan-step"), mode.endswith("-mamba"))
+    else:
+        once = recipe_call(tree, mode, batch, length)
     warm_up(once)
     times = []
     for _ in range(repeats):

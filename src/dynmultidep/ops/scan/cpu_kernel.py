@@ -215,8 +215,8 @@ def _transpose_tile(rows, tile, t0, c0, steps, width, length, reverse, into_tile
     The blocks go along the chunk's steps before the next ``WIDTH`` channels, so a
     block's rows are read (or written) line after line while they are still in L1;
     across the channels first, each block opened ``WIDTH`` new rows ``L`` floats apart
-    (at ``L`` 2048, 8 KiB: lines of one L1 set), and mamba_ssm's layout ran 15% slower
-    (BENCHMARKS.md, "Kernel shapes and hosts")."""
+    (at ``L`` 2048, 8 KiB: lines of one L1 set), and mamba_ssm's layout ran a few
+    percent slower (BENCHMARKS.md, "AVX-512: Intel Xeon")."""
     full_s = steps - steps % WIDTH
     full_j = width - width % WIDTH
     for j in range(0, full_j, WIDTH):
