@@ -9,9 +9,9 @@ backward and an Adam step) of the recipe model, or ``scan`` (forward without
 gradients) or ``scan-step`` (forward and backward) of the fused selective scan in
 the Mamba blocks' channels-last layout at ``d_inner`` 1024 and N 16, the shape of
 the bench's scan targets; ``scan-mamba`` and ``scan-step-mamba`` time the same
-through ``selective_scan`` in mamba_ssm's layout. Nothing of ``dynmultidep`` is imported before
-``TREE/src`` leads ``sys.path``, so the tree's own code is what runs; the model
-modes need ``dynmultidep.bench.throughput.recipe_config``. The inputs and the step
+through ``selective_scan`` in mamba_ssm's layout. Nothing of ``dynmultidep`` is
+imported before ``TREE/src`` leads ``sys.path``, so the tree's own code is what
+runs; the model modes need ``dynmultidep.bench.throughput.recipe_config``. The inputs and the step
 are defined here, for every tree alike (and for :mod:`dynmultidep.bench.step`).
 """
 
