@@ -11,8 +11,9 @@ the Mamba blocks' channels-last layout at ``d_inner`` 1024 and N 16, the shape o
 the bench's scan targets; ``scan-mamba`` and ``scan-step-mamba`` time the same
 through ``selective_scan`` in mamba_ssm's layout. Nothing of ``dynmultidep`` is
 imported before ``TREE/src`` leads ``sys.path``, so the tree's own code is what
-runs; the model modes need ``dynmultidep.bench.throughput.recipe_config``. The inputs and the step
-are defined here, for every tree alike (and for :mod:`dynmultidep.bench.step`).
+runs; the model modes need ``dynmultidep.bench.throughput.recipe_config``. The
+inputs and the step are defined here, for every tree alike (and for
+:mod:`dynmultidep.bench.step`).
 """
 
 from __future__ import annotations
@@ -30,11 +31,18 @@ MODES = ("inference", "step", "scan", "scan-step", "scan-mamba", "scan-step-mamb
 SCAN_CHANNELS, SCAN_STATES = 1024, 16
 
 
+def scan_mode(mode: str) -> tuple[bool, bool]:
+    """``(backward, mamba)`` of a ``scan*`` mode: whether it times the backward too,
+    and whether in mamba_ssm's layout."""
+    return mode.startswith("scan-step"), mode.endswith("-mamba")
+
+
 def describe(mode: str) -> str:
     """What ``mode`` times, for a table's title."""
     if mode.startswith("scan"):
-        passes = "forward+backward" if mode.startswith("scan-step") else "forward"
-        layout = "mamba_ssm's layout" if mode.endswith("-mamba") else "channels-last"
+        backward, mamba = scan_mode(mode)
+        passes = "forward+backward" if backward else "forward"
+        layout = "mamba_ssm's layout" if mamba else "channels-last"
         return (f"Selective scan (fused, {layout}, d_inner {SCAN_CHANNELS}, "
                 f"N {SCAN_STATES}), {passes}")  # fmt: skip
     return f"Recipe model, {mode}"
@@ -151,7 +159,7 @@ def main(tree: Path, mode: str, batch: int, length: int, repeats: int) -> dict:
     if not source.is_relative_to(tree.resolve()):
         raise RuntimeError(f"{tree}: imported dynmultidep from {source} instead")
     if mode.startswith("scan"):
-        once = scan_call(batch, length, mode.startswith("scan-step"), mode.endswith("-mamba"))
+        once = scan_call(batch, length, *scan_mode(mode))
     else:
         once = recipe_call(tree, mode, batch, length)
     warm_up(once)
